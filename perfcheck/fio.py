@@ -1,0 +1,206 @@
+"""Running fio job files against a target and reading what fio itself measured.
+
+Scenario job files are plain fio job files without a target: the harness
+prepends a ``[global]`` section naming the target and the round's runtime, runs
+``fio --output-format=json+`` and converts fio's completion-latency bins into the
+project's :class:`~perfcheck.histogram.LogLinearHistogram` (exactly: fio's bins are
+a finer member of the same log-linear family).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
+from perfcheck.histogram import LogLinearHistogram
+
+#: fio directions as they appear in its JSON, and the probe op names they match.
+DIRECTIONS: tuple[str, ...] = ("read", "write", "trim")
+#: Options the harness sets itself; a job file that sets them would aim fio elsewhere.
+RESERVED_OPTIONS = frozenset(
+    {"filename", "filename_format", "directory", "runtime", "time_based", "opendir"}
+)
+_WRITE_MODES = frozenset(
+    {"write", "randwrite", "rw", "readwrite", "randrw", "trim", "randtrim", "trimwrite"}
+)
+
+FIO_INSTALL_HINT = "install it with `apt-get install fio` (or `make setup`)"
+
+
+def require_fio() -> str:
+    path = shutil.which("fio")
+    if path is None:
+        raise CapabilityError(f"fio: not found on PATH; {FIO_INSTALL_HINT}")
+    return path
+
+
+@dataclass(frozen=True)
+class FioJobFile:
+    """A scenario's fio job file, checked for options the harness owns."""
+
+    path: Path
+    text: str
+    rw_modes: frozenset[str]
+
+    @property
+    def writes(self) -> bool:
+        """Whether any job writes or trims (which decides the target safety checks)."""
+        return bool(self.rw_modes & _WRITE_MODES)
+
+
+def load_job_file(path: Path) -> FioJobFile:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read fio job file ({exc.strerror})") from exc
+    modes: set[str] = set()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;[":
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().lower()
+        if key in RESERVED_OPTIONS:
+            raise ScenarioError(
+                f"{path}:{lineno}: fio option {key!r} is set by perfcheck (target and round"
+                " length); remove it from the job file"
+            )
+        if key in ("rw", "readwrite"):
+            modes.add(value.strip().split(":")[0].lower())
+    # fio's default rw is read.
+    return FioJobFile(path=path, text=text, rw_modes=frozenset(modes or {"read"}))
+
+
+@dataclass(frozen=True)
+class FioDirection:
+    """What fio measured for one direction of one run, summed over its jobs."""
+
+    ios: int
+    io_bytes: int
+    iops: float
+    bw_bytes: float
+    clat: LogLinearHistogram
+
+
+@dataclass
+class FioResult:
+    version: str
+    directions: dict[str, FioDirection] = field(default_factory=dict)
+
+    def histograms(self) -> dict[str, LogLinearHistogram]:
+        return {
+            f"fio.clat.{name}": d.clat for name, d in self.directions.items() if d.ios > 0
+        }
+
+    def scalars(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, d in self.directions.items():
+            if d.ios > 0:
+                out[f"fio.iops.{name}"] = d.iops
+                out[f"fio.bw_bytes.{name}"] = d.bw_bytes
+        return out
+
+    @property
+    def total_ios(self) -> int:
+        return sum(d.ios for d in self.directions.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(d.io_bytes for d in self.directions.values())
+
+
+def _json_start(text: str) -> int:
+    """fio may print warnings before its JSON; find the line where the JSON object starts."""
+    match = re.search(r"^\{", text, re.MULTILINE)
+    if match is None:
+        raise ValueError("no JSON object in fio's output")
+    return match.start()
+
+
+def parse_fio_output(text: str, source: str = "fio") -> FioResult:
+    """Parse ``fio --output-format=json+`` output (text before the JSON is ignored)."""
+    try:
+        start = _json_start(text)
+        data, _ = json.JSONDecoder().raw_decode(text, start)
+        jobs = data["jobs"]
+        if not isinstance(jobs, list) or not jobs:
+            raise ValueError("no jobs in fio's JSON")
+        result = FioResult(version=str(data.get("fio version", "unknown")))
+        for direction in DIRECTIONS:
+            result.directions[direction] = _sum_direction(jobs, direction)
+    except (ValueError, KeyError, TypeError) as exc:
+        head = text.strip().splitlines()[:1]
+        raise WorkloadError(
+            f"{source}: cannot read fio's JSON output ({exc}); first line: {head[0] if head else ''!r}"
+        ) from exc
+    return result
+
+
+def _sum_direction(jobs: list[Mapping[str, Any]], direction: str) -> FioDirection:
+    ios = io_bytes = 0
+    iops = bw = 0.0
+    clat = LogLinearHistogram.empty()
+    for job in jobs:
+        part = job.get(direction)
+        if not part:
+            continue
+        ios += int(part["total_ios"])
+        io_bytes += int(part["io_bytes"])
+        iops += float(part["iops"])
+        bw += float(part["bw_bytes"])
+        bins = part.get("clat_ns", {}).get("bins")
+        if bins:
+            clat = clat.merge(LogLinearHistogram.from_fio_bins(bins))
+    return FioDirection(ios=ios, io_bytes=io_bytes, iops=iops, bw_bytes=bw, clat=clat)
+
+
+@dataclass
+class FioRunner:
+    """Runs one job file against one target path, one round at a time."""
+
+    job: FioJobFile
+    target: Path
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def command(self, jobfile: Path) -> list[str]:
+        cmd = [require_fio(), "--output-format=json+", "--eta=never"]
+        cmd += [f"--{k}={v}" for k, v in sorted(self.options.items())]
+        return [*cmd, str(jobfile)]
+
+    def job_text(self, seconds: float) -> str:
+        runtime_ms = max(1, round(seconds * 1000))
+        head = (
+            "; written by perfcheck: the target and round length, then the scenario's job file\n"
+            f"[global]\nfilename={self.target}\nruntime={runtime_ms}ms\ntime_based=1\n\n"
+        )
+        return head + self.job.text
+
+    def run(self, seconds: float) -> FioResult:
+        with tempfile.TemporaryDirectory(prefix="perfcheck-fio-") as tmp:
+            jobfile = Path(tmp) / self.job.path.name
+            jobfile.write_text(self.job_text(seconds))
+            cmd = self.command(jobfile)
+            try:
+                # subprocess.run kills fio if we are interrupted (Ctrl-C, timeout).
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=seconds + 120, check=False
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise WorkloadError(
+                    f"{self.job.path}: fio did not finish within {seconds + 120:.0f} s; killed"
+                ) from exc
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout).strip().splitlines()
+            raise WorkloadError(
+                f"{self.job.path}: fio exited {proc.returncode} on {self.target}:"
+                f" {err[-1] if err else 'no message'}"
+            )
+        return parse_fio_output(proc.stdout, source=str(self.job.path))

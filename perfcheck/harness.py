@@ -1,0 +1,195 @@
+"""One perfcheck run: the target, the probe session and the baseline store, shared by
+every scenario and test of a pytest session (or a CLI command), created on first
+need and released once at the end.
+
+Nothing here knows pytest; :mod:`perfcheck.plugin` maps options onto
+:class:`HarnessSettings` and items onto :meth:`Harness.check`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from perfcheck import environment
+from perfcheck.baseline import Baseline, BaselineStore
+from perfcheck.gate import ScenarioVerdict, judge
+from perfcheck.measurement import Measurement
+from perfcheck.probes import CATALOG
+from perfcheck.probes.session import ProbeBackend, ProbeSession
+from perfcheck.rounds import ProgressCallback
+from perfcheck.runner import FioWorkload, fio_workload, measure, scenario_writes
+from perfcheck.scenario import Scenario
+from perfcheck.targets import BlockTarget, ScratchLoopDevice, io_scheduler, open_given_target
+from perfcheck.verdict import DEFAULT_ALPHA, Verdict
+
+
+class MissingBaseline(StrEnum):
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class HarnessSettings:
+    baseline_dir: Path
+    update: bool = False
+    target: Path | None = None
+    allow_destructive: bool = False
+    scheduler: str | None = None
+    rounds: int | None = None
+    seconds: float | None = None
+    missing: MissingBaseline = MissingBaseline.SKIP
+    machine_class: str | None = None
+    alpha: float = DEFAULT_ALPHA
+    scratch_size_mib: int = 512
+
+
+class Status(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    RECORDED = "RECORDED"
+    NO_BASELINE = "NO BASELINE"
+
+
+@dataclass
+class ScenarioOutcome:
+    """What happened to one scenario (or perfcheck-using test) in this run."""
+
+    name: str
+    status: Status
+    measurement: Measurement
+    verdict: ScenarioVerdict | None = None
+    baseline_path: Path | None = None
+
+
+ThresholdLookup = Callable[[str], "float | None"]
+ProbeFactory = Callable[[list[str]], ProbeBackend]
+TargetFactory = Callable[[bool], BlockTarget]
+WorkloadFactory = Callable[[Scenario, BlockTarget], FioWorkload]
+
+
+def baseline_name_for(text: str) -> str:
+    """A test id made into a baseline name (file-name safe, readable)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return name[:128] or "unnamed"
+
+
+def default_probe_factory(names: list[str]) -> ProbeBackend:
+    return ProbeSession([CATALOG[name]() for name in names])
+
+
+@dataclass
+class Harness:
+    settings: HarnessSettings
+    probe_factory: ProbeFactory = default_probe_factory
+    target_factory: TargetFactory | None = None
+    workload_factory: WorkloadFactory | None = None
+    outcomes: list[ScenarioOutcome] = field(default_factory=list)
+    _probes: ProbeBackend | None = None
+    _probe_names: tuple[str, ...] = ()
+    _scratch: BlockTarget | None = None
+    _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _scheduled_disks: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.store = BaselineStore(self.settings.baseline_dir)
+        self.machine_class = environment.machine_class(self.settings.machine_class)
+
+    # -- shared resources -------------------------------------------------------------
+
+    def want_probes(self, names: set[str] | list[str] | tuple[str, ...]) -> None:
+        """Declare probes that will be needed, so one program compiles them all."""
+        if self._probes is None:
+            self._probe_names = tuple(sorted(set(self._probe_names) | set(names)))
+
+    def probes(self, names: tuple[str, ...]) -> ProbeBackend | None:
+        if not names:
+            return None
+        if self._probes is None:
+            self.want_probes(names)
+            backend = self.probe_factory(list(self._probe_names))
+            backend.start()
+            self._probes = backend
+            self._cleanup.callback(backend.close)
+        missing = set(names) - set(self._probe_names)
+        if missing:
+            raise RuntimeError(f"probes {sorted(missing)} were not declared before the session")
+        return self._probes
+
+    def target(self, writes: bool) -> BlockTarget:
+        if self.target_factory is not None:
+            target = self.target_factory(writes)
+        elif self.settings.target is not None:
+            target = open_given_target(
+                self.settings.target, writes=writes,
+                allow_destructive=self.settings.allow_destructive,
+            )
+        else:
+            if self._scratch is None:
+                self._scratch = ScratchLoopDevice.create(self.settings.scratch_size_mib)
+                self._cleanup.callback(self._scratch.close)
+            target = self._scratch
+        if self.settings.scheduler and target.disk not in self._scheduled_disks:
+            self._cleanup.enter_context(io_scheduler(target.disk, self.settings.scheduler))
+            self._scheduled_disks.add(target.disk)
+        return target
+
+    def close(self) -> None:
+        """Release everything in reverse order of creation (scheduler, device, probes)."""
+        self._probes = None
+        self._scratch = None
+        self._cleanup.close()
+
+    # -- one scenario --------------------------------------------------------------------
+
+    def measure(self, scenario: Scenario, progress: ProgressCallback | None = None) -> Measurement:
+        target = self.target(scenario_writes(scenario))
+        probes = self.probes(scenario.probes)
+        workload = (
+            self.workload_factory(scenario, target)
+            if self.workload_factory is not None
+            else fio_workload(scenario, target)
+        )
+        return measure(
+            scenario, target, probes, rounds=self.settings.rounds,
+            seconds=self.settings.seconds, workload=workload, progress=progress,
+        )
+
+    def check(
+        self,
+        name: str,
+        measurement: Measurement,
+        thresholds: ThresholdLookup | None = None,
+    ) -> ScenarioOutcome:
+        """Record the measurement (update mode) or judge it against its baseline."""
+        measurement.scenario = name
+        path = self.store.path_for(name, self.machine_class)
+        if self.settings.update:
+            self.store.queue(Baseline.record(measurement, self.machine_class))
+            outcome = ScenarioOutcome(name, Status.RECORDED, measurement, baseline_path=path)
+        else:
+            baseline = self.store.load(name, self.machine_class)
+            if baseline is None:
+                outcome = ScenarioOutcome(name, Status.NO_BASELINE, measurement, baseline_path=path)
+            else:
+                verdict = judge(name, measurement, baseline, thresholds, self.settings.alpha)
+                status = {
+                    Verdict.PASS: Status.PASS,
+                    Verdict.FAIL: Status.FAIL,
+                    Verdict.INCONCLUSIVE: Status.INCONCLUSIVE,
+                }[verdict.verdict]
+                outcome = ScenarioOutcome(name, status, measurement, verdict, path)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def flush(self) -> list[Path]:
+        """Write queued baselines (atomically); called once, at the end of a good run."""
+        return self.store.flush()
+
+    def discard(self) -> None:
+        self.store.discard()

@@ -1,0 +1,400 @@
+"""The pytest plugin: options, scenario items, fixtures and the terminal summary.
+
+Hooks only; the work is done by :class:`perfcheck.harness.Harness`, which knows
+nothing of pytest. Importing this module does not import bcc.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perfcheck import hookspecs
+from perfcheck.errors import PerfcheckError
+from perfcheck.gate import failure_text
+from perfcheck.harness import (
+    Harness,
+    HarnessSettings,
+    MissingBaseline,
+    ScenarioOutcome,
+    Status,
+    baseline_name_for,
+)
+from perfcheck.histogram import LogLinearHistogram
+from perfcheck.measurement import Measurement, RoundResult
+from perfcheck.probes import probe_names
+from perfcheck.scenario import Scenario, load_scenario
+from perfcheck.verdict import format_comparison
+
+OPT_ENABLE = "--perfcheck"
+OPT_UPDATE = "--perfcheck-update"
+OPT_BASELINE_DIR = "--perfcheck-baseline-dir"
+OPT_TARGET = "--perfcheck-target"
+OPT_ALLOW_DESTRUCTIVE = "--perfcheck-allow-destructive"
+OPT_SCHEDULER = "--perfcheck-scheduler"
+OPT_ROUNDS = "--perfcheck-rounds"
+OPT_SECONDS = "--perfcheck-seconds"
+OPT_MISSING = "--perfcheck-missing"
+OPT_MACHINE_CLASS = "--perfcheck-machine-class"
+
+MARKER = "perfcheck"
+SCENARIO_DIR_NAME = "scenarios"
+SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc and fio)"
+
+HARNESS_KEY = pytest.StashKey["Harness"]()
+GATE_KEY = pytest.StashKey["PendingGate"]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("perfcheck", "performance regression gates (perfcheck)")
+    group.addoption(
+        OPT_ENABLE, action="store_true",
+        help="run perfcheck scenarios and measurements, and gate them on stored baselines",
+    )
+    group.addoption(
+        OPT_UPDATE, action="store_true",
+        help="record baselines from this run instead of comparing (implies --perfcheck)",
+    )
+    group.addoption(
+        OPT_BASELINE_DIR, metavar="DIR",
+        help="directory of baseline files (default: ini perfcheck_baseline_dir, or baselines/)",
+    )
+    group.addoption(
+        OPT_TARGET, metavar="PATH",
+        help="block device or file to run fio on (default: a scratch loop device in /dev/shm)",
+    )
+    group.addoption(
+        OPT_ALLOW_DESTRUCTIVE, action="store_true",
+        help="allow write workloads on a target that holds a filesystem, partitions or data",
+    )
+    group.addoption(
+        OPT_SCHEDULER, metavar="NAME",
+        help="set the target disk's I/O scheduler for this run (restored afterwards)",
+    )
+    group.addoption(
+        OPT_ROUNDS, type=int, metavar="N",
+        help="measured rounds per scenario (default: the scenario's, usually 5)",
+    )
+    group.addoption(
+        OPT_SECONDS, type=float, metavar="S",
+        help="length of each round in seconds (default: the scenario's)",
+    )
+    group.addoption(
+        OPT_MISSING, choices=[m.value for m in MissingBaseline],
+        help="what a missing baseline does: skip (default, with the command that records it)"
+        " or fail (for CI)",
+    )
+    group.addoption(
+        OPT_MACHINE_CLASS, metavar="NAME",
+        help="machine class that keys the baselines (default: arch, cores and CPU model)",
+    )
+    parser.addini("perfcheck_baseline_dir", "directory of baseline files", default="baselines")
+    parser.addini("perfcheck_missing", "skip or fail when a baseline is missing", default="skip")
+    parser.addini("perfcheck_machine_class", "machine class that keys the baselines", default="")
+    parser.addini("perfcheck_target", "default --perfcheck-target", default="")
+
+
+def _settings(config: pytest.Config) -> HarnessSettings:
+    def opt(name: str) -> Any:
+        return config.getoption(name.lstrip("-").replace("-", "_"))
+
+    root = config.rootpath
+    base_dir = opt(OPT_BASELINE_DIR) or config.getini("perfcheck_baseline_dir")
+    target = opt(OPT_TARGET) or config.getini("perfcheck_target") or None
+    missing = opt(OPT_MISSING) or config.getini("perfcheck_missing") or "skip"
+    try:
+        missing_mode = MissingBaseline(missing)
+    except ValueError:
+        raise pytest.UsageError(
+            f"perfcheck_missing = {missing!r} in the ini file: use 'skip' or 'fail'"
+        ) from None
+    rounds = opt(OPT_ROUNDS)
+    if rounds is not None and not 3 <= rounds <= 100:
+        raise pytest.UsageError(f"{OPT_ROUNDS} {rounds}: give 3 to 100 measured rounds")
+    seconds = opt(OPT_SECONDS)
+    if seconds is not None and not 0.2 <= seconds <= 3600:
+        raise pytest.UsageError(f"{OPT_SECONDS} {seconds}: give 0.2 to 3600 seconds")
+    return HarnessSettings(
+        baseline_dir=(root / base_dir) if not os.path.isabs(base_dir) else Path(base_dir),
+        update=bool(opt(OPT_UPDATE)),
+        target=Path(target) if target else None,
+        allow_destructive=bool(opt(OPT_ALLOW_DESTRUCTIVE)),
+        scheduler=opt(OPT_SCHEDULER),
+        rounds=rounds,
+        seconds=seconds,
+        missing=missing_mode,
+        machine_class=opt(OPT_MACHINE_CLASS) or config.getini("perfcheck_machine_class") or None,
+    )
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("perfcheck") or config.getoption("perfcheck_update"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(scenario=None, baseline=None, thresholds=None): a test measured by perfcheck;"
+        " scenario names the scenario file the block_latency fixture runs, baseline the"
+        " baseline name (default: the test id), thresholds maps metric names or patterns"
+        " to relative thresholds, e.g. {'block.latency.read.p99': 0.3}",
+    )
+    if not _enabled(config):
+        return
+    if hasattr(config, "workerinput"):
+        raise pytest.UsageError(
+            "perfcheck measurements must run serially: drop -n/--dist (pytest-xdist) when"
+            f" using {OPT_ENABLE}"
+        )
+    harness = Harness(_settings(config))
+    config.hook.pytest_perfcheck_harness(config=config, harness=harness)
+    config.stash[HARNESS_KEY] = harness
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    harness = config.stash.get(HARNESS_KEY, None)
+    if harness is not None:
+        harness.close()
+
+
+# -- scenario files as items ---------------------------------------------------------------
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".toml" and file_path.parent.name == SCENARIO_DIR_NAME:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """A scenario file: one item, loaded (and validated) when it runs, so a broken file
+    fails its own item and the others still run."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield ScenarioItem.from_parent(self, name=self.path.stem)
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_marker(MARKER)
+
+    def load(self) -> Scenario:
+        return load_scenario(self.path, known_probes=probe_names())
+
+    def runtest(self) -> None:
+        harness = self.config.stash[HARNESS_KEY]
+        try:
+            scenario = self.load()
+            measurement = harness.measure(scenario)
+        except PerfcheckError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        _apply_outcome(self, harness.check(scenario.name, measurement, scenario.threshold_for))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"perfcheck scenario {self.name}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    harness = config.stash.get(HARNESS_KEY, None)
+    wanted: set[str] = set()
+    for item in items:
+        uses = isinstance(item, ScenarioItem) or "block_latency" in getattr(item, "fixturenames", ())
+        if not uses:
+            continue
+        if harness is None:
+            item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+            continue
+        if isinstance(item, ScenarioItem):
+            try:
+                wanted.update(item.load().probes)
+            except PerfcheckError:
+                pass  # reported when the item runs
+        else:
+            wanted.add("block.latency")
+    if harness is not None:
+        harness.want_probes(wanted)
+
+
+def _refresh_command(item: pytest.Item) -> str:
+    return f"pytest {OPT_UPDATE} '{item.nodeid}'"
+
+
+def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
+    """Turn an outcome into the item's result: fail, skip or pass (with properties)."""
+    __tracebackhide__ = True
+    item.user_properties.append(("perfcheck.status", outcome.status.value))
+    if outcome.verdict is not None:
+        for c in outcome.verdict.comparisons:
+            item.user_properties.append((f"perfcheck.{c.metric}", format_comparison(c)))
+    harness = item.config.stash[HARNESS_KEY]
+    if outcome.status is Status.NO_BASELINE:
+        message = (
+            f"no baseline for {outcome.name} on machine class {harness.machine_class}"
+            f" ({outcome.baseline_path}): record it with {_refresh_command(item)}"
+        )
+        if harness.settings.missing is MissingBaseline.FAIL:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    if outcome.status is Status.FAIL and outcome.verdict is not None:
+        pytest.fail(failure_text(outcome.verdict, _refresh_command(item)), pytrace=False)
+
+
+# -- fixtures for Python tests ---------------------------------------------------------------
+
+
+@dataclass
+class BlockLatencyRounds:
+    """Per-round histograms (ns) of a measured scenario, for a test's own assertions."""
+
+    measurement: Measurement
+
+    @property
+    def rounds(self) -> list[RoundResult]:
+        return self.measurement.rounds
+
+    def per_round(self, op: str = "read", source: str = "block.latency") -> list[LogLinearHistogram]:
+        """``source`` is ``block.latency`` (the BPF probe) or ``fio.clat`` (fio's own)."""
+        key = f"{source}.{op}"
+        return [r.histograms.get(key, LogLinearHistogram.empty()) for r in self.rounds]
+
+    def merged(self, op: str = "read", source: str = "block.latency") -> LogLinearHistogram:
+        total = LogLinearHistogram.empty()
+        for hist in self.per_round(op, source):
+            total = total.merge(hist)
+        return total
+
+    def __len__(self) -> int:
+        return len(self.rounds)
+
+
+@dataclass
+class PendingGate:
+    name: str
+    measurement: Measurement
+    thresholds: dict[str, float]
+
+
+def _resolve_scenario(request: pytest.FixtureRequest, ref: str) -> Path:
+    candidates = [Path(ref), request.path.parent / ref, request.config.rootpath / ref]
+    candidates.append(request.config.rootpath / SCENARIO_DIR_NAME / f"{ref}.toml")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise pytest.UsageError(
+        f"{request.node.nodeid}: perfcheck marker names scenario {ref!r}, which is neither a"
+        f" file nor {SCENARIO_DIR_NAME}/{ref}.toml under {request.config.rootpath}"
+    )
+
+
+@pytest.fixture
+def block_latency(request: pytest.FixtureRequest) -> BlockLatencyRounds:
+    """Block-layer latency (BPF, issue -> complete) of every measured round of the scenario
+    named by the test's ``perfcheck`` marker; after the test body passes, the rounds are
+    also gated against the test's baseline. Needs ``--perfcheck``.
+
+    Example::
+
+        @pytest.mark.perfcheck(scenario="randread-4k", thresholds={"*.p99": 0.3})
+        def test_randread(block_latency):
+            assert len(block_latency) == 5
+            assert block_latency.merged("read").percentile(50) < 50_000  # ns
+    """
+    harness = request.config.stash.get(HARNESS_KEY, None)
+    if harness is None:
+        pytest.skip(SKIP_REASON)
+    marker = request.node.get_closest_marker(MARKER)
+    kwargs = marker.kwargs if marker is not None else {}
+    ref = kwargs.get("scenario")
+    if not ref:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: block_latency needs @pytest.mark.perfcheck(scenario=...)"
+        )
+    try:
+        scenario = load_scenario(_resolve_scenario(request, ref), known_probes=probe_names())
+        if "block.latency" not in scenario.probes:
+            scenario = _with_block_probe(scenario)
+        measurement = harness.measure(scenario)
+    except PerfcheckError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    name = kwargs.get("baseline") or baseline_name_for(request.node.nodeid.split("::", 1)[-1])
+    thresholds = {**scenario.thresholds, **dict(kwargs.get("thresholds") or {})}
+    request.node.stash[GATE_KEY] = PendingGate(name, measurement, thresholds)
+    return BlockLatencyRounds(measurement)
+
+
+def _with_block_probe(scenario: Scenario) -> Scenario:
+    from dataclasses import replace
+
+    return replace(scenario, probes=(*scenario.probes, "block.latency"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    pending = item.stash.get(GATE_KEY, None)
+    if pending is not None:
+        harness = item.config.stash[HARNESS_KEY]
+        lookup = _threshold_lookup(pending.thresholds)
+        _apply_outcome(item, harness.check(pending.name, pending.measurement, lookup))
+    return result
+
+
+def _threshold_lookup(thresholds: dict[str, float]) -> Any:
+    import fnmatch
+
+    def lookup(metric: str) -> float | None:
+        if metric in thresholds:
+            return thresholds[metric]
+        matching = [k for k in thresholds if fnmatch.fnmatchcase(metric, k)]
+        return thresholds[max(matching, key=len)] if matching else None
+
+    return lookup
+
+
+# -- end of session ------------------------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    harness = session.config.stash.get(HARNESS_KEY, None)
+    if harness is None:
+        return
+    try:
+        if harness.settings.update:
+            harness.flush()
+    finally:
+        harness.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    harness = config.stash.get(HARNESS_KEY, None)
+    if harness is None or not harness.outcomes:
+        return
+    counts: dict[Status, int] = {}
+    for outcome in harness.outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    parts = [f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value)]
+    where = harness.store.root / harness.machine_class
+    line = f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
+    line += ", ".join(parts)
+    terminalreporter.write_sep("-", "perfcheck")
+    terminalreporter.write_line(line)
+    if harness.settings.update:
+        terminalreporter.write_line(f"perfcheck: baselines written to {where}/")
+    for outcome in harness.outcomes:
+        if outcome.status is Status.INCONCLUSIVE and outcome.verdict is not None:
+            for c in outcome.verdict.inconclusive():
+                terminalreporter.write_line(f"  {outcome.name}: {format_comparison(c)}")
+    if counts.get(Status.FAIL):
+        terminalreporter.write_line(
+            f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"
+        )

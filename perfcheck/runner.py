@@ -1,0 +1,111 @@
+"""From a scenario to a :class:`~perfcheck.measurement.Measurement`: target, workload,
+probes and rounds put together. Used by the pytest plugin and usable from a shell::
+
+    from perfcheck.runner import measure
+    from perfcheck.scenario import load_scenario
+    from perfcheck.targets import ScratchLoopDevice
+    from perfcheck.probes import BlockLatencyProbe
+    from perfcheck.probes.session import ProbeSession
+
+    with ScratchLoopDevice.create() as target:
+        probes = ProbeSession([BlockLatencyProbe()])
+        probes.start()
+        m = measure(load_scenario(Path("scenarios/randread-4k.toml")), target, probes)
+        probes.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from perfcheck import environment
+from perfcheck.fio import FioRunner, load_job_file
+from perfcheck.measurement import Measurement
+from perfcheck.probes.session import ProbeBackend
+from perfcheck.rounds import ProgressCallback, RoundPlan, WorkloadReport, run_rounds
+from perfcheck.scenario import Scenario
+from perfcheck.environment import block_device_facts
+from perfcheck.targets import BlockTarget
+
+FIO_PROVENANCE = ["fio --output-format=json+ clat_ns bins, iops, bw_bytes"]
+
+
+@dataclass
+class FioWorkload:
+    """fio as a round workload: one fio run per round."""
+
+    runner: FioRunner
+
+    def run(self, seconds: float) -> WorkloadReport:
+        result = self.runner.run(seconds)
+        return WorkloadReport(
+            histograms=result.histograms(),
+            scalars=result.scalars(),
+            ios=result.total_ios,
+            io_bytes=result.total_bytes,
+        )
+
+
+def fio_workload(scenario: Scenario, target: BlockTarget) -> FioWorkload:
+    job = load_job_file(scenario.workload.job)
+    return FioWorkload(FioRunner(job, target.path, dict(scenario.workload.options)))
+
+
+def scenario_writes(scenario: Scenario) -> bool:
+    return load_job_file(scenario.workload.job).writes
+
+
+def _keep_probe_series(names: Mapping[str, object], probes: tuple[str, ...]) -> set[str]:
+    return {n for n in names if any(n.startswith(p + ".") for p in probes)}
+
+
+def measure(
+    scenario: Scenario,
+    target: BlockTarget,
+    probes: ProbeBackend | None,
+    *,
+    rounds: int | None = None,
+    seconds: float | None = None,
+    workload: FioWorkload | None = None,
+    progress: ProgressCallback | None = None,
+) -> Measurement:
+    """Run the scenario's rounds on ``target`` under the already started ``probes``.
+
+    Only the series of the probes the scenario names are kept (a shared probe session
+    may hold more); fio's own series are always kept.
+    """
+    plan = RoundPlan(
+        rounds=rounds if rounds is not None else scenario.rounds,
+        warmup=scenario.warmup,
+        seconds=seconds if seconds is not None else scenario.round_seconds,
+    )
+    if probes is not None:
+        probes.configure({"dev": target.probe_dev})
+    results = run_rounds(
+        plan,
+        workload or fio_workload(scenario, target),
+        probes if scenario.probes else None,
+        # On a file target the disk also carries the filesystem's own I/O.
+        check_block_counts=target.path.is_block_device(),
+        progress=progress,
+    )
+    for rnd in results:
+        keep = _keep_probe_series(rnd.histograms, scenario.probes)
+        rnd.histograms = {
+            k: h for k, h in rnd.histograms.items() if k in keep or k.startswith("fio.")
+        }
+    provenance: dict[str, list[str]] = {"fio": list(FIO_PROVENANCE)}
+    if probes is not None:
+        provenance.update(
+            {k: v for k, v in probes.provenance().items() if k in scenario.probes}
+        )
+    extra = block_device_facts(target.disk)
+    extra["target.kind"] = "scratch" if target.created_by_harness else "given"
+    extra["round.seconds"] = plan.seconds
+    return Measurement(
+        scenario=scenario.name,
+        rounds=results,
+        environment=environment.capture(extra),
+        provenance=provenance,
+    )

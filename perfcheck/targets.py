@@ -1,0 +1,262 @@
+"""Where the workload does its I/O: a scratch loop device, or a device or file the user names.
+
+The default target is :class:`ScratchLoopDevice`: a loop device over a file in
+``/dev/shm``. It is blk-mq (so ``block:block_rq_*`` tracepoints fire), RAM-backed
+(so the host's disk noise stays out), and the harness creates and removes it.
+
+A target named with ``--perfcheck-target`` is never written to when it holds
+anything (a filesystem, a partition table, any signature ``blkid`` knows, a
+mount, a holder such as LVM), unless the user passes
+``--perfcheck-allow-destructive``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perfcheck.errors import CapabilityError, TargetError
+
+#: Every file and device the harness creates carries this marker in its name, so a
+#: later run can find what a killed run left behind.
+SCRATCH_MARKER = "perfcheck-scratch-"
+SCRATCH_DIR = Path("/dev/shm")
+SYSFS_BLOCK = Path("/sys/block")
+SYSFS_DEV_BLOCK = Path("/sys/dev/block")
+
+
+def kernel_dev(major: int, minor: int) -> int:
+    """dev_t as block tracepoints report it (the kernel's MKDEV: major << 20 | minor)."""
+    return (major << 20) | minor
+
+
+def _run(cmd: list[str], what: str) -> str:
+    if shutil.which(cmd[0]) is None:
+        raise CapabilityError(
+            f"{cmd[0]}: not found; it is needed to {what} (install util-linux: `make setup`)"
+        )
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise TargetError(
+            f"`{' '.join(cmd)}` failed ({detail[-1] if detail else f'exit {proc.returncode}'})"
+            f": cannot {what}"
+        )
+    return proc.stdout
+
+
+def disk_of(major: int, minor: int) -> str:
+    """Whole-disk name (``loop0``, ``vda``) of a device number, partitions resolved to
+    their disk, because block tracepoints report the disk's dev_t."""
+    node = SYSFS_DEV_BLOCK / f"{major}:{minor}"
+    try:
+        real = node.resolve(strict=True)
+    except OSError as exc:
+        raise TargetError(
+            f"device {major}:{minor} is not a block device known to sysfs ({node} missing);"
+            " block probes need a block device"
+        ) from exc
+    if (real / "partition").exists():
+        return real.parent.name
+    return real.name
+
+
+def disk_dev_numbers(disk: str) -> tuple[int, int]:
+    text = (SYSFS_BLOCK / disk / "dev").read_text().strip()
+    major, minor = text.split(":")
+    return int(major), int(minor)
+
+
+@dataclass
+class BlockTarget:
+    """A place fio can do I/O on, and the disk whose requests the block probes watch.
+
+    ``path`` is what fio opens; ``disk`` the whole disk under it; ``probe_dev`` that
+    disk's dev_t in the kernel's encoding, for the in-kernel filter.
+    """
+
+    path: Path
+    disk: str
+    probe_dev: int
+    created_by_harness: bool
+    size_bytes: int
+    description: str
+
+    def close(self) -> None:
+        """Release what the harness created; a target it did not create is left alone."""
+
+    def __enter__(self) -> BlockTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class ScratchLoopDevice(BlockTarget):
+    """A loop device over a RAM-backed file in /dev/shm, created and removed by the harness."""
+
+    backing_file: Path = field(default=Path())
+    _closed: bool = False
+
+    @classmethod
+    def create(cls, size_mib: int = 512, directory: Path = SCRATCH_DIR) -> ScratchLoopDevice:
+        if os.geteuid() != 0:
+            raise CapabilityError(
+                "a scratch loop device needs root: run as root (sudo) or pass"
+                " --perfcheck-target with a device or file you may use"
+            )
+        backing = directory / f"{SCRATCH_MARKER}{os.getpid()}-{secrets.token_hex(4)}.img"
+        size = size_mib * 1024 * 1024
+        try:
+            with open(backing, "xb") as fh:
+                # Allocate the pages now so reads hit real memory, not tmpfs holes.
+                os.posix_fallocate(fh.fileno(), 0, size)
+        except OSError as exc:
+            backing.unlink(missing_ok=True)
+            raise TargetError(
+                f"{backing}: cannot create a {size_mib} MiB scratch file ({exc.strerror});"
+                " free memory in /dev/shm or pass --perfcheck-target"
+            ) from exc
+        try:
+            dev = Path(_run(["losetup", "--find", "--show", str(backing)], "attach a loop device")
+                       .strip())
+            rdev = os.stat(dev).st_rdev
+            major, minor = os.major(rdev), os.minor(rdev)
+        except BaseException:
+            backing.unlink(missing_ok=True)
+            raise
+        return cls(
+            path=dev,
+            disk=dev.name,
+            probe_dev=kernel_dev(major, minor),
+            created_by_harness=True,
+            size_bytes=size,
+            description=f"scratch {dev} over {backing} ({size_mib} MiB)",
+            backing_file=backing,
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            _run(["losetup", "--detach", str(self.path)], "detach the scratch loop device")
+        finally:
+            self.backing_file.unlink(missing_ok=True)
+
+
+def _signature(dev: Path) -> str | None:
+    """What ``blkid`` finds on a device (filesystem, partition table, RAID, ...), or None."""
+    if shutil.which("blkid") is None:
+        raise CapabilityError(
+            "blkid: not found; it is needed to check a target for data before writing"
+            " (install util-linux: `make setup`)"
+        )
+    proc = subprocess.run(
+        ["blkid", "--probe", "--output", "export", str(dev)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    if proc.returncode == 2:  # blkid: nothing found
+        return None
+    if proc.returncode != 0:
+        # Unknown state: treat as occupied rather than risk data.
+        return f"unreadable by blkid ({proc.stderr.strip() or proc.returncode})"
+    fields = dict(
+        line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line
+    )
+    kind = fields.get("TYPE") or fields.get("PTTYPE") or "a signature"
+    return kind if "PTTYPE" not in fields else f"a {fields['PTTYPE']} partition table"
+
+
+def _in_use(dev: Path, disk: str, major: int, minor: int) -> str | None:
+    """Why a block device is in use (mounted, held, has partitions), or None."""
+    want = f"{major}:{minor}"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 4 and parts[2] == want:
+                return f"mounted on {parts[4]}"
+    node = (SYSFS_DEV_BLOCK / want).resolve()
+    holders = node / "holders"
+    if holders.is_dir() and any(holders.iterdir()):
+        return f"held by {', '.join(p.name for p in holders.iterdir())}"
+    if node.name == disk:
+        parts = [p.name for p in node.iterdir() if (p / "partition").exists()]
+        if parts:
+            return f"has partitions {', '.join(sorted(parts))}"
+    return None
+
+
+def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> BlockTarget:
+    """A user-named block device or file, checked for safety when the workload writes."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise TargetError(
+            f"--perfcheck-target {path}: no such file or device; give an existing block"
+            " device or file"
+        ) from exc
+    if stat.S_ISBLK(st.st_mode):
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        disk = disk_of(major, minor)
+        size = int((SYSFS_DEV_BLOCK / f"{major}:{minor}" / "size").read_text()) * 512
+        if writes and not allow_destructive:
+            reason = _in_use(path, disk, major, minor) or _signature(path)
+            if reason is not None:
+                raise TargetError(
+                    f"--perfcheck-target {path}: refusing to write, it holds {reason};"
+                    " pass --perfcheck-allow-destructive if its data may be destroyed"
+                )
+        dmaj, dmin = disk_dev_numbers(disk)
+        return BlockTarget(
+            path=path, disk=disk, probe_dev=kernel_dev(dmaj, dmin), created_by_harness=False,
+            size_bytes=size, description=f"block device {path} (disk {disk})",
+        )
+    if stat.S_ISREG(st.st_mode):
+        if st.st_size == 0:
+            raise TargetError(
+                f"--perfcheck-target {path}: the file is empty; give it a size first"
+                f" (e.g. `fallocate -l 1G {path}`)"
+            )
+        if writes and not allow_destructive:
+            raise TargetError(
+                f"--perfcheck-target {path}: refusing to overwrite an existing file;"
+                " pass --perfcheck-allow-destructive if its contents may be destroyed"
+            )
+        major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+        disk = disk_of(major, minor)
+        dmaj, dmin = disk_dev_numbers(disk)
+        return BlockTarget(
+            path=path, disk=disk, probe_dev=kernel_dev(dmaj, dmin), created_by_harness=False,
+            size_bytes=st.st_size, description=f"file {path} on disk {disk}",
+        )
+    raise TargetError(
+        f"--perfcheck-target {path}: not a block device or regular file; give one of those"
+    )
+
+
+@contextlib.contextmanager
+def io_scheduler(disk: str, name: str) -> Iterator[str]:
+    """Set a disk's I/O scheduler for the duration of a block, then restore the old one."""
+    knob = SYSFS_BLOCK / disk / "queue" / "scheduler"
+    text = knob.read_text()
+    available = text.replace("[", "").replace("]", "").split()
+    if name not in available:
+        raise TargetError(
+            f"{knob}: scheduler {name!r} not available (have: {', '.join(available)});"
+            f" load its module (e.g. `modprobe {name}`)"
+        )
+    old = text[text.index("[") + 1 : text.index("]")] if "[" in text else available[0]
+    knob.write_text(name)
+    try:
+        yield old
+    finally:
+        knob.write_text(old)
