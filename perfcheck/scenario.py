@@ -1,0 +1,446 @@
+"""Scenario files: what to run, what to probe, how often, and what counts as a regression.
+
+A scenario is a TOML file under ``scenarios/``; its name is the file name without
+``.toml`` (letters, digits, ``.``, ``_``, ``-``; it names the baseline file too).
+Example, ``scenarios/randread-4k.toml``::
+
+    description = "4 KiB random read, queue depth 1, direct I/O"
+    probes = ["block.latency"]
+
+    [workload]
+    kind = "fio"
+    job = "randread-4k.fio"
+
+    [workload.options]
+    iodepth = 1
+
+    [rounds]
+    count = 5
+    warmup = 1
+    seconds = 5.0
+
+    [thresholds]
+    "block.latency.*.p50" = 0.10
+    "fio.iops.*" = 0.10
+
+Keys (anything else is an error that names the closest allowed key):
+
+``description`` (string, optional)
+    One line shown in reports. Runs of whitespace, newlines included, become
+    single spaces.
+``probes`` (array of strings, optional, default ``[]``)
+    Probe names from the probe catalog, e.g. ``"block.latency"``. With no probes
+    only the workload's own report (fio's latencies and IOPS) is measured.
+``[workload]`` (table, required)
+    ``kind`` (string, required): the workload tool; ``"fio"`` is the only kind so far.
+    ``job`` (string, required): the fio job file, relative to the scenario file.
+    ``[workload.options]`` (table, optional): extra fio command-line options,
+    ``name = value``; values are strings or numbers and are passed as
+    ``--name=value``.
+``[rounds]`` (table, optional)
+    ``count`` (integer 3..100, default 5): measured rounds; ``pytest
+    --perfcheck-rounds`` overrides it. ``warmup`` (integer 0..10, default 1):
+    rounds run first and discarded. ``seconds`` (number 0.5..3600, default 5.0):
+    runtime of each round.
+``[thresholds]`` (table, optional)
+    Relative change that counts as a regression, per metric, as a number in
+    (0, 10]: ``0.10`` means 10 %. Keys are metric names (``"fio.iops.read"``,
+    ``"block.latency.read.p99"``) or fnmatch patterns (``"block.latency.*.p50"``);
+    quote them, since they contain dots (unquoted dotted keys work too and are
+    read as the same name). For a given metric the most specific key wins: an
+    exact name beats any pattern; among patterns the longest wins, then the one
+    with fewer wildcards, then the alphabetically first. A metric no key matches
+    uses the default threshold of whoever compares.
+
+Every problem found in a scenario file is a one-line ``ScenarioError`` naming the
+file and the key at fault.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import math
+import re
+import tomllib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from perfcheck.baseline import name_problem
+from perfcheck.errors import ScenarioError
+
+WORKLOAD_KINDS: tuple[str, ...] = ("fio",)
+DEFAULT_ROUNDS = 5
+DEFAULT_WARMUP = 1
+DEFAULT_ROUND_SECONDS = 5.0
+ROUNDS_RANGE = (3, 100)
+WARMUP_RANGE = (0, 10)
+ROUND_SECONDS_RANGE = (0.5, 3600.0)
+MAX_THRESHOLD = 10.0
+#: Scenario files are hand-written and small; anything bigger is not one.
+MAX_SCENARIO_BYTES = 1024 * 1024
+
+_TOP_KEYS = ("description", "probes", "workload", "rounds", "thresholds")
+_WORKLOAD_KEYS = ("kind", "job", "options")
+_ROUNDS_KEYS = ("count", "warmup", "seconds")
+_BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+_OPTION_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_METRIC_KEY_RE = re.compile(r"[A-Za-z0-9_.*?\[\]!-]+")
+_WILDCARD_CHARS = frozenset("*?[")
+_TOML_LOCATION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """The workload a scenario runs: the tool, its job file and extra options."""
+
+    kind: str
+    job: Path
+    options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario file, validated. Build it with :func:`load_scenario`."""
+
+    name: str
+    path: Path
+    description: str
+    workload: WorkloadSpec
+    probes: tuple[str, ...]
+    rounds: int
+    warmup: int
+    round_seconds: float
+    thresholds: Mapping[str, float] = field(hash=False)
+
+    def threshold_for(self, metric: str) -> float | None:
+        """The threshold of the most specific key matching ``metric``, or None.
+
+        >>> s = Scenario("s", Path("s.toml"), "", WorkloadSpec("fio", Path("j.fio")), (),
+        ...              5, 1, 5.0, {"fio.*": 0.2, "fio.iops.*": 0.1, "fio.iops.read": 0.05})
+        >>> s.threshold_for("fio.iops.read"), s.threshold_for("fio.iops.write")
+        (0.05, 0.1)
+        >>> s.threshold_for("fio.clat.read.p99"), s.threshold_for("block.latency.read.p99")
+        (0.2, None)
+        """
+        if metric in self.thresholds:
+            return self.thresholds[metric]
+        matching = [key for key in self.thresholds if fnmatch.fnmatchcase(metric, key)]
+        if not matching:
+            return None
+        best = min(matching, key=lambda key: (-len(key), _wildcard_count(key), key))
+        return self.thresholds[best]
+
+
+def load_scenario(path: Path, known_probes: Collection[str] | None = None) -> Scenario:
+    """Read and validate one scenario file.
+
+    ``known_probes``, when given, is the probe catalog the ``probes`` list is
+    checked against. Every problem is a one-line ``ScenarioError`` naming ``path``.
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    return _ScenarioReader(path, known_probes).read(data)
+
+
+def discover_scenarios(directory: Path) -> list[Path]:
+    """The scenario files (``*.toml``, hidden files skipped) in ``directory``, sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ScenarioError(
+            f"{directory}: no such scenario directory; pass a directory of *.toml scenario files"
+        )
+    return sorted(p for p in directory.glob("*.toml") if p.is_file() and not p.name.startswith("."))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SCENARIO_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise ScenarioError(f"{path}: no such scenario file") from exc
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read scenario ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(
+            f"{path}: larger than {MAX_SCENARIO_BYTES // 1024} KiB, not a scenario file"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_LOCATION_RE.search(message)
+        if match:
+            location = f"{path}:{match.group(1)}:{match.group(2)}"
+            message = message[: match.start()]
+        else:
+            message = message.replace("(at end of document)", "").strip()
+            location = f"{path}:{text.count(chr(10)) + 1}"
+        raise ScenarioError(
+            f"{location}: invalid TOML: {_one_line(message)}; fix the syntax (https://toml.io)"
+        ) from exc
+    except RecursionError as exc:
+        raise ScenarioError(f"{path}: invalid TOML: nested too deeply") from exc
+
+
+class _ScenarioReader:
+    """Turns one parsed TOML document into a Scenario, with one-line errors."""
+
+    def __init__(self, path: Path, known_probes: Collection[str] | None) -> None:
+        self.path = path
+        self.known_probes = None if known_probes is None else sorted(set(known_probes))
+
+    def fail(self, message: str) -> NoReturn:
+        raise ScenarioError(f"{self.path}: {message}")
+
+    def read(self, data: dict[str, Any]) -> Scenario:
+        name = self.path.name.removesuffix(".toml")
+        problem = name_problem(name)
+        if problem is not None:
+            self.fail(f"scenario name {name!r} (the file name) {problem}; rename the file")
+        self.check_keys(data, _TOP_KEYS, ())
+
+        description = data.get("description", "")
+        self.check_type(description, str, ("description",), "a string")
+        probes = self.read_probes(data.get("probes", []))
+
+        if "workload" not in data:
+            self.fail('missing table [workload] (with kind = "fio" and job = "<job file>")')
+        workload = self.read_workload(data["workload"])
+
+        rounds_table = data.get("rounds", {})
+        self.check_type(rounds_table, dict, ("rounds",), "a table")
+        self.check_keys(rounds_table, _ROUNDS_KEYS, ("rounds",))
+        rounds = self.read_int(rounds_table, "count", DEFAULT_ROUNDS, ROUNDS_RANGE)
+        warmup = self.read_int(rounds_table, "warmup", DEFAULT_WARMUP, WARMUP_RANGE)
+        seconds = self.read_seconds(rounds_table)
+
+        thresholds = self.read_thresholds(data.get("thresholds", {}))
+        return Scenario(
+            name=name,
+            path=self.path.resolve(),
+            description=" ".join(description.split()),
+            workload=workload,
+            probes=probes,
+            rounds=rounds,
+            warmup=warmup,
+            round_seconds=seconds,
+            thresholds=thresholds,
+        )
+
+    def check_keys(
+        self, table: Mapping[str, Any], allowed: tuple[str, ...], where: tuple[str, ...]
+    ) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            scope = f"in [{'.'.join(where)}]" if where else "at the top level"
+            self.fail(
+                f"unknown key {_key_path(*where, key)}{hint}; "
+                f"allowed keys {scope}: {', '.join(sorted(allowed))}"
+            )
+
+    def check_type(
+        self,
+        value: Any,
+        expected: type | tuple[type, ...],
+        key: tuple[str, ...],
+        expected_name: str,
+    ) -> None:
+        # bool is an int in Python but never a number in a scenario.
+        if isinstance(value, bool) and bool not in _as_tuple(expected):
+            ok = False
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            self.fail(
+                f"{_key_path(*key)} must be {expected_name}, "
+                f"got {_toml_type(value)} {_short_repr(value)}"
+            )
+
+    def read_probes(self, probes: Any) -> tuple[str, ...]:
+        self.check_type(probes, list, ("probes",), "an array of probe names")
+        seen: list[str] = []
+        for index, probe in enumerate(probes):
+            self.check_type(probe, str, ("probes", f"[{index}]"), "a probe name (string)")
+            if probe in seen:
+                self.fail(f"probe {_short_repr(probe)} is listed twice in probes")
+            if self.known_probes is not None and probe not in self.known_probes:
+                close = difflib.get_close_matches(probe, self.known_probes, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = ", ".join(self.known_probes) or "(none)"
+                self.fail(
+                    f"unknown probe {_short_repr(probe)} in probes{hint}; known probes: {known}"
+                )
+            seen.append(probe)
+        return tuple(seen)
+
+    def read_workload(self, table: Any) -> WorkloadSpec:
+        self.check_type(table, dict, ("workload",), "a table")
+        self.check_keys(table, _WORKLOAD_KEYS, ("workload",))
+        for required in ("kind", "job"):
+            if required not in table:
+                self.fail(f"missing key {_key_path('workload', required)} in [workload]")
+        kind = table["kind"]
+        self.check_type(kind, str, ("workload", "kind"), "a string")
+        if kind not in WORKLOAD_KINDS:
+            self.fail(
+                f"'workload.kind' {_short_repr(kind)} is not supported; supported kinds: "
+                f"{', '.join(WORKLOAD_KINDS)}"
+            )
+        job = table["job"]
+        self.check_type(job, str, ("workload", "job"), "a path to the job file (string)")
+        if not job.strip() or "\0" in job:
+            self.fail(f"'workload.job' {_short_repr(job)} is not a file name")
+        try:
+            job_path = (self.path.parent / job).resolve()
+            job_is_file = job_path.is_file()
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.fail(
+                f"'workload.job' {_short_repr(job)} cannot be resolved ({_one_line(str(exc))})"
+            )
+        if not job_is_file:
+            self.fail(
+                f"'workload.job' {_short_repr(job)} resolves to {job_path}, which is not an "
+                f"existing file; job paths are relative to the scenario file"
+            )
+        options = self.read_options(table.get("options", {}))
+        return WorkloadSpec(kind=kind, job=job_path, options=options)
+
+    def read_options(self, table: Any) -> Mapping[str, str]:
+        key = ("workload", "options")
+        self.check_type(table, dict, key, "a table of fio options")
+        options: dict[str, str] = {}
+        for name, value in table.items():
+            if not _OPTION_NAME_RE.fullmatch(name):
+                self.fail(f"{_key_path(*key, name)} is not a fio option name")
+            self.check_type(value, (str, int, float), (*key, name), "a string or a number")
+            if isinstance(value, float) and not math.isfinite(value):
+                self.fail(f"{_key_path(*key, name)} must be a finite number, got {value}")
+            text = str(value)
+            if any(ch in text for ch in "\0\n\r"):
+                self.fail(f"{_key_path(*key, name)} must be one line")
+            options[name] = text
+        return MappingProxyType(dict(sorted(options.items())))
+
+    def read_int(
+        self, table: Mapping[str, Any], key: str, default: int, bounds: tuple[int, int]
+    ) -> int:
+        value = table.get(key, default)
+        self.check_type(value, int, ("rounds", key), "an integer")
+        low, high = bounds
+        if not low <= value <= high:
+            self.fail(f"'rounds.{key}' must be from {low} to {high}, got {value}")
+        return int(value)
+
+    def read_seconds(self, table: Mapping[str, Any]) -> float:
+        value = table.get("seconds", DEFAULT_ROUND_SECONDS)
+        self.check_type(value, (int, float), ("rounds", "seconds"), "a number of seconds")
+        low, high = ROUND_SECONDS_RANGE
+        if not low <= value <= high:
+            self.fail(f"'rounds.seconds' must be from {low:g} to {high:g}, got {value}")
+        return float(value)
+
+    def read_thresholds(self, table: Any) -> Mapping[str, float]:
+        self.check_type(table, dict, ("thresholds",), "a table of metric = relative change")
+        thresholds: dict[str, float] = {}
+        for metric, value in _flatten_dotted(table):
+            key = ("thresholds", metric)
+            if not _METRIC_KEY_RE.fullmatch(metric):
+                self.fail(
+                    f"{_key_path(*key)} is not a metric name or pattern "
+                    "(letters, digits, '.', '_', '-' and the wildcards * ? [ ])"
+                )
+            if metric in thresholds:
+                self.fail(f"{_key_path(*key)} is given twice (quoted and as dotted keys)")
+            self.check_type(value, (int, float), key, "a relative change such as 0.10")
+            if not 0 < value <= MAX_THRESHOLD:
+                self.fail(
+                    f"{_key_path(*key)} must be above 0 and at most {MAX_THRESHOLD:g} "
+                    f"(0.10 means 10 %), got {value}"
+                )
+            thresholds[metric] = float(value)
+        return MappingProxyType(thresholds)
+
+
+def _flatten_dotted(table: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    # `a.b = 1` in TOML is the table {"a": {"b": 1}}; both spellings mean metric "a.b".
+    items: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            items.extend(_flatten_dotted(value, name))
+        else:
+            items.append((name, value))
+    return items
+
+
+def _wildcard_count(pattern: str) -> int:
+    return sum(1 for ch in pattern if ch in _WILDCARD_CHARS)
+
+
+def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)
+
+
+def _key_path(*parts: str) -> str:
+    """``("thresholds", "fio.iops.*")`` -> ``'thresholds."fio.iops.*"'``, as TOML spells it."""
+    text = ""
+    for part in parts:
+        if part.startswith("["):
+            text += part
+            continue
+        if not _BARE_KEY_RE.fullmatch(part):
+            part = json.dumps(part if len(part) <= 60 else part[:57] + "...", ensure_ascii=False)
+        text = f"{text}.{part}" if text else part
+    return f"'{text}'"
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, time):
+        return "time"
+    return type(value).__name__
+
+
+def _short_repr(value: object) -> str:
+    if isinstance(value, dict):
+        return "{...}" if value else "{}"
+    if isinstance(value, list):
+        return f"[... {len(value)} item(s)]" if value else "[]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = _one_line(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 160 else text[:157] + "..."
