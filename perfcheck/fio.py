@@ -170,6 +170,14 @@ class FioRunner:
     target: Path
     options: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for key in self.options:
+            if key.lower() in RESERVED_OPTIONS or key.lower() == "output-format":
+                raise ScenarioError(
+                    f"{self.job.path}: fio option {key!r} in [workload.options] is set by"
+                    " perfcheck (target, round length, output); remove it"
+                )
+
     def command(self, jobfile: Path) -> list[str]:
         cmd = [require_fio(), "--output-format=json+", "--eta=never"]
         cmd += [f"--{k}={v}" for k, v in sorted(self.options.items())]

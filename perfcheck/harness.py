@@ -21,8 +21,8 @@ from perfcheck.gate import ScenarioVerdict, judge
 from perfcheck.measurement import Measurement
 from perfcheck.probes import CATALOG
 from perfcheck.probes.session import ProbeBackend, ProbeSession
-from perfcheck.rounds import ProgressCallback
-from perfcheck.runner import FioWorkload, fio_workload, measure, scenario_writes
+from perfcheck.rounds import ProgressCallback, Workload
+from perfcheck.runner import fio_workload, measure, scenario_writes
 from perfcheck.scenario import Scenario
 from perfcheck.targets import BlockTarget, ScratchLoopDevice, io_scheduler, open_given_target
 from perfcheck.verdict import DEFAULT_ALPHA, Verdict
@@ -70,7 +70,7 @@ class ScenarioOutcome:
 ThresholdLookup = Callable[[str], "float | None"]
 ProbeFactory = Callable[[list[str]], ProbeBackend]
 TargetFactory = Callable[[bool], BlockTarget]
-WorkloadFactory = Callable[[Scenario, BlockTarget], FioWorkload]
+WorkloadFactory = Callable[[Scenario, BlockTarget], Workload]
 
 
 def baseline_name_for(text: str) -> str:

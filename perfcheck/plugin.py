@@ -200,8 +200,9 @@ class ScenarioItem(pytest.Item):
             pytest.fail(str(exc), pytrace=False)
         _apply_outcome(self, harness.check(scenario.name, measurement, scenario.threshold_for))
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"perfcheck scenario {self.name}"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        # A line number is required for skip reports; the scenario is the whole file.
+        return self.path, 0, f"perfcheck scenario {self.name}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -394,6 +395,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if outcome.status is Status.INCONCLUSIVE and outcome.verdict is not None:
             for c in outcome.verdict.inconclusive():
                 terminalreporter.write_line(f"  {outcome.name}: {format_comparison(c)}")
+    missing = [o.name for o in harness.outcomes if o.status is Status.NO_BASELINE]
+    if missing:
+        terminalreporter.write_line(
+            f"perfcheck: no baseline for {', '.join(missing)}: record with {OPT_UPDATE}"
+            " (see the skip reasons, -rs)"
+        )
     if counts.get(Status.FAIL):
         terminalreporter.write_line(
             f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"

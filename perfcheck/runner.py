@@ -23,7 +23,7 @@ from perfcheck import environment
 from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.measurement import Measurement
 from perfcheck.probes.session import ProbeBackend
-from perfcheck.rounds import ProgressCallback, RoundPlan, WorkloadReport, run_rounds
+from perfcheck.rounds import ProgressCallback, RoundPlan, Workload, WorkloadReport, run_rounds
 from perfcheck.scenario import Scenario
 from perfcheck.environment import block_device_facts
 from perfcheck.targets import BlockTarget
@@ -67,7 +67,7 @@ def measure(
     *,
     rounds: int | None = None,
     seconds: float | None = None,
-    workload: FioWorkload | None = None,
+    workload: Workload | None = None,
     progress: ProgressCallback | None = None,
 ) -> Measurement:
     """Run the scenario's rounds on ``target`` under the already started ``probes``.

@@ -7,10 +7,11 @@ tested separately against the kernel; this never replaces those tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
+from perfcheck.rounds import WorkloadReport
 
 
 class FakeProbeBackend:
@@ -46,3 +47,37 @@ class FakeProbeBackend:
 
     def close(self) -> None:
         self.closed = True
+
+
+class FakeBlockWorkload:
+    """A workload that 'issues' reads whose latencies come from a function, and tells a
+    :class:`FakeProbeBackend` about them as the kernel would tell a real probe.
+
+    ``latency_ns(round_number, i)`` gives the i-th request's latency; ``requests`` per
+    round. Useful to test the record/compare/refresh cycle without root.
+    """
+
+    def __init__(
+        self,
+        backend: FakeProbeBackend,
+        latency_ns: Callable[[int, int], int],
+        requests: int = 200,
+        size: int = 4096,
+    ) -> None:
+        self.backend = backend
+        self.latency_ns = latency_ns
+        self.requests = requests
+        self.size = size
+        self.rounds_run = 0
+
+    def run(self, seconds: float) -> WorkloadReport:
+        self.rounds_run += 1
+        values = [self.latency_ns(self.rounds_run, i) for i in range(self.requests)]
+        self.backend.observe("read", values, self.size)
+        fio = LogLinearHistogram.from_values(v + 2000 for v in values)
+        return WorkloadReport(
+            histograms={"fio.clat.read": fio},
+            scalars={"fio.iops.read": self.requests / max(seconds, 1e-9)},
+            ios=self.requests,
+            io_bytes=self.requests * self.size,
+        )
