@@ -96,9 +96,7 @@ class FioResult:
     directions: dict[str, FioDirection] = field(default_factory=dict)
 
     def histograms(self) -> dict[str, LogLinearHistogram]:
-        return {
-            f"fio.clat.{name}": d.clat for name, d in self.directions.items() if d.ios > 0
-        }
+        return {f"fio.clat.{name}": d.clat for name, d in self.directions.items() if d.ios > 0}
 
     def scalars(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -138,8 +136,9 @@ def parse_fio_output(text: str, source: str = "fio") -> FioResult:
             result.directions[direction] = _sum_direction(jobs, direction)
     except (ValueError, KeyError, TypeError) as exc:
         head = text.strip().splitlines()[:1]
+        first = head[0] if head else ""
         raise WorkloadError(
-            f"{source}: cannot read fio's JSON output ({exc}); first line: {head[0] if head else ''!r}"
+            f"{source}: cannot read fio's JSON output ({exc}); first line: {first!r}"
         ) from exc
     return result
 

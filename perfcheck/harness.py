@@ -126,7 +126,8 @@ class Harness:
             target = self.target_factory(writes)
         elif self.settings.target is not None:
             target = open_given_target(
-                self.settings.target, writes=writes,
+                self.settings.target,
+                writes=writes,
                 allow_destructive=self.settings.allow_destructive,
             )
         else:
@@ -156,8 +157,13 @@ class Harness:
             else fio_workload(scenario, target)
         )
         return measure(
-            scenario, target, probes, rounds=self.settings.rounds,
-            seconds=self.settings.seconds, workload=workload, progress=progress,
+            scenario,
+            target,
+            probes,
+            rounds=self.settings.rounds,
+            seconds=self.settings.seconds,
+            workload=workload,
+            progress=progress,
         )
 
     def check(

@@ -59,9 +59,7 @@ class RoundResult:
         return cls(
             index=int(data["index"]),
             duration_s=float(data["duration_s"]),
-            histograms={
-                k: LogLinearHistogram.from_dict(v) for k, v in data["histograms"].items()
-            },
+            histograms={k: LogLinearHistogram.from_dict(v) for k, v in data["histograms"].items()},
             scalars={k: float(v) for k, v in data["scalars"].items()},
         )
 

@@ -6,6 +6,7 @@ nothing of pytest. Importing this module does not import bcc.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,44 +58,56 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("perfcheck", "performance regression gates (perfcheck)")
     group.addoption(
-        OPT_ENABLE, action="store_true",
+        OPT_ENABLE,
+        action="store_true",
         help="run perfcheck scenarios and measurements, and gate them on stored baselines",
     )
     group.addoption(
-        OPT_UPDATE, action="store_true",
+        OPT_UPDATE,
+        action="store_true",
         help="record baselines from this run instead of comparing (implies --perfcheck)",
     )
     group.addoption(
-        OPT_BASELINE_DIR, metavar="DIR",
+        OPT_BASELINE_DIR,
+        metavar="DIR",
         help="directory of baseline files (default: ini perfcheck_baseline_dir, or baselines/)",
     )
     group.addoption(
-        OPT_TARGET, metavar="PATH",
+        OPT_TARGET,
+        metavar="PATH",
         help="block device or file to run fio on (default: a scratch loop device in /dev/shm)",
     )
     group.addoption(
-        OPT_ALLOW_DESTRUCTIVE, action="store_true",
+        OPT_ALLOW_DESTRUCTIVE,
+        action="store_true",
         help="allow write workloads on a target that holds a filesystem, partitions or data",
     )
     group.addoption(
-        OPT_SCHEDULER, metavar="NAME",
+        OPT_SCHEDULER,
+        metavar="NAME",
         help="set the target disk's I/O scheduler for this run (restored afterwards)",
     )
     group.addoption(
-        OPT_ROUNDS, type=int, metavar="N",
+        OPT_ROUNDS,
+        type=int,
+        metavar="N",
         help="measured rounds per scenario (default: the scenario's, usually 5)",
     )
     group.addoption(
-        OPT_SECONDS, type=float, metavar="S",
+        OPT_SECONDS,
+        type=float,
+        metavar="S",
         help="length of each round in seconds (default: the scenario's)",
     )
     group.addoption(
-        OPT_MISSING, choices=[m.value for m in MissingBaseline],
+        OPT_MISSING,
+        choices=[m.value for m in MissingBaseline],
         help="what a missing baseline does: skip (default, with the command that records it)"
         " or fail (for CI)",
     )
     group.addoption(
-        OPT_MACHINE_CLASS, metavar="NAME",
+        OPT_MACHINE_CLASS,
+        metavar="NAME",
         help="machine class that keys the baselines (default: arch, cores and CPU model)",
     )
     parser.addini("perfcheck_baseline_dir", "directory of baseline files", default="baselines")
@@ -209,17 +222,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     harness = config.stash.get(HARNESS_KEY, None)
     wanted: set[str] = set()
     for item in items:
-        uses = isinstance(item, ScenarioItem) or "block_latency" in getattr(item, "fixturenames", ())
+        uses = isinstance(item, ScenarioItem) or "block_latency" in getattr(
+            item, "fixturenames", ()
+        )
         if not uses:
             continue
         if harness is None:
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
             continue
         if isinstance(item, ScenarioItem):
-            try:
+            # A broken scenario is reported when its item runs.
+            with contextlib.suppress(PerfcheckError):
                 wanted.update(item.load().probes)
-            except PerfcheckError:
-                pass  # reported when the item runs
         else:
             wanted.add("block.latency")
     if harness is not None:
@@ -263,7 +277,9 @@ class BlockLatencyRounds:
     def rounds(self) -> list[RoundResult]:
         return self.measurement.rounds
 
-    def per_round(self, op: str = "read", source: str = "block.latency") -> list[LogLinearHistogram]:
+    def per_round(
+        self, op: str = "read", source: str = "block.latency"
+    ) -> list[LogLinearHistogram]:
         """``source`` is ``block.latency`` (the BPF probe) or ``fio.clat`` (fio's own)."""
         key = f"{source}.{op}"
         return [r.histograms.get(key, LogLinearHistogram.empty()) for r in self.rounds]

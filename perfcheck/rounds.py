@@ -8,7 +8,7 @@ independent measurement: same workload, same length, probes already attached.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -92,7 +92,9 @@ def run_rounds(
         started = time.perf_counter()
         report = workload.run(plan.seconds)
         elapsed = time.perf_counter() - started
-        seen = probes.snapshot().since(before) if probes is not None and before is not None else None
+        seen = (
+            probes.snapshot().since(before) if probes is not None and before is not None else None
+        )
         if warmup:
             continue
         histograms: dict[str, LogLinearHistogram] = {}
@@ -110,5 +112,3 @@ def run_rounds(
             )
         )
     return results
-
-

@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from perfcheck import environment
+from perfcheck.environment import block_device_facts
 from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.measurement import Measurement
 from perfcheck.probes.session import ProbeBackend
 from perfcheck.rounds import ProgressCallback, RoundPlan, Workload, WorkloadReport, run_rounds
 from perfcheck.scenario import Scenario
-from perfcheck.environment import block_device_facts
 from perfcheck.targets import BlockTarget
 
 FIO_PROVENANCE = ["fio --output-format=json+ clat_ns bins, iops, bw_bytes"]
@@ -97,9 +97,7 @@ def measure(
         }
     provenance: dict[str, list[str]] = {"fio": list(FIO_PROVENANCE)}
     if probes is not None:
-        provenance.update(
-            {k: v for k, v in probes.provenance().items() if k in scenario.probes}
-        )
+        provenance.update({k: v for k, v in probes.provenance().items() if k in scenario.probes})
     extra = block_device_facts(target.disk)
     extra["target.kind"] = "scratch" if target.created_by_harness else "given"
     extra["round.seconds"] = plan.seconds

@@ -126,8 +126,9 @@ class ScratchLoopDevice(BlockTarget):
                 " free memory in /dev/shm or pass --perfcheck-target"
             ) from exc
         try:
-            dev = Path(_run(["losetup", "--find", "--show", str(backing)], "attach a loop device")
-                       .strip())
+            dev = Path(
+                _run(["losetup", "--find", "--show", str(backing)], "attach a loop device").strip()
+            )
             rdev = os.stat(dev).st_rdev
             major, minor = os.major(rdev), os.minor(rdev)
         except BaseException:
@@ -162,16 +163,17 @@ def _signature(dev: Path) -> str | None:
         )
     proc = subprocess.run(
         ["blkid", "--probe", "--output", "export", str(dev)],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     if proc.returncode == 2:  # blkid: nothing found
         return None
     if proc.returncode != 0:
         # Unknown state: treat as occupied rather than risk data.
         return f"unreadable by blkid ({proc.stderr.strip() or proc.returncode})"
-    fields = dict(
-        line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line
-    )
+    fields = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     kind = fields.get("TYPE") or fields.get("PTTYPE") or "a signature"
     return kind if "PTTYPE" not in fields else f"a {fields['PTTYPE']} partition table"
 
@@ -217,8 +219,12 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
                 )
         dmaj, dmin = disk_dev_numbers(disk)
         return BlockTarget(
-            path=path, disk=disk, probe_dev=kernel_dev(dmaj, dmin), created_by_harness=False,
-            size_bytes=size, description=f"block device {path} (disk {disk})",
+            path=path,
+            disk=disk,
+            probe_dev=kernel_dev(dmaj, dmin),
+            created_by_harness=False,
+            size_bytes=size,
+            description=f"block device {path} (disk {disk})",
         )
     if stat.S_ISREG(st.st_mode):
         if st.st_size == 0:
@@ -235,8 +241,12 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
         disk = disk_of(major, minor)
         dmaj, dmin = disk_dev_numbers(disk)
         return BlockTarget(
-            path=path, disk=disk, probe_dev=kernel_dev(dmaj, dmin), created_by_harness=False,
-            size_bytes=st.st_size, description=f"file {path} on disk {disk}",
+            path=path,
+            disk=disk,
+            probe_dev=kernel_dev(dmaj, dmin),
+            created_by_harness=False,
+            size_bytes=st.st_size,
+            description=f"file {path} on disk {disk}",
         )
     raise TargetError(
         f"--perfcheck-target {path}: not a block device or regular file; give one of those"

@@ -22,9 +22,7 @@ class ProbeCounters:
 
     def since(self, earlier: ProbeCounters) -> ProbeCounters:
         hists = {
-            name: hist.subtract(earlier.histograms[name])
-            if name in earlier.histograms
-            else hist
+            name: hist.subtract(earlier.histograms[name]) if name in earlier.histograms else hist
             for name, hist in self.histograms.items()
         }
         counts = {name: v - earlier.counters.get(name, 0) for name, v in self.counters.items()}

@@ -116,7 +116,7 @@ def _percpu_array_sums(table: Any, length: int) -> list[int]:
         for key, value in table.items_lookup_batch():
             sums[int(key.value)] = sum(int(v) for v in value)
         return sums
-    except Exception:  # noqa: BLE001 - older kernels lack batch ops; fall back per key
+    except Exception:
         pass
     for i in range(length):
         sums[i] = int(table.sum(ctypes.c_int(i)).value)
