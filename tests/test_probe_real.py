@@ -1,0 +1,119 @@
+"""block.latency for real: a bcc program on the block tracepoints around real fio."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from perfcheck.fio import FioRunner, load_job_file
+from perfcheck.probes import BlockLatencyProbe
+from perfcheck.probes.session import ProbeSession
+from perfcheck.rounds import RoundPlan, run_rounds
+from perfcheck.runner import FioWorkload
+from perfcheck.targets import ScratchLoopDevice
+from tests.realcaps import requires_bpf, requires_fio
+
+pytestmark = [
+    pytest.mark.realbpf,
+    pytest.mark.realfio,
+    requires_bpf,
+    requires_fio,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def scratch() -> ScratchLoopDevice:
+    with ScratchLoopDevice.create(256) as target:
+        yield target  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module")
+def probes() -> ProbeSession:
+    session = ProbeSession([BlockLatencyProbe()])
+    session.start()
+    yield session  # type: ignore[misc]
+    session.close()
+
+
+def test_probe_and_fio_report_the_same_round_side_by_side(
+    scratch: ScratchLoopDevice, probes: ProbeSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    probes.configure({"dev": scratch.probe_dev})
+    job = load_job_file(SCENARIOS / "randread-4k.fio")
+    plan = RoundPlan(rounds=3, warmup=1, seconds=0.5)
+    rounds = run_rounds(plan, FioWorkload(FioRunner(job, scratch.path)), probes)
+    assert len(rounds) == 3
+    with capsys.disabled():
+        print("\nround  probe n  fio n    probe p50  fio p50    probe p99  fio p99   (us)")
+    for rnd in rounds:
+        probe = rnd.histograms["block.latency.read"]
+        fio = rnd.histograms["fio.clat.read"]
+        # Every fio I/O is one 4 KiB request: the probe sees fio's count (a rare round
+        # differs by one request in tens of thousands).
+        assert fio.total > 1000
+        assert abs(probe.total - fio.total) <= max(1, fio.total // 10_000)
+        # The block layer sits inside fio's completion latency.
+        assert probe.percentile(50) < fio.percentile(50)
+        assert 500 < probe.percentile(50) < 5_000_000
+        with capsys.disabled():
+            print(
+                f"{rnd.index:5d}  {probe.total:7d}  {fio.total:7d}  "
+                f"{probe.percentile(50) / 1e3:9.1f}  {fio.percentile(50) / 1e3:8.1f}  "
+                f"{probe.percentile(99) / 1e3:9.1f}  {fio.percentile(99) / 1e3:8.1f}"
+            )
+    assert "block.latency.write" not in rounds[0].histograms
+
+
+def test_writes_are_split_by_operation(scratch: ScratchLoopDevice, probes: ProbeSession) -> None:
+    probes.configure({"dev": scratch.probe_dev})
+    job = load_job_file(SCENARIOS / "randrw-70-30.fio")
+    [rnd] = run_rounds(
+        RoundPlan(rounds=1, warmup=0, seconds=0.5), FioWorkload(FioRunner(job, scratch.path)),
+        probes,
+    )
+    reads, writes = rnd.histograms["block.latency.read"], rnd.histograms["block.latency.write"]
+    for probe, fio in ((reads, rnd.histograms["fio.clat.read"]),
+                       (writes, rnd.histograms["fio.clat.write"])):
+        assert abs(probe.total - fio.total) <= max(1, fio.total // 10_000)
+    assert 0.6 < reads.total / (reads.total + writes.total) < 0.8
+
+
+def test_other_disks_are_filtered_out_in_the_kernel(
+    scratch: ScratchLoopDevice, probes: ProbeSession
+) -> None:
+    with ScratchLoopDevice.create(64) as other:
+        probes.configure({"dev": other.probe_dev})
+        before = probes.snapshot()
+        FioRunner(load_job_file(SCENARIOS / "randread-4k.fio"), scratch.path).run(0.3)
+        seen = probes.snapshot().since(before)
+    assert sum(h.total for h in seen.histograms.values()) == 0
+
+
+def test_compile_and_attach_once_then_rounds_reuse_the_program(scratch: ScratchLoopDevice) -> None:
+    session = ProbeSession([BlockLatencyProbe()])
+    started = time.perf_counter()
+    session.start()
+    try:
+        assert session.compile_seconds is not None
+        assert session.compile_seconds <= time.perf_counter() - started
+        program = session._bpf
+        session.configure({"dev": scratch.probe_dev})
+        job = load_job_file(SCENARIOS / "randread-4k.fio")
+        run_rounds(
+            RoundPlan(rounds=2, warmup=0, seconds=0.2), FioWorkload(FioRunner(job, scratch.path)),
+            session,
+        )
+        assert session._bpf is program
+    finally:
+        session.close()
+    assert session._bpf is None
+
+
+def test_the_generated_program_contains_the_shared_bucket_function() -> None:
+    text = ProbeSession([BlockLatencyProbe()]).program_text
+    assert "perfcheck_bucket" in text and "TRACEPOINT_PROBE(block, block_rq_issue)" in text
