@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from perfcheck import __version__
+from perfcheck import __version__, cli_results
 from perfcheck.errors import PerfcheckError
 
 
@@ -84,6 +84,31 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         help="check that this machine can run perfcheck (root, bcc, headers, tracefs, tools)",
         add_arguments=add_doctor_arguments,
         run=cmd_doctor,
+    ),
+    # Results commands (perfcheck/cli_results.py); each exits 2 on an unreadable file.
+    Subcommand(
+        name="compare",
+        help="compare two results or baseline files metric by metric (exit 1 on any FAIL)",
+        add_arguments=cli_results.add_compare_arguments,
+        run=cli_results.cmd_compare,
+    ),
+    Subcommand(
+        name="show",
+        help="percentiles and log2 histograms of a results or baseline file",
+        add_arguments=cli_results.add_show_arguments,
+        run=cli_results.cmd_show,
+    ),
+    Subcommand(
+        name="refresh",
+        help="re-record baselines (pytest --perfcheck --perfcheck-update) and show what moved",
+        add_arguments=cli_results.add_refresh_arguments,
+        run=cli_results.cmd_refresh,
+    ),
+    Subcommand(
+        name="report",
+        help="write a results or baseline file as a self-contained HTML report",
+        add_arguments=cli_results.add_report_arguments,
+        run=cli_results.cmd_report,
     ),
 )
 

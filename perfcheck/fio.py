@@ -148,9 +148,7 @@ def _sum_direction(jobs: list[Mapping[str, Any]], direction: str) -> FioDirectio
     iops = bw = 0.0
     clat = LogLinearHistogram.empty()
     for job in jobs:
-        part = job.get(direction)
-        if not part:
-            continue
+        part = job[direction]  # fio always reports every direction, even unused ones
         ios += int(part["total_ios"])
         io_bytes += int(part["io_bytes"])
         iops += float(part["iops"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ OPT_ROUNDS = "--perfcheck-rounds"
 OPT_SECONDS = "--perfcheck-seconds"
 OPT_MISSING = "--perfcheck-missing"
 OPT_MACHINE_CLASS = "--perfcheck-machine-class"
+OPT_SAVE = "--perfcheck-save"
+OPT_REPORT = "--perfcheck-report"
 
 MARKER = "perfcheck"
 SCENARIO_DIR_NAME = "scenarios"
@@ -110,6 +112,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="machine class that keys the baselines (default: arch, cores and CPU model)",
     )
+    group.addoption(
+        OPT_SAVE,
+        metavar="PATH",
+        help="write everything this run measured and decided to a results JSON file"
+        " (read by perfcheck compare/show/report)",
+    )
+    group.addoption(
+        OPT_REPORT,
+        metavar="PATH",
+        help="write a self-contained HTML report with histogram and per-round plots",
+    )
     parser.addini("perfcheck_baseline_dir", "directory of baseline files", default="baselines")
     parser.addini("perfcheck_missing", "skip or fail when a baseline is missing", default="skip")
     parser.addini("perfcheck_machine_class", "machine class that keys the baselines", default="")
@@ -171,6 +184,7 @@ def pytest_configure(config: pytest.Config) -> None:
     harness = Harness(_settings(config))
     config.hook.pytest_perfcheck_harness(config=config, harness=harness)
     config.stash[HARNESS_KEY] = harness
+    _check_output_paths(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -208,7 +222,7 @@ class ScenarioItem(pytest.Item):
         harness = self.config.stash[HARNESS_KEY]
         try:
             scenario = self.load()
-            measurement = harness.measure(scenario)
+            measurement = _measure_with_progress(self, harness, scenario)
         except PerfcheckError as exc:
             pytest.fail(str(exc), pytrace=False)
         _apply_outcome(self, harness.check(scenario.name, measurement, scenario.threshold_for))
@@ -248,6 +262,8 @@ def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
     """Turn an outcome into the item's result: fail, skip or pass (with properties)."""
     __tracebackhide__ = True
     item.user_properties.append(("perfcheck.status", outcome.status.value))
+    item.user_properties.extend(_percentile_properties(outcome))
+    item.stash[OUTCOME_KEY] = outcome
     if outcome.verdict is not None:
         for c in outcome.verdict.comparisons:
             item.user_properties.append((f"perfcheck.{c.metric}", format_comparison(c)))
@@ -340,7 +356,7 @@ def block_latency(request: pytest.FixtureRequest) -> BlockLatencyRounds:
         scenario = load_scenario(_resolve_scenario(request, ref), known_probes=probe_names())
         if "block.latency" not in scenario.probes:
             scenario = _with_block_probe(scenario)
-        measurement = harness.measure(scenario)
+        measurement = _measure_with_progress(request.node, harness, scenario)
     except PerfcheckError as exc:
         pytest.fail(str(exc), pytrace=False)
     name = kwargs.get("baseline") or baseline_name_for(request.node.nodeid.split("::", 1)[-1])
@@ -388,6 +404,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         if harness.settings.update:
             harness.flush()
+        _save_results(session, harness)
     finally:
         harness.close()
 
@@ -404,6 +421,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     line = f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
     line += ", ".join(parts)
     terminalreporter.write_sep("-", "perfcheck")
+    _write_summary_table(terminalreporter, config, harness)
     terminalreporter.write_line(line)
     if harness.settings.update:
         terminalreporter.write_line(f"perfcheck: baselines written to {where}/")
@@ -421,3 +439,113 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"
         )
+
+
+# -- results file, HTML report, progress, summary table, JUnit and pytest-html extras -------
+
+OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
+SAVED_KEY = pytest.StashKey[list[str]]()
+
+
+def _output_paths(config: pytest.Config) -> list[tuple[str, Path]]:
+    paths = []
+    for option in (OPT_SAVE, OPT_REPORT):
+        value = config.getoption(option.lstrip("-").replace("-", "_"))
+        if value:
+            path = Path(value)
+            paths.append(
+                (option, path if path.is_absolute() else config.invocation_params.dir / path)
+            )
+    return paths
+
+
+def _check_output_paths(config: pytest.Config) -> None:
+    """Refuse an unwritable results or report path before minutes of measuring, not after."""
+    for option, path in _output_paths(config):
+        if path.is_dir():
+            raise pytest.UsageError(f"{option} {path}: is a directory; give a file name")
+        existing = path.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise pytest.UsageError(f"{option} {path}: cannot create a file in {existing}")
+
+
+def _measure_with_progress(item: pytest.Item, harness: Harness, scenario: Scenario) -> Measurement:
+    from perfcheck.progress import terminal_progress
+
+    seconds = harness.settings.seconds or scenario.round_seconds
+    progress = terminal_progress(item.config, item.nodeid, scenario.name, seconds)
+    if progress is None:
+        return harness.measure(scenario)
+    with progress.running():
+        return harness.measure(scenario, progress)
+
+
+def _percentile_properties(outcome: ScenarioOutcome) -> list[tuple[str, object]]:
+    from perfcheck.results import percentile_properties
+
+    return list(percentile_properties(outcome.measurement))
+
+
+def _save_results(session: pytest.Session, harness: Harness) -> None:
+    """Write --perfcheck-save and --perfcheck-report (after baselines were flushed)."""
+    paths = _output_paths(session.config)
+    if not paths:
+        return
+    from perfcheck.report_html import write_report
+    from perfcheck.results import Results, write_results
+
+    results = Results.from_harness(harness)
+    messages = session.config.stash.setdefault(SAVED_KEY, [])
+    for option, path in paths:
+        try:
+            if option == OPT_SAVE:
+                write_results(path, results)
+                messages.append(f"perfcheck: results saved to {path}")
+            else:
+                write_report(path, results)
+                messages.append(f"perfcheck: HTML report written to {path}")
+        except (PerfcheckError, OSError) as exc:
+            messages.append(f"perfcheck: {option} failed: {exc}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+def _write_summary_table(terminalreporter: Any, config: pytest.Config, harness: Harness) -> None:
+    from perfcheck.results import ScenarioResult, summary_table
+
+    if config.get_verbosity() >= 0:
+        colours = {
+            Status.FAIL: {"red": True, "bold": True},
+            Status.INCONCLUSIVE: {"yellow": True},
+            Status.PASS: {"green": True},
+        }
+        latest = {o.name: ScenarioResult.from_outcome(o) for o in harness.outcomes}
+        for status, text in summary_table(latest.values()):
+            terminalreporter.write_line(text, **colours.get(status, {}) if status else {})
+    for message in config.stash.get(SAVED_KEY, []):
+        terminalreporter.write_line(message, red="failed" in message)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # pytest-html, when installed and writing a report: the scenario's table and plots.
+    outcome = item.stash.get(OUTCOME_KEY, None)
+    html_plugin = item.config.pluginmanager.getplugin("html")
+    if (
+        outcome is not None
+        and report.when == "call"
+        and html_plugin is not None
+        and item.config.getoption("htmlpath", None)
+    ):
+        from perfcheck.report_html import scenario_fragment
+        from perfcheck.results import ScenarioResult
+
+        fragment = scenario_fragment(ScenarioResult.from_outcome(outcome))
+        extras = [*getattr(report, "extras", []), html_plugin.extras.html(fragment)]
+        setattr(report, "extras", extras)  # noqa: B010 - an attribute pytest-html reads
+    return report

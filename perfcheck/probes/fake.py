@@ -11,12 +11,19 @@ from collections.abc import Callable, Iterable, Mapping
 
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
+from perfcheck.probes.block import BLOCK_OPS
 from perfcheck.rounds import WorkloadReport
 
 
 class FakeProbeBackend:
     def __init__(self, provenance: Mapping[str, list[str]] | None = None) -> None:
-        self._state = ProbeCounters()
+        # Like the real probe, every operation's counters exist from the start.
+        self._state = ProbeCounters(
+            histograms={f"block.latency.{op}": LogLinearHistogram.empty() for op in BLOCK_OPS},
+            counters={
+                f"block.{what}.{op}": 0 for op in BLOCK_OPS for what in ("requests", "bytes")
+            },
+        )
         self._provenance = dict(
             provenance or {"block.latency": ["fake:block_rq_issue", "fake:block_rq_complete"]}
         )

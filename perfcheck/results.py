@@ -1,0 +1,557 @@
+"""Results files: everything one run measured and decided, in one JSON file.
+
+``pytest --perfcheck --perfcheck-save results.json`` writes one; ``perfcheck
+compare``, ``show`` and ``report`` read them (and baseline files, which hold a
+single measurement). The layout, checked on load against
+``perfcheck/schemas/results-v1.json`` (JSON Schema draft 2020-12)::
+
+    {
+     "schema_version": 1, "kind": "perfcheck-results",
+     "created_at": "2024-05-01T12:00:00Z", "perfcheck_version": "0.1.0",
+     "machine_class": "x86_64-8cpu-...", "alpha": 0.01, "update": false,
+     "scenarios": {
+      "<name>": {
+       "name": "<name>", "status": "PASS|FAIL|INCONCLUSIVE|RECORDED|NO BASELINE",
+       "measurement": {...same as in a baseline file...},
+       "baseline": null | {"path", "recorded_at", "machine_class",
+                           "perfcheck_version", "measurement"},
+       "baseline_path": "<file the baseline is, was written to, or would be>" | null,
+       "comparisons": [{...MetricComparison.to_dict()...}, ...]
+      }
+     }
+    }
+
+JSON has no infinity, so a comparison's ``change`` and ``worse_by`` -- infinite
+when the baseline median is 0 and the current one is not -- are stored as the
+strings ``"+inf"`` and ``"-inf"``; every other number is a plain JSON number.
+Files are written like baselines (sorted keys, one value per line, atomically).
+
+Any problem reading a file -- unreadable, not JSON, another ``kind`` or
+``schema_version``, a schema violation -- is a one-line
+:class:`~perfcheck.errors.BaselineError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import jsonschema
+import jsonschema.exceptions
+import referencing
+
+from perfcheck import __version__
+from perfcheck.baseline import (
+    BASELINE_KIND,
+    Baseline,
+    dump_json,
+    utc_timestamp,
+    write_json_atomic,
+)
+from perfcheck.baseline import SCHEMA_VERSION as BASELINE_SCHEMA_VERSION
+from perfcheck.errors import BaselineError
+from perfcheck.gate import ScenarioVerdict
+from perfcheck.harness import Status
+from perfcheck.histogram import LogLinearHistogram
+from perfcheck.measurement import Measurement
+from perfcheck.verdict import (
+    DEFAULT_ALPHA,
+    Direction,
+    MetricComparison,
+    MetricRule,
+    Verdict,
+    worst,
+)
+
+if TYPE_CHECKING:
+    from perfcheck.harness import Harness, ScenarioOutcome
+
+RESULTS_SCHEMA_VERSION: Final[int] = 1
+RESULTS_KIND: Final[str] = "perfcheck-results"
+#: Larger files are refused before parsing; a results file holds a few baselines' worth.
+MAX_RESULTS_BYTES: Final[int] = 256 * 1024 * 1024
+
+#: Percentiles shown for every histogram by ``show``, the report and JUnit properties.
+DISPLAY_PERCENTILES: Final[tuple[float, ...]] = (50.0, 90.0, 99.0, 99.9)
+
+RECREATE_HINT: Final[str] = "re-create it with `pytest --perfcheck --perfcheck-save FILE`"
+
+_SCHEMA_RESOURCE = f"schemas/results-v{RESULTS_SCHEMA_VERSION}.json"
+_BASELINE_SCHEMA_RESOURCE = f"schemas/baseline-v{BASELINE_SCHEMA_VERSION}.json"
+_INFINITY_TEXT: Final[Mapping[str, float]] = {"+inf": math.inf, "-inf": -math.inf}
+_MAX_MESSAGE_CHARS = 160
+
+
+def percentile_label(pct: float) -> str:
+    """``50.0 -> "p50"``, ``99.9 -> "p99.9"``."""
+    return f"p{pct:g}"
+
+
+def series_percentiles(hist: LogLinearHistogram) -> dict[str, float]:
+    """``{"count": n, "p50": ns, "p90": ns, "p99": ns, "p99.9": ns}``; only the count if empty."""
+    values: dict[str, float] = {"count": float(hist.total)}
+    if hist.total:
+        for pct in DISPLAY_PERCENTILES:
+            values[percentile_label(pct)] = hist.percentile(pct)
+    return values
+
+
+def percentile_properties(measurement: Measurement) -> list[tuple[str, str]]:
+    """JUnit-style properties of each series, all rounds merged: sample count and percentiles.
+
+    ``("perfcheck.merged.block.latency.read.count", "15000")``,
+    ``("perfcheck.merged.block.latency.read.p99_9_ns", "81234")``, ... (latencies in whole ns).
+    """
+    properties: list[tuple[str, str]] = []
+    for series, hist in sorted(measurement.merged_histograms().items()):
+        for label, value in series_percentiles(hist).items():
+            name = "count" if label == "count" else f"{label.replace('.', '_')}_ns"
+            properties.append((f"perfcheck.merged.{series}.{name}", f"{value:.0f}"))
+    return properties
+
+
+def _change_text(change: float) -> str:
+    if math.isinf(change):
+        return "+inf%" if change > 0 else "-inf%"
+    return f"{change * 100.0:+.1f}%"
+
+
+def summary_table(scenarios: Iterable[ScenarioResult]) -> list[tuple[Status | None, str]]:
+    """Aligned plain-text lines: a header (status None), then ``(status, line)`` per scenario.
+
+    Columns: scenario, verdict, the metric that got worst (the FAIL or INCONCLUSIVE
+    one when there is one), its change and p-value.
+    """
+    header = ("scenario", "verdict", "worst metric", "change", "p-value")
+    rows: list[tuple[Status, tuple[str, ...]]] = []
+    for result in scenarios:
+        moved = result.most_moved()
+        if moved is None:
+            cells = (result.name, result.status.value, "-", "-", "-")
+        else:
+            change = _change_text(moved.change)
+            cells = (result.name, result.status.value, moved.metric, change, f"{moved.p_value:.2g}")
+        rows.append((result.status, cells))
+    widths = [max(len(cells[i]) for cells in [header, *(c for _, c in rows)]) for i in range(5)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        left = "  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(cells[:3]))
+        right = "  ".join(f"{cell:>{widths[i + 3]}}" for i, cell in enumerate(cells[3:]))
+        return f"{left}  {right}".rstrip()
+
+    return [(None, line(header)), *((status, line(cells)) for status, cells in rows)]
+
+
+# -- comparisons to and from JSON ----------------------------------------------------------
+
+
+def _finite_or_text(value: float) -> float | str:
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return value
+
+
+def _from_finite_or_text(value: Any) -> float:
+    if isinstance(value, str):
+        return _INFINITY_TEXT[value]
+    return float(value)
+
+
+def comparison_to_json(comparison: MetricComparison) -> dict[str, Any]:
+    """:meth:`MetricComparison.to_dict` with an infinite change written as ``"+inf"``/``"-inf"``."""
+    data = comparison.to_dict()
+    data["change"] = _finite_or_text(comparison.change)
+    data["worse_by"] = _finite_or_text(comparison.worse_by)
+    return data
+
+
+def comparison_from_json(data: Mapping[str, Any]) -> MetricComparison:
+    """Inverse of :func:`comparison_to_json` (for data already checked against the schema)."""
+    rounds_needed = data["rounds_needed"]
+    return MetricComparison(
+        metric=str(data["metric"]),
+        rule=MetricRule(Direction(data["direction"]), float(data["threshold"])),
+        baseline=tuple(float(v) for v in data["baseline"]),
+        current=tuple(float(v) for v in data["current"]),
+        baseline_median=float(data["baseline_median"]),
+        current_median=float(data["current_median"]),
+        change=_from_finite_or_text(data["change"]),
+        worse_by=_from_finite_or_text(data["worse_by"]),
+        p_value=float(data["p_value"]),
+        alpha=float(data["alpha"]),
+        verdict=Verdict(data["verdict"]),
+        rounds_needed=None if rounds_needed is None else int(rounds_needed),
+        reason=str(data["reason"]),
+    )
+
+
+# -- the objects ---------------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioResult:
+    """What one run did with one scenario: its measurement, baseline and verdicts."""
+
+    name: str
+    status: Status
+    measurement: Measurement
+    baseline: Baseline | None = None
+    baseline_path: Path | None = None
+    comparisons: list[MetricComparison] = field(default_factory=list)
+
+    @classmethod
+    def from_outcome(cls, outcome: ScenarioOutcome) -> ScenarioResult:
+        verdict = outcome.verdict
+        return cls(
+            name=outcome.name,
+            status=outcome.status,
+            measurement=outcome.measurement,
+            baseline=verdict.baseline if verdict is not None else None,
+            baseline_path=outcome.baseline_path,
+            comparisons=list(verdict.comparisons) if verdict is not None else [],
+        )
+
+    @property
+    def worst(self) -> MetricComparison | None:
+        """The FAIL or INCONCLUSIVE metric most in need of attention, None if all PASS."""
+        return worst(self.comparisons)
+
+    def most_moved(self) -> MetricComparison | None:
+        """The metric that got worst (largest ``worse_by``), whatever its verdict."""
+        return self.worst or max(self.comparisons, key=lambda c: c.worse_by, default=None)
+
+    def as_verdict(self) -> ScenarioVerdict | None:
+        """The :class:`ScenarioVerdict` this result came from, when it had a baseline."""
+        if self.baseline is None:
+            return None
+        return ScenarioVerdict(self.name, self.measurement, self.baseline, list(self.comparisons))
+
+    def to_dict(self) -> dict[str, Any]:
+        baseline: dict[str, Any] | None = None
+        if self.baseline is not None:
+            baseline = {
+                "path": None if self.baseline.path is None else str(self.baseline.path),
+                "recorded_at": self.baseline.recorded_at,
+                "machine_class": self.baseline.machine_class,
+                "perfcheck_version": self.baseline.perfcheck_version,
+                "measurement": self.baseline.measurement.to_dict(),
+            }
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "measurement": self.measurement.to_dict(),
+            "baseline": baseline,
+            "baseline_path": None if self.baseline_path is None else str(self.baseline_path),
+            "comparisons": [comparison_to_json(c) for c in self.comparisons],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScenarioResult:
+        """From data already checked against the schema; ValueError if inconsistent."""
+        name = str(data["name"])
+        measurement = Measurement.from_dict(data["measurement"])
+        if measurement.scenario != name:
+            raise ValueError(f"scenario {name!r} holds a measurement of {measurement.scenario!r}")
+        baseline: Baseline | None = None
+        stored = data["baseline"]
+        if stored is not None:
+            baseline = Baseline(
+                scenario=name,
+                machine_class=str(stored["machine_class"]),
+                measurement=Measurement.from_dict(stored["measurement"]),
+                recorded_at=str(stored["recorded_at"]),
+                perfcheck_version=str(stored["perfcheck_version"]),
+                path=None if stored["path"] is None else Path(stored["path"]),
+            )
+        path = data["baseline_path"]
+        return cls(
+            name=name,
+            status=Status(data["status"]),
+            measurement=measurement,
+            baseline=baseline,
+            baseline_path=None if path is None else Path(path),
+            comparisons=[comparison_from_json(c) for c in data["comparisons"]],
+        )
+
+
+@dataclass
+class Results:
+    """The scenarios of one run (or the one measurement of a baseline file), by name.
+
+    ``source_kind`` says what the file was: :data:`RESULTS_KIND` or, for a baseline
+    file read as results, ``"perfcheck-baseline"``; ``path`` is where it was read from.
+    """
+
+    scenarios: dict[str, ScenarioResult]
+    machine_class: str
+    alpha: float = DEFAULT_ALPHA
+    update: bool = False
+    created_at: str = field(default_factory=utc_timestamp)
+    perfcheck_version: str = __version__
+    path: Path | None = None
+    source_kind: str = RESULTS_KIND
+
+    @classmethod
+    def from_outcomes(
+        cls,
+        outcomes: Iterable[ScenarioOutcome],
+        machine_class: str,
+        alpha: float = DEFAULT_ALPHA,
+        update: bool = False,
+    ) -> Results:
+        """Results of a run; a scenario checked twice keeps its last outcome (as baselines do)."""
+        scenarios = {o.name: ScenarioResult.from_outcome(o) for o in outcomes}
+        return cls(scenarios, machine_class, alpha=alpha, update=update)
+
+    @classmethod
+    def from_harness(cls, harness: Harness) -> Results:
+        return cls.from_outcomes(
+            harness.outcomes,
+            harness.machine_class,
+            alpha=harness.settings.alpha,
+            update=harness.settings.update,
+        )
+
+    @classmethod
+    def from_baseline(cls, baseline: Baseline) -> Results:
+        """A baseline file seen as results: one RECORDED scenario, its own measurement."""
+        result = ScenarioResult(
+            name=baseline.scenario,
+            status=Status.RECORDED,
+            measurement=baseline.measurement,
+            baseline_path=baseline.path,
+        )
+        return cls(
+            {baseline.scenario: result},
+            baseline.machine_class,
+            created_at=baseline.recorded_at,
+            perfcheck_version=baseline.perfcheck_version,
+            path=baseline.path,
+            source_kind=BASELINE_KIND,
+        )
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Metric -> the threshold its comparison used in this run (scenario overrides too)."""
+        return {c.metric: c.rule.threshold for s in self.scenarios.values() for c in s.comparisons}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "kind": RESULTS_KIND,
+            "created_at": self.created_at,
+            "perfcheck_version": self.perfcheck_version,
+            "machine_class": self.machine_class,
+            "alpha": self.alpha,
+            "update": self.update,
+            "scenarios": {name: s.to_dict() for name, s in sorted(self.scenarios.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Path | None = None) -> Results:
+        """Validate parsed JSON against the results schema and build the results.
+
+        Raises a one-line ``BaselineError`` naming ``path`` (or "results data").
+        """
+        where = str(path) if path is not None else "results data"
+        check_results_data(data, where)
+        scenarios: dict[str, ScenarioResult] = {}
+        for key, item in data["scenarios"].items():
+            try:
+                scenario = ScenarioResult.from_dict(item)
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
+                raise BaselineError(
+                    f"{where}: scenario {key!r} is inconsistent ({_one_line(str(exc))}); "
+                    f"{RECREATE_HINT}"
+                ) from exc
+            if scenario.name != key:
+                raise BaselineError(
+                    f"{where}: scenario {key!r} is named {scenario.name!r} inside; {RECREATE_HINT}"
+                )
+            scenarios[key] = scenario
+        return cls(
+            scenarios=scenarios,
+            machine_class=data["machine_class"],
+            alpha=float(data["alpha"]),
+            update=bool(data["update"]),
+            created_at=data["created_at"],
+            perfcheck_version=data["perfcheck_version"],
+            path=path,
+        )
+
+
+# -- schema --------------------------------------------------------------------------------
+
+
+def _schema_resource(name: str) -> dict[str, Any]:
+    text = resources.files("perfcheck").joinpath(name).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _results_validator() -> jsonschema.Draft202012Validator:
+    schema = _schema_resource(_SCHEMA_RESOURCE)
+    baseline_schema = _schema_resource(_BASELINE_SCHEMA_RESOURCE)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # The measurement layout is defined once, in the baseline schema.
+    registry: referencing.Registry[Any] = referencing.Registry().with_resource(
+        baseline_schema["$id"], referencing.Resource.from_contents(baseline_schema)
+    )
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON schema (draft 2020-12) results files are checked against."""
+    return _schema_resource(_SCHEMA_RESOURCE)
+
+
+def check_results_data(data: Any, where: str) -> None:
+    """Raise a one-line ``BaselineError`` unless ``data`` is a valid results document."""
+    if not isinstance(data, dict):
+        raise BaselineError(
+            f"{where}: not a perfcheck results file (the JSON is not an object); {RECREATE_HINT}"
+        )
+    kind = data.get("kind")
+    if kind != RESULTS_KIND:
+        raise BaselineError(
+            f"{where}: not a perfcheck results file (kind is {_short(kind)}, expected "
+            f"{RESULTS_KIND!r}); {RECREATE_HINT}"
+        )
+    version = data.get("schema_version")
+    if version != RESULTS_SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > RESULTS_SCHEMA_VERSION
+        fix = f"upgrade perfcheck, or {RECREATE_HINT}" if newer else RECREATE_HINT
+        raise BaselineError(
+            f"{where}: results schema_version {_short(version)} is not one this perfcheck "
+            f"reads ({RESULTS_SCHEMA_VERSION}); {fix}"
+        )
+    error = jsonschema.exceptions.best_match(_results_validator().iter_errors(data))
+    if error is not None:
+        at = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise BaselineError(
+            f"{where}: schema violation at JSON path {at}: {_one_line(error.message)}; "
+            f"{RECREATE_HINT}"
+        )
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def write_results(path: Path, results: Results) -> None:
+    """Write ``results`` to ``path`` atomically; a file ``load_results`` would refuse is never
+    written. Raises ``BaselineError`` naming the file on any problem."""
+    data = results.to_dict()
+    try:
+        text = dump_json(data)
+    except (TypeError, ValueError) as exc:
+        raise BaselineError(
+            f"{path}: cannot save results: a measured value cannot be stored as JSON "
+            f"({_one_line(str(exc))})"
+        ) from exc
+    check_results_data(json.loads(text), f"{path} (not written)")
+    try:
+        write_json_atomic(path, data)
+    except OSError as exc:
+        raise BaselineError(
+            f"{path}: cannot write results ({exc.strerror or exc}); "
+            "check that its directory is writable"
+        ) from exc
+
+
+def load_results(path: Path) -> Results:
+    """Read a results file or a baseline file (a single measurement) as :class:`Results`.
+
+    Every problem is a one-line ``BaselineError`` naming ``path``.
+    """
+    data = _read_json(path)
+    if isinstance(data, dict) and data.get("kind") == BASELINE_KIND:
+        return Results.from_baseline(Baseline.from_dict(data, path=path))
+    if isinstance(data, dict) and data.get("kind") != RESULTS_KIND:
+        raise BaselineError(
+            f"{path}: neither a perfcheck results file nor a baseline (kind is "
+            f"{_short(data.get('kind'))}); give a file written by --perfcheck-save or a "
+            "baseline file"
+        )
+    return Results.from_dict(data, path=path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_RESULTS_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise BaselineError(f"{path}: no such file; check the path") from exc
+    except IsADirectoryError as exc:
+        raise BaselineError(f"{path}: is a directory, not a results or baseline file") from exc
+    except OSError as exc:
+        raise BaselineError(
+            f"{path}: cannot read ({exc.strerror or exc}); check its permissions"
+        ) from exc
+    if len(raw) > MAX_RESULTS_BYTES:
+        raise BaselineError(
+            f"{path}: larger than {MAX_RESULTS_BYTES // (1024 * 1024)} MiB, "
+            "not a results or baseline file"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BaselineError(
+            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); {RECREATE_HINT}"
+        ) from exc
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            what = f"truncated: the JSON ends early at line {exc.lineno}:{exc.colno}"
+        else:
+            what = f"not valid JSON at line {exc.lineno}:{exc.colno} ({exc.msg})"
+        raise BaselineError(f"{path}: {what}; {RECREATE_HINT}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise BaselineError(
+            f"{path}: not valid JSON ({_one_line(str(exc)) or 'nested too deeply'}); "
+            f"{RECREATE_HINT}"
+        ) from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number perfcheck stores")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {_short(key)} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _short(value: object) -> str:
+    text = _one_line(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[: _MAX_MESSAGE_CHARS - 3] + "..."
+    return text
