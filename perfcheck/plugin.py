@@ -29,7 +29,7 @@ from perfcheck.harness import (
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.probes import probe_names
-from perfcheck.scenario import Scenario, load_scenario
+from perfcheck.scenario import Scenario, load_scenario, threshold_for
 from perfcheck.verdict import format_comparison
 
 OPT_ENABLE = "--perfcheck"
@@ -377,21 +377,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     pending = item.stash.get(GATE_KEY, None)
     if pending is not None:
         harness = item.config.stash[HARNESS_KEY]
-        lookup = _threshold_lookup(pending.thresholds)
-        _apply_outcome(item, harness.check(pending.name, pending.measurement, lookup))
+        thresholds = pending.thresholds
+        outcome = harness.check(
+            pending.name, pending.measurement, lambda metric: threshold_for(thresholds, metric)
+        )
+        _apply_outcome(item, outcome)
     return result
-
-
-def _threshold_lookup(thresholds: dict[str, float]) -> Any:
-    import fnmatch
-
-    def lookup(metric: str) -> float | None:
-        if metric in thresholds:
-            return thresholds[metric]
-        matching = [k for k in thresholds if fnmatch.fnmatchcase(metric, k)]
-        return thresholds[max(matching, key=len)] if matching else None
-
-    return lookup
 
 
 # -- end of session ------------------------------------------------------------------------

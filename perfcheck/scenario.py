@@ -128,13 +128,19 @@ class Scenario:
         >>> s.threshold_for("fio.clat.read.p99"), s.threshold_for("block.latency.read.p99")
         (0.2, None)
         """
-        if metric in self.thresholds:
-            return self.thresholds[metric]
-        matching = [key for key in self.thresholds if fnmatch.fnmatchcase(metric, key)]
-        if not matching:
-            return None
-        best = min(matching, key=lambda key: (-len(key), _wildcard_count(key), key))
-        return self.thresholds[best]
+        return threshold_for(self.thresholds, metric)
+
+
+def threshold_for(thresholds: Mapping[str, float], metric: str) -> float | None:
+    """The value of the most specific key of ``thresholds`` matching ``metric``, or None:
+    an exact name, else the longest pattern, then the one with fewer wildcards."""
+    if metric in thresholds:
+        return thresholds[metric]
+    matching = [key for key in thresholds if fnmatch.fnmatchcase(metric, key)]
+    if not matching:
+        return None
+    best = min(matching, key=lambda key: (-len(key), _wildcard_count(key), key))
+    return thresholds[best]
 
 
 def load_scenario(path: Path, known_probes: Collection[str] | None = None) -> Scenario:

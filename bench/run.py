@@ -1,0 +1,40 @@
+"""Run every benchmark in turn (``make bench``); pass --quick for a short pass.
+
+Each benchmark is a script in this directory that prints its own figures; this runner
+only sequences them and reports which failed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+#: (script, arguments for a normal run, arguments for --quick)
+BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
+    ("harness_cost.py", [], ["--sessions", "3", "--rounds", "5"]),
+    ("overhead.py", [], ["--quick"]),
+]
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    failed = []
+    for script, normal, short in BENCHMARKS:
+        path = HERE / script
+        if not path.exists():
+            continue
+        print(f"== {script}", flush=True)
+        code = subprocess.call([sys.executable, str(path), *(short if quick else normal)])
+        if code != 0:
+            failed.append(f"{script} (exit {code})")
+    if failed:
+        print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
