@@ -146,9 +146,7 @@ def test_regression_in_results_file_junit_and_summary_table(
     assert "block.latency.read.p50" in failing
 
     tree = ET.parse(project.path / "j.xml")
-    properties = {
-        prop.get("name"): prop.get("value") for prop in tree.iter("property") if prop.get("name")
-    }
+    properties = {prop.attrib["name"]: prop.attrib["value"] for prop in tree.iter("property")}
     assert properties["perfcheck.status"] == "FAIL"
     assert "FAIL" in properties["perfcheck.block.latency.read.p50"]
     assert int(properties["perfcheck.merged.block.latency.read.count"]) == 5 * 200

@@ -59,7 +59,7 @@ def make_measurement(
                 scalars={"fio.iops.read": 40_000.0 / wobble},
             )
         )
-    env = {"kernel.release": "6.1.0", "cpu.model": "Test CPU"}
+    env: dict[str, object] = {"kernel.release": "6.1.0", "cpu.model": "Test CPU"}
     env.update(environment or {})
     return Measurement(
         scenario=name,

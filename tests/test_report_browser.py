@@ -1,0 +1,214 @@
+"""The HTML report in a real headless Chromium: it loads without console messages, the
+plots are in the rendered DOM (with JavaScript on and off), and the screenshot shows
+them drawn in their colours.
+
+Each check has a control page that must fail it, so a browser that renders nothing
+or a log format that changed cannot make these tests pass vacuously.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from perfcheck.report_html import BASELINE_COLOUR, CURRENT_COLOUR, write_report
+from perfcheck.results import Results
+from tests.test_results import make_results
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="chromium not installed (Debian package chromium; run scripts/setup-machine.sh)",
+)
+
+_CONSOLE_LINE = re.compile(r":CONSOLE[(:]")
+
+
+def chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium on ``page``, offline, logging console messages to stderr."""
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *extra,
+        page.resolve().as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if _CONSOLE_LINE.search(line)]
+
+
+# -- a tiny PNG reader (8-bit RGB/RGBA, not interlaced: what Chromium writes) ------------------
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """Width, height and the RGB pixels of a PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    offset, idat, header = 8, b"", None
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        offset += 12 + length
+    assert header is not None
+    width, height, depth, colour_type, _, _, interlace = header
+    assert depth == 8 and colour_type in (2, 6) and interlace == 0, header
+    channels = 3 if colour_type == 2 else 4
+    stride = width * channels
+    raw = zlib.decompress(idat)
+    previous = bytearray(stride)
+    pixels: list[tuple[int, int, int]] = []
+    for row in range(height):
+        start = row * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            upper_left = previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                line[i] = (line[i] + _paeth(left, up, upper_left)) & 0xFF
+        pixels.extend((line[i], line[i + 1], line[i + 2]) for i in range(0, stride, channels))
+        previous = line
+    return width, height, pixels
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    value = int(colour.lstrip("#"), 16)
+    return value >> 16, (value >> 8) & 0xFF, value & 0xFF
+
+
+def pixels_near(pixels: list[tuple[int, int, int]], colour: str, tolerance: int = 12) -> int:
+    r, g, b = _rgb(colour)
+    return sum(
+        1
+        for pr, pg, pb in pixels
+        if abs(pr - r) <= tolerance and abs(pg - g) <= tolerance and abs(pb - b) <= tolerance
+    )
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> tuple[Path, Results]:
+    results = make_results(tmp_path)
+    path = tmp_path / "report.html"
+    write_report(path, results)
+    return path, results
+
+
+def expected_plot_count(results: Results) -> int:
+    from perfcheck.report_html import key_round_series
+
+    count = 0
+    for scenario in results.scenarios.values():
+        count += sum(1 for h in scenario.measurement.merged_histograms().values() if h.total)
+        count += len(key_round_series(scenario))
+    return count
+
+
+# -- the checks ----------------------------------------------------------------------------
+
+
+def test_console_check_catches_an_error(tmp_path: Path) -> None:
+    control = tmp_path / "broken.html"
+    control.write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>x</title></head>'
+        "<body><script>undefinedFunction();</script></body></html>"
+    )
+    done = chromium(control, tmp_path / "profile", "--dump-dom")
+    assert any("undefinedFunction" in line for line in console_messages(done.stderr))
+
+
+def test_report_loads_without_console_messages_and_plots_are_in_the_dom(
+    tmp_path: Path, report: tuple[Path, Results]
+) -> None:
+    path, results = report
+    done = chromium(path, tmp_path / "profile", "--dump-dom")
+    assert console_messages(done.stderr) == []
+    dom = done.stdout
+    expected = expected_plot_count(results)
+    assert expected >= 8
+    assert len(re.findall(r"<svg\b", dom)) == expected
+    series = {n: len(s.measurement.merged_histograms()) for n, s in results.scenarios.items()}
+    with_baseline = sum(series[n] for n, s in results.scenarios.items() if s.baseline)
+    assert len(re.findall(r'<polyline class="pc-line pc-current"', dom)) == sum(series.values())
+    assert len(re.findall(r'<polyline class="pc-line pc-baseline"', dom)) == with_baseline
+    assert len(re.findall(r'<circle class="pc-dot"', dom)) > 20
+    assert 'id="scenario-slower"' in dom
+
+
+def test_screenshot_shows_the_plots_drawn(tmp_path: Path, report: tuple[Path, Results]) -> None:
+    path, _ = report
+    shot = tmp_path / "report.png"
+    chromium(path, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,1800")
+    width, height, pixels = png_pixels(shot.read_bytes())
+    assert (width, height) == (1200, 1800)
+    assert len(Counter(pixels)) > 200, "a near-blank page"
+    # The top of the page is the failing scenario: both sides of its plots are drawn.
+    assert pixels_near(pixels, BASELINE_COLOUR) > 300
+    assert pixels_near(pixels, CURRENT_COLOUR) > 300
+
+
+def test_scripts_cannot_run_in_the_report(tmp_path: Path, report: tuple[Path, Results]) -> None:
+    """The page's own Content-Security-Policy forbids scripts, so what the browser shows is
+    what a reader without JavaScript sees: a script slipped into it must neither run nor
+    be needed for the plots."""
+    path, results = report
+    tampered = tmp_path / "tampered.html"
+    wipe = "<script>document.body.textContent = 'wiped';</script>"
+    tampered.write_text(path.read_text().replace("</main>", f"</main>{wipe}"))
+    done = chromium(tampered, tmp_path / "profile", "--dump-dom")
+    assert any("Content Security Policy" in line for line in console_messages(done.stderr))
+    assert len(re.findall(r"<svg\b", done.stdout)) == expected_plot_count(results)
+    assert "wiped</body>" not in done.stdout
+
+
+def test_screenshot_check_fails_on_a_blank_page(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.html"
+    blank.write_text('<!DOCTYPE html><html lang="en"><head><title>x</title></head></html>')
+    shot = tmp_path / "blank.png"
+    chromium(blank, tmp_path / "profile", f"--screenshot={shot}", "--window-size=400,300")
+    _, _, pixels = png_pixels(shot.read_bytes())
+    assert len(Counter(pixels)) < 5
+    assert pixels_near(pixels, BASELINE_COLOUR) == 0
+    assert pixels_near(pixels, CURRENT_COLOUR) == 0

@@ -1,0 +1,140 @@
+"""Targets: the scratch device comes and goes; a user's data is never written without consent."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perfcheck.errors import TargetError
+from perfcheck.targets import (
+    SCRATCH_MARKER,
+    ScratchLoopDevice,
+    io_scheduler,
+    kernel_dev,
+    open_given_target,
+)
+from tests.realcaps import requires_fio
+
+pytestmark = [pytest.mark.realfio, requires_fio]
+
+
+def loop_devices() -> str:
+    return subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
+
+
+@contextlib.contextmanager
+def user_loop_device(size_mib: int = 64) -> Iterator[Path]:
+    backing = Path("/dev/shm") / f"user-data-{secrets.token_hex(4)}.img"
+    with open(backing, "xb") as fh:
+        os.posix_fallocate(fh.fileno(), 0, size_mib << 20)
+    dev = Path(
+        subprocess.run(
+            ["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "--detach", str(dev)], check=False)
+        backing.unlink(missing_ok=True)
+
+
+def test_scratch_device_is_created_and_removed_without_a_trace() -> None:
+    with ScratchLoopDevice.create(64) as scratch:
+        assert scratch.path.is_block_device()
+        assert scratch.backing_file.name.startswith(SCRATCH_MARKER)
+        assert scratch.backing_file.stat().st_size == 64 << 20
+        rdev = scratch.path.stat().st_rdev
+        assert scratch.probe_dev == kernel_dev(os.major(rdev), os.minor(rdev))
+        assert str(scratch.backing_file) in loop_devices()
+    assert not scratch.backing_file.exists()
+    assert str(scratch.backing_file) not in loop_devices()
+
+
+def test_an_empty_device_may_be_written() -> None:
+    with user_loop_device() as dev:
+        target = open_given_target(dev, writes=True, allow_destructive=False)
+        assert target.disk == dev.name and not target.created_by_harness
+        target.close()
+        assert dev.is_block_device()  # closing a user's target leaves it alone
+
+
+def test_a_filesystem_is_never_written_without_consent() -> None:
+    with user_loop_device() as dev:
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(dev)], check=True)
+        with pytest.raises(TargetError) as info:
+            open_given_target(dev, writes=True, allow_destructive=False)
+        message = str(info.value)
+        assert f"--perfcheck-target {dev}: refusing to write, it holds ext4" in message
+        assert "--perfcheck-allow-destructive" in message and "\n" not in message
+        # Reading is harmless; consent allows writing.
+        open_given_target(dev, writes=False, allow_destructive=False)
+        open_given_target(dev, writes=True, allow_destructive=True)
+
+
+def test_a_partition_table_is_never_written_without_consent() -> None:
+    with user_loop_device() as dev:
+        # A DOS partition table by hand: one Linux partition from sector 2048, then 0x55AA.
+        entry = bytes([0, 0, 0, 0, 0x83, 0, 0, 0]) + (2048).to_bytes(4, "little")
+        entry += (8192).to_bytes(4, "little")
+        with open(dev, "r+b") as fh:
+            fh.seek(446)
+            fh.write(entry)
+            fh.seek(510)
+            fh.write(b"\x55\xaa")
+        with pytest.raises(TargetError, match="refusing to write"):
+            open_given_target(dev, writes=True, allow_destructive=False)
+
+
+def test_a_mounted_device_is_never_written_without_consent(tmp_path: Path) -> None:
+    with user_loop_device() as dev:
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(dev)], check=True)
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        subprocess.run(["mount", str(dev), str(mnt)], check=True)
+        try:
+            with pytest.raises(TargetError, match=f"mounted on {mnt}"):
+                open_given_target(dev, writes=True, allow_destructive=False)
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_an_existing_file_is_never_overwritten_without_consent(tmp_path: Path) -> None:
+    data = tmp_path / "precious"
+    data.write_bytes(b"x" * 4096)
+    with pytest.raises(TargetError, match="refusing to overwrite an existing file"):
+        open_given_target(data, writes=True, allow_destructive=False)
+    target = open_given_target(data, writes=False, allow_destructive=False)
+    target.close()
+    assert data.read_bytes() == b"x" * 4096
+
+
+def test_bad_targets_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match="no such file or device"):
+        open_given_target(tmp_path / "missing", writes=False, allow_destructive=False)
+    (tmp_path / "empty").touch()
+    with pytest.raises(TargetError, match="the file is empty"):
+        open_given_target(tmp_path / "empty", writes=False, allow_destructive=False)
+    with pytest.raises(TargetError, match="not a block device or regular file"):
+        open_given_target(tmp_path, writes=False, allow_destructive=False)
+
+
+def test_io_scheduler_is_restored() -> None:
+    with ScratchLoopDevice.create(16) as scratch:
+        knob = Path("/sys/block") / scratch.disk / "queue" / "scheduler"
+        before = knob.read_text()
+        with io_scheduler(scratch.disk, "bfq") as old:
+            assert "[bfq]" in knob.read_text()
+            assert f"[{old}]" in before
+        assert knob.read_text() == before
+        with pytest.raises(TargetError, match="scheduler 'no-such' not available"):
+            with io_scheduler(scratch.disk, "no-such"):
+                pass
+        assert knob.read_text() == before
