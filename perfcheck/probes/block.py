@@ -1,146 +1,492 @@
-"""``block.latency``: time from block_rq_issue to block_rq_complete, per operation.
+"""The block probes: ``block.latency``, ``block.queue_latency`` and ``block.size``.
 
-Like bcc's biolatency, but on the block tracepoints only (kprobes may be absent, and
-bcc's biolatency broke when ``blk_account_io_done`` was inlined). Requests are
-matched by (device, sector); only the target disk is timed, filtered inside BPF so
-other disks cost a map lookup and nothing more.
+Like bcc's biolatency (and ``biolatency -Q``) and bitesize, but on the block layer's
+raw tracepoints only: kprobes may be absent, and bcc's biolatency broke when
+``blk_account_io_done`` was inlined.
 
-Series: ``block.latency.<op>`` for op in read, write, flush, discard.
-Counters: ``block.requests.<op>`` and ``block.bytes.<op>``, used to cross-check the
-probe against the workload's own I/O count.
+``block.latency``
+    ``block_rq_issue`` -> ``block_rq_complete``: time in the driver and device.
+    Series ``block.latency.<op>``; counters ``block.requests.<op>``, ``block.bytes.<op>``
+    (to cross-check the probe against the workload's own I/O count) and
+    ``block.untimed`` (requests the program could not track: its table was full).
+``block.queue_latency``
+    ``block_rq_insert`` -> ``block_rq_complete``, or ``block_rq_issue`` ->
+    ``block_rq_complete`` for a request never inserted (issued directly, as with the
+    ``none`` scheduler): adds the time spent in the I/O scheduler. Series
+    ``block.queue_latency.<op>``. A request requeued and inserted again counts from
+    its last insertion.
+``block.size``
+    Bytes of each request at ``block_rq_issue``. Series ``block.size.<op>``, whose values
+    are **bytes**, not nanoseconds, in the same log-linear buckets.
+
+``<op>`` is read, write, flush or discard (secure erase counts as discard); other
+operations (write-zeroes, zone management, passthrough) are not counted.
+
+How it is kept cheap (see ``bench/RESULTS.md``):
+
+* Raw tracepoints: the program gets the ``struct request *`` directly instead of a
+  formatted trace record, skipping the record's formatting (rwbs, comm, cmd).
+* Requests are keyed by their address. The request table keeps an entry per request
+  structure the target disk uses (a bounded set: the tag set's preallocated requests)
+  and updates it in place, so the common path never inserts or deletes hash entries.
+* The target disk is recognised by its ``request_queue`` pointer, learned once from
+  ``rq->q->disk`` and cached in the config map, so a request costs one field read to
+  filter. Field offsets come from the kernel's BTF (:mod:`perfcheck.probes.btf`) and
+  reach the program through the config map: the C text is the same on every kernel.
+
+The three probes share one program section (a guard keeps it from being pasted twice)
+and one request table; each probe's ``configure`` switches its part on through a
+feature bit, so a session holding only ``block.latency`` skips the others' work.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from perfcheck.bpf_layout import HIST_SLOTS
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.probes.base import Probe, ProbeCounters
+from perfcheck.probes.base import ProbeCounters
+from perfcheck.probes.btf import BTFError, kernel_btf
+from perfcheck.probes.catalog import (
+    ATTACH_RAW_TRACEPOINT,
+    UNIT_BYTES,
+    CatalogProbe,
+    setting,
+)
+from perfcheck.probes.features import (
+    Unavailable,
+    missing_btf_members,
+    missing_raw_tracepoints,
+    missing_tracepoints,
+)
+from perfcheck.probes.maps import percpu_array_sums, read_config, split_histograms, write_config
 
 #: Operation index in the maps -> name. Order is part of the C/Python contract below.
 BLOCK_OPS: tuple[str, ...] = ("read", "write", "flush", "discard")
 
-BLOCK_LATENCY_C = r"""
+#: Feature bits in ``pc_blk_config.features``, one per probe.
+FEATURE_LATENCY = 1
+FEATURE_QUEUE = 2
+FEATURE_SIZE = 4
+
+#: Raw tracepoints of the shared program and the argument types it reads.
+RAW_TRACEPOINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("block_rq_insert", ("struct request *",)),
+    ("block_rq_issue", ("struct request *",)),
+    ("block_rq_merge", ("struct request *",)),
+    ("block_rq_complete", ("struct request *", "blk_status_t", "unsigned int")),
+)
+
+#: Kernel struct members the program reads, at offsets taken from BTF.
+BTF_MEMBERS: tuple[tuple[str, str], ...] = (
+    ("request", "q"),
+    ("request", "cmd_flags"),
+    ("request", "__data_len"),
+    ("request_queue", "disk"),
+    ("gendisk", "major"),
+    ("gendisk", "first_minor"),
+)
+
+BLOCK_PROGRAM_C = r"""
+#ifndef PC_BLOCK_PROGRAM
+#define PC_BLOCK_PROGRAM
 /*
- * block.latency: block_rq_issue -> block_rq_complete latency of one disk, per op.
- * pc_blk_filter[0] holds the disk's dev_t (MAJOR << 20 | MINOR); nothing else is timed.
- * pc_blk_hist is indexed op * PC_HIST_SLOTS + slot; pc_blk_count[op * 2] counts
- * requests and [op * 2 + 1] bytes.
+ * perfcheck block probes: block.latency, block.queue_latency, block.size.
+ * Raw tracepoints on block_rq_{insert,issue,merge,complete}; one disk, chosen by dev_t.
+ * pc_blk_config (written by Python) holds the target, the probes switched on and the
+ * offsets of the struct members read, from the running kernel's BTF.
  */
 #define PC_BLK_OPS 4
+#define PC_BLK_F_LATENCY 1
+#define PC_BLK_F_QUEUE 2
+#define PC_BLK_F_SIZE 4
 
-struct pc_blk_key {
-    u32 dev;
-    u32 pad;
-    u64 sector;
+struct pc_blk_config {
+    u64 queue;          /* request_queue of the target disk, learned by the program */
+    u64 other_queue;    /* the last other disk's request_queue, to skip it cheaply */
+    u32 dev;            /* target disk dev_t (MAJOR << 20 | MINOR); 0 times nothing */
+    u32 features;       /* PC_BLK_F_* of the probes in the session */
+    u32 off_rq_q;
+    u32 off_rq_cmd_flags;
+    u32 off_rq_data_len;
+    u32 off_q_disk;
+    u32 off_disk_major;
+    u32 off_disk_first_minor;
+    u32 op_mask;
+    u32 op_read;
+    u32 op_write;
+    u32 op_flush;
+    u32 op_discard;
+    u32 op_secure_erase;
 };
 
-BPF_HASH(pc_blk_start, struct pc_blk_key, u64, 16384);
-BPF_PERCPU_ARRAY(pc_blk_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
-BPF_PERCPU_ARRAY(pc_blk_count, u64, PC_BLK_OPS * 2);
-BPF_ARRAY(pc_blk_filter, u32, 1);
+/* One entry per request structure of the target disk, updated in place. */
+struct pc_blk_request {
+    u64 insert_ns;      /* 0: not inserted in this pass */
+    u64 issue_ns;       /* 0: not issued (or already completed) */
+    u32 op;             /* index into PC_BLK_OPS, or PC_BLK_OPS when not counted */
+    u32 pad;
+};
 
-/* rwbs: optional 'F' (preflush) then R/W/D/F(lush); anything else is not counted. */
-static __always_inline int pc_blk_op(char c0, char c1)
-{
-    if (c0 == 'F')
-        c0 = (c1 == 'R' || c1 == 'W' || c1 == 'D') ? c1 : 'F';
-    switch (c0) {
-    case 'R': return 0;
-    case 'W': return 1;
-    case 'F': return 2;
-    case 'D': return 3;
-    }
-    return -1;
-}
+BPF_ARRAY(pc_blk_config, struct pc_blk_config, 1);
+BPF_F_TABLE("hash", u64, struct pc_blk_request, pc_blk_requests, 65536, BPF_F_NO_PREALLOC);
+BPF_PERCPU_ARRAY(pc_blk_latency_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
+BPF_PERCPU_ARRAY(pc_blk_queue_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
+BPF_PERCPU_ARRAY(pc_blk_size_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
+/* [op] completed bytes of block.latency; [PC_BLK_OPS] requests left untimed. */
+BPF_PERCPU_ARRAY(pc_blk_counts, u64, PC_BLK_OPS + 1);
 
-static __always_inline int pc_blk_wanted(u32 dev)
+static __always_inline struct pc_blk_config *pc_blk_cfg(void)
 {
     u32 zero = 0;
-    u32 *want = pc_blk_filter.lookup(&zero);
-    return want && *want == dev;
+    return pc_blk_config.lookup(&zero);
 }
 
-TRACEPOINT_PROBE(block, block_rq_issue)
+/* Whether request rq belongs to the target disk: one read when its queue is known. */
+static __always_inline int pc_blk_wanted(struct pc_blk_config *cfg, u64 rq)
 {
-    if (!pc_blk_wanted(args->dev))
+    u64 q = 0;
+    bpf_probe_read_kernel(&q, sizeof(q), (void *)(rq + cfg->off_rq_q));
+    if (!q || q == cfg->other_queue)
         return 0;
-    struct pc_blk_key key = {};
-    key.dev = args->dev;
-    key.sector = args->sector;
-    u64 ts = bpf_ktime_get_ns();
-    pc_blk_start.update(&key, &ts);
+    if (q == cfg->queue)
+        return 1;
+    u64 disk = 0;
+    bpf_probe_read_kernel(&disk, sizeof(disk), (void *)(q + cfg->off_q_disk));
+    if (!disk)
+        return 0;
+    u32 major = 0, minor = 0;
+    bpf_probe_read_kernel(&major, sizeof(major), (void *)(disk + cfg->off_disk_major));
+    bpf_probe_read_kernel(&minor, sizeof(minor), (void *)(disk + cfg->off_disk_first_minor));
+    if (((major << 20) | minor) == cfg->dev) {
+        cfg->queue = q;
+        return 1;
+    }
+    cfg->other_queue = q;
     return 0;
 }
 
-TRACEPOINT_PROBE(block, block_rq_complete)
+static __always_inline u32 pc_blk_op_index(struct pc_blk_config *cfg, u64 rq)
 {
-    if (!pc_blk_wanted(args->dev))
+    u32 flags = 0;
+    bpf_probe_read_kernel(&flags, sizeof(flags), (void *)(rq + cfg->off_rq_cmd_flags));
+    u32 op = flags & cfg->op_mask;
+    if (op == cfg->op_read)
         return 0;
-    struct pc_blk_key key = {};
-    key.dev = args->dev;
-    key.sector = args->sector;
-    u64 *tsp = pc_blk_start.lookup(&key);
-    if (!tsp)
-        return 0;
-    u64 delta = bpf_ktime_get_ns() - *tsp;
-    pc_blk_start.delete(&key);
+    if (op == cfg->op_write)
+        return 1;
+    if (op == cfg->op_flush)
+        return 2;
+    if (op == cfg->op_discard || op == cfg->op_secure_erase)
+        return 3;
+    return PC_BLK_OPS;
+}
 
-    int op = pc_blk_op(args->rwbs[0], args->rwbs[1]);
-    if (op < 0)
+#define PC_BLK_LATENCY_HIST 0
+#define PC_BLK_QUEUE_HIST 1
+#define PC_BLK_SIZE_HIST 2
+
+/* hist[op][bucket(value)]++ on one of the three histogram maps. */
+static __always_inline void pc_blk_count(int which, u32 op, u64 value)
+{
+    u32 slot = op * PC_HIST_SLOTS + perfcheck_bucket(value);
+    u64 *n;
+    if (which == PC_BLK_LATENCY_HIST)
+        n = pc_blk_latency_hist.lookup(&slot);
+    else if (which == PC_BLK_QUEUE_HIST)
+        n = pc_blk_queue_hist.lookup(&slot);
+    else
+        n = pc_blk_size_hist.lookup(&slot);
+    if (n)
+        (*n)++;
+}
+
+static __always_inline void pc_blk_add(u32 index, u64 amount)
+{
+    u64 *n = pc_blk_counts.lookup(&index);
+    if (n)
+        *n += amount;
+}
+
+RAW_TRACEPOINT_PROBE(block_rq_insert)
+{
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg || !(cfg->features & PC_BLK_F_QUEUE) || !cfg->dev)
         return 0;
-    u32 slot = (u32)op * PC_HIST_SLOTS + perfcheck_bucket(delta);
-    u64 *cnt = pc_blk_hist.lookup(&slot);
-    if (cnt)
-        (*cnt)++;
-    u32 ci = (u32)op * 2;
-    cnt = pc_blk_count.lookup(&ci);
-    if (cnt)
-        (*cnt)++;
-    ci++;
-    cnt = pc_blk_count.lookup(&ci);
-    if (cnt)
-        *cnt += (u64)args->nr_sector << 9;
+    u64 rq = ctx->args[0];
+    if (!pc_blk_wanted(cfg, rq))
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    if (r) {
+        r->insert_ns = now;
+        r->issue_ns = 0;
+        return 0;
+    }
+    struct pc_blk_request fresh = {};
+    fresh.insert_ns = now;
+    fresh.op = PC_BLK_OPS;
+    if (pc_blk_requests.update(&rq, &fresh))
+        pc_blk_add(PC_BLK_OPS, 1);
     return 0;
 }
+
+RAW_TRACEPOINT_PROBE(block_rq_issue)
+{
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg || !cfg->features || !cfg->dev)
+        return 0;
+    u64 rq = ctx->args[0];
+    if (!pc_blk_wanted(cfg, rq))
+        return 0;
+    u32 op = pc_blk_op_index(cfg, rq);
+    if ((cfg->features & PC_BLK_F_SIZE) && op < PC_BLK_OPS) {
+        u32 bytes = 0;
+        bpf_probe_read_kernel(&bytes, sizeof(bytes), (void *)(rq + cfg->off_rq_data_len));
+        pc_blk_count(PC_BLK_SIZE_HIST, op, bytes);
+    }
+    if (!(cfg->features & (PC_BLK_F_LATENCY | PC_BLK_F_QUEUE)))
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    if (r) {
+        r->issue_ns = now;
+        r->op = op;
+        return 0;
+    }
+    struct pc_blk_request fresh = {};
+    fresh.issue_ns = now;
+    fresh.op = op;
+    if (pc_blk_requests.update(&rq, &fresh))
+        pc_blk_add(PC_BLK_OPS, 1);
+    return 0;
+}
+
+/* A request merged into another is freed without completing: forget its insertion. */
+RAW_TRACEPOINT_PROBE(block_rq_merge)
+{
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg || !(cfg->features & PC_BLK_F_QUEUE))
+        return 0;
+    u64 rq = ctx->args[0];
+    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    if (r) {
+        r->insert_ns = 0;
+        r->issue_ns = 0;
+    }
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(block_rq_complete)
+{
+    u64 rq = ctx->args[0];
+    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    if (!r || !r->issue_ns)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    u64 issued = r->issue_ns;
+    u64 inserted = r->insert_ns;
+    u32 op = r->op;
+    r->issue_ns = 0;
+    r->insert_ns = 0;
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg || op >= PC_BLK_OPS)
+        return 0;
+    if (cfg->features & PC_BLK_F_LATENCY) {
+        pc_blk_count(PC_BLK_LATENCY_HIST, op, now - issued);
+        pc_blk_add(op, (u32)ctx->args[2]);
+    }
+    if (cfg->features & PC_BLK_F_QUEUE) {
+        u64 queued = (inserted && inserted <= issued) ? inserted : issued;
+        pc_blk_count(PC_BLK_QUEUE_HIST, op, now - queued);
+    }
+    return 0;
+}
+#endif /* PC_BLOCK_PROGRAM */
 """
 
 
-def _percpu_array_sums(table: Any, length: int) -> list[int]:
-    """Sum a BPF per-CPU array over CPUs, in one batch syscall where the kernel allows."""
-    sums = [0] * length
+@dataclass(frozen=True)
+class BlockLayout:
+    """What the block program needs to know about this kernel, from its BTF."""
+
+    off_rq_q: int
+    off_rq_cmd_flags: int
+    off_rq_data_len: int
+    off_q_disk: int
+    off_disk_major: int
+    off_disk_first_minor: int
+    op_mask: int
+    op_read: int
+    op_write: int
+    op_flush: int
+    op_discard: int
+    op_secure_erase: int
+
+    def fields(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+# REQ_OP_BITS, used when the kernel's BTF lacks the enum that reveals it (it has been 8
+# since Linux 4.10).
+DEFAULT_REQ_OP_BITS = 8
+
+
+@functools.lru_cache(maxsize=1)
+def block_layout() -> BlockLayout:
+    """Offsets and operation codes of the running kernel (raises BTFError if missing)."""
+    btf = kernel_btf()
     try:
-        for key, value in table.items_lookup_batch():
-            sums[int(key.value)] = sum(int(v) for v in value)
-        return sums
-    except Exception:
-        pass
-    for i in range(length):
-        sums[i] = int(table.sum(ctypes.c_int(i)).value)
-    return sums
+        # __REQ_FAILFAST_DEV is the first flag bit, right above the op bits.
+        op_bits = btf.enum_value("req_flag_bits", "__REQ_FAILFAST_DEV")
+    except BTFError:
+        op_bits = DEFAULT_REQ_OP_BITS
 
+    def op(name: str) -> int:
+        return btf.enum_value("req_op", name)
 
-class BlockLatencyProbe(Probe):
-    name: ClassVar[str] = "block.latency"
-    tracepoints: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("block", "block_rq_issue"),
-        ("block", "block_rq_complete"),
+    return BlockLayout(
+        off_rq_q=btf.member("request", "q").offset,
+        off_rq_cmd_flags=btf.member("request", "cmd_flags").offset,
+        off_rq_data_len=btf.member("request", "__data_len").offset,
+        off_q_disk=btf.member("request_queue", "disk").offset,
+        off_disk_major=btf.member("gendisk", "major").offset,
+        off_disk_first_minor=btf.member("gendisk", "first_minor").offset,
+        op_mask=(1 << op_bits) - 1,
+        op_read=op("REQ_OP_READ"),
+        op_write=op("REQ_OP_WRITE"),
+        op_flush=op("REQ_OP_FLUSH"),
+        op_discard=op("REQ_OP_DISCARD"),
+        op_secure_erase=op("REQ_OP_SECURE_ERASE"),
     )
-    C_SOURCE: ClassVar[str] = BLOCK_LATENCY_C
+
+
+def configure_block_program(bpf: Any, dev: int, feature: int, layout: BlockLayout) -> None:
+    """Aim the shared block program at disk ``dev`` and switch ``feature`` on.
+
+    A new target forgets the cached queues and the request table (its entries belong to
+    the previous disk); the features other probes switched on are kept.
+    """
+    config = bpf[b"pc_blk_config"]
+    current = read_config(config)
+    fields = layout.fields()
+    if int(current.dev) != dev:
+        bpf[b"pc_blk_requests"].clear()
+        fields.update(queue=0, other_queue=0, dev=dev, features=0)
+        previous = 0
+    else:
+        previous = int(current.features)
+    fields["features"] = previous | feature
+    write_config(config, fields)
+
+
+class _BlockProbe(CatalogProbe):
+    """Shared by the three block probes: one program, one filter, a feature bit each."""
+
+    tracepoints: ClassVar[tuple[tuple[str, str], ...]] = tuple(
+        ("block", name) for name, _ in RAW_TRACEPOINTS
+    )
+    C_SOURCE: ClassVar[str] = BLOCK_PROGRAM_C
+    attach: ClassVar[str] = ATTACH_RAW_TRACEPOINT
+    filters: ClassVar[tuple[str, ...]] = ("dev",)
+    feature: ClassVar[int]
+    #: The tracepoints this probe's numbers come from (the program attaches all four).
+    sources: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def events(cls) -> list[str]:
+        return [f"{cls.attach}:block:{name}" for name in cls.sources]
+
+    @classmethod
+    def unavailable(cls) -> Unavailable | None:
+        return (
+            missing_tracepoints(cls.tracepoints)
+            or missing_raw_tracepoints(RAW_TRACEPOINTS)
+            or missing_btf_members(BTF_MEMBERS)
+        )
 
     def configure(self, bpf: Any, settings: Mapping[str, int]) -> None:
-        bpf[b"pc_blk_filter"][ctypes.c_int(0)] = ctypes.c_uint32(settings.get("dev", 0))
+        configure_block_program(bpf, setting(settings, "dev"), self.feature, block_layout())
+
+
+class BlockLatencyProbe(_BlockProbe):
+    name: ClassVar[str] = "block.latency"
+    summary: ClassVar[str] = "disk request latency, issue to completion, per op (biolatency)"
+    feature: ClassVar[int] = FEATURE_LATENCY
+    sources: ClassVar[tuple[str, ...]] = ("block_rq_issue", "block_rq_complete")
+
+    def series_names(self) -> list[str]:
+        return [f"block.latency.{op}" for op in BLOCK_OPS]
 
     def read(self, bpf: Any) -> ProbeCounters:
-        slots = _percpu_array_sums(bpf[b"pc_blk_hist"], len(BLOCK_OPS) * HIST_SLOTS)
-        counts = _percpu_array_sums(bpf[b"pc_blk_count"], len(BLOCK_OPS) * 2)
-        out = ProbeCounters()
+        slots = percpu_array_sums(bpf[b"pc_blk_latency_hist"], len(BLOCK_OPS) * HIST_SLOTS)
+        counts = percpu_array_sums(bpf[b"pc_blk_counts"], len(BLOCK_OPS) + 1)
+        out = ProbeCounters(histograms=split_histograms(slots, self.series_names()))
         for i, op in enumerate(BLOCK_OPS):
-            chunk = slots[i * HIST_SLOTS : (i + 1) * HIST_SLOTS]
-            out.histograms[f"block.latency.{op}"] = LogLinearHistogram.from_counts(chunk)
-            out.counters[f"block.requests.{op}"] = counts[i * 2]
-            out.counters[f"block.bytes.{op}"] = counts[i * 2 + 1]
+            out.counters[f"block.requests.{op}"] = out.histograms[f"block.latency.{op}"].total
+            out.counters[f"block.bytes.{op}"] = counts[i]
+        out.counters["block.untimed"] = counts[len(BLOCK_OPS)]
         return out
+
+
+class BlockQueueLatencyProbe(_BlockProbe):
+    name: ClassVar[str] = "block.queue_latency"
+    summary: ClassVar[str] = (
+        "disk request latency incl. I/O scheduler, insert (or issue) to completion (biolatency -Q)"
+    )
+    feature: ClassVar[int] = FEATURE_QUEUE
+    sources: ClassVar[tuple[str, ...]] = (
+        "block_rq_insert",
+        "block_rq_issue",
+        "block_rq_merge",
+        "block_rq_complete",
+    )
+
+    def series_names(self) -> list[str]:
+        return [f"block.queue_latency.{op}" for op in BLOCK_OPS]
+
+    def read(self, bpf: Any) -> ProbeCounters:
+        slots = percpu_array_sums(bpf[b"pc_blk_queue_hist"], len(BLOCK_OPS) * HIST_SLOTS)
+        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+
+
+class BlockSizeProbe(_BlockProbe):
+    name: ClassVar[str] = "block.size"
+    summary: ClassVar[str] = "disk request size in bytes at issue, per op (bitesize)"
+    unit: ClassVar[str] = UNIT_BYTES
+    feature: ClassVar[int] = FEATURE_SIZE
+    sources: ClassVar[tuple[str, ...]] = ("block_rq_issue",)
+
+    def series_names(self) -> list[str]:
+        return [f"block.size.{op}" for op in BLOCK_OPS]
+
+    def read(self, bpf: Any) -> ProbeCounters:
+        slots = percpu_array_sums(bpf[b"pc_blk_size_hist"], len(BLOCK_OPS) * HIST_SLOTS)
+        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+
+
+# The ctypes twin of struct pc_blk_config, for tests and tools that build the map by hand.
+class BlockConfigStruct(ctypes.Structure):
+    _fields_ = [
+        ("queue", ctypes.c_uint64),
+        ("other_queue", ctypes.c_uint64),
+        ("dev", ctypes.c_uint32),
+        ("features", ctypes.c_uint32),
+        *((name, ctypes.c_uint32) for name in BlockLayout.__dataclass_fields__),
+    ]
+
+
+__all__ = [
+    "BLOCK_OPS",
+    "BLOCK_PROGRAM_C",
+    "BlockConfigStruct",
+    "BlockLatencyProbe",
+    "BlockLayout",
+    "BlockQueueLatencyProbe",
+    "BlockSizeProbe",
+    "block_layout",
+    "configure_block_program",
+]

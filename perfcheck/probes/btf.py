@@ -109,19 +109,20 @@ class KernelBTF:
         self._data = data
         self._strings_start = hdr_len + str_off
         self._strings_end = self._strings_start + str_len
-        self._types: list[_Type | None] = [None]  # type id 0 is void
+        # Record positions by type id; records are decoded only when looked at.
+        self._positions: list[int] = [0]  # type id 0 is void
         pos = hdr_len + type_off
         end = pos + type_len
         if end > len(data) or self._strings_end > len(data):
             raise BTFError(f"{source}: truncated (sections run past the end of the file)")
+        unpack_info = struct.Struct("<I").unpack_from
+        fixed, per_item = _FIXED_EXTRA, _PER_ITEM
+        positions = self._positions
         while pos < end:
-            name_off, info, size_or_type = _RECORD.unpack_from(data, pos)
+            positions.append(pos)
+            (info,) = unpack_info(data, pos + 4)
             kind = (info >> 24) & 0x1F
-            vlen = info & 0xFFFF
-            self._types.append(
-                _Type(kind, name_off, vlen, bool(info >> 31), size_or_type, pos)
-            )
-            pos += _RECORD.size + _FIXED_EXTRA.get(kind, 0) + _PER_ITEM.get(kind, 0) * vlen
+            pos += 12 + fixed.get(kind, 0) + per_item.get(kind, 0) * (info & 0xFFFF)
         self._by_name: dict[int, list[int]] | None = None
 
     @classmethod
@@ -145,9 +146,11 @@ class KernelBTF:
     def _ids_named(self, name: str) -> list[int]:
         if self._by_name is None:
             index: dict[int, list[int]] = {}
-            for type_id, t in enumerate(self._types):
-                if t is not None and t.name_off:
-                    index.setdefault(t.name_off, []).append(type_id)
+            data = self._data
+            for type_id, pos in enumerate(self._positions[1:], start=1):
+                (name_off,) = struct.unpack_from("<I", data, pos)
+                if name_off:
+                    index.setdefault(name_off, []).append(type_id)
             self._by_name = index
         needle = b"\0" + name.encode() + b"\0"
         found = self._data.find(needle, self._strings_start, self._strings_end)
@@ -165,8 +168,7 @@ class KernelBTF:
 
     def _find(self, name: str, kinds: frozenset[int]) -> int:
         for type_id in self._ids_named(name):
-            t = self._types[type_id]
-            if t is not None and t.kind in kinds:
+            if self._type(type_id).kind in kinds:
                 return type_id
         raise BTFError(f"{self.source}: no type named {name!r}")
 
@@ -176,10 +178,13 @@ class KernelBTF:
     # -- types -------------------------------------------------------------------------
 
     def _type(self, type_id: int) -> _Type:
-        t = self._types[type_id] if 0 < type_id < len(self._types) else None
-        if t is None:
+        if not 0 < type_id < len(self._positions):
             raise BTFError(f"{self.source}: type id {type_id} out of range")
-        return t
+        pos = self._positions[type_id]
+        name_off, info, size_or_type = _RECORD.unpack_from(self._data, pos)
+        return _Type(
+            (info >> 24) & 0x1F, name_off, info & 0xFFFF, bool(info >> 31), size_or_type, pos
+        )
 
     def _strip(self, type_id: int) -> int:
         """Follow typedefs and qualifiers to the underlying type id."""
@@ -203,7 +208,7 @@ class KernelBTF:
             return 8
         if t.kind == KIND_ARRAY:
             elem, _index, count = struct.unpack_from("<III", self._data, t.pos + _RECORD.size)
-            return self.size_of(elem) * count
+            return self.size_of(int(elem)) * int(count)
         raise BTFError(f"{self.source}: type id {type_id} (kind {t.kind}) has no size")
 
     def _members(self, type_id: int) -> Iterator[tuple[str, int, int, int]]:
@@ -256,8 +261,15 @@ class KernelBTF:
                 name_off, lo, hi = _RECORD.unpack_from(self._data, t.pos + _RECORD.size + 12 * i)
                 value = (hi << 32) | lo
             if self._name(name_off) == enumerator:
-                return value
+                return int(value)
         raise BTFError(f"{self.source}: enum {enum_name} has no enumerator {enumerator!r}")
+
+    def func_id(self, function: str) -> int:
+        """Type id of kernel function ``function`` (what fentry programs attach to)."""
+        try:
+            return self._find(function, frozenset({KIND_FUNC}))
+        except BTFError:
+            raise BTFError(f"{self.source}: no kernel function named {function!r}") from None
 
     def type_name(self, type_id: int) -> str:
         """C spelling of a type: ``struct request *``, ``unsigned int``, ``blk_status_t``."""

@@ -1,0 +1,91 @@
+"""What a catalog probe says about itself: a summary, how it attaches, what it filters on,
+what unit its series are in, and whether this machine can load it.
+
+:class:`CatalogProbe` extends :class:`~perfcheck.probes.base.Probe` with these, so
+``perfcheck probes`` can describe the catalog and callers can skip, with the exact
+reason, a probe that cannot load here, before anything is compiled.
+
+Settings keys a probe reads in ``configure(bpf, settings)`` (all ints; absent or 0 means
+"no filter"):
+
+``dev``
+    kernel dev_t (``MAJOR << 20 | MINOR``) of the disk whose requests block probes time.
+``pid``
+    a process id (tgid): only that process's threads.
+``cgroup_id``
+    a cgroup v2 id (the inode number of its directory, see :mod:`perfcheck.cgroup`):
+    only tasks in that cgroup.
+``port``
+    a TCP port: only connections with this local or remote port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from perfcheck.probes.base import Probe
+from perfcheck.probes.features import Unavailable, missing_tracepoints
+
+#: Attach types a probe's events are reached through, as provenance spells them.
+ATTACH_TRACEPOINT = "tracepoint"
+ATTACH_RAW_TRACEPOINT = "raw_tracepoint"
+ATTACH_KPROBE = "kprobe"
+ATTACH_UPROBE = "uprobe"
+
+#: Units a series can be in. Histograms are log-linear whatever the unit; ``bytes``
+#: series (request sizes) reuse the bucket scheme with bytes in place of nanoseconds.
+UNIT_NS = "ns"
+UNIT_BYTES = "bytes"
+
+
+class CatalogProbe(Probe):
+    """A probe of perfcheck's catalog. Subclasses also set the class attributes below."""
+
+    #: One line for ``perfcheck probes``.
+    summary: ClassVar[str]
+    #: How the events are reached (``ATTACH_*``).
+    attach: ClassVar[str] = ATTACH_TRACEPOINT
+    #: Settings keys this probe honours (see the module docstring).
+    filters: ClassVar[tuple[str, ...]] = ()
+    #: Unit of the values in this probe's histograms.
+    unit: ClassVar[str] = UNIT_NS
+    #: Optional probes depend on kernel features beyond tracepoints (kprobes, uprobes).
+    optional: ClassVar[bool] = False
+
+    @classmethod
+    def events(cls) -> list[str]:
+        """The kernel events this probe attaches to, as provenance records them."""
+        return [f"{cls.attach}:{cat}:{event}" for cat, event in cls.tracepoints]
+
+    @classmethod
+    def unavailable(cls) -> Unavailable | None:
+        """Why this probe cannot load on this machine, or None. Never compiles anything."""
+        return missing_tracepoints(cls.tracepoints)
+
+    def provenance(self) -> list[str]:
+        return self.events()
+
+    def series_names(self) -> list[str]:
+        """Names of the histograms :meth:`read` returns (for help texts and tests)."""
+        return []
+
+
+def setting(settings: Mapping[str, int], key: str) -> int:
+    """A settings value as a non-negative int (0 when absent)."""
+    value = settings.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"probe setting {key!r} must be a non-negative int, got {value!r}")
+    return value
+
+
+__all__ = [
+    "ATTACH_KPROBE",
+    "ATTACH_RAW_TRACEPOINT",
+    "ATTACH_TRACEPOINT",
+    "ATTACH_UPROBE",
+    "UNIT_BYTES",
+    "UNIT_NS",
+    "CatalogProbe",
+    "setting",
+]
