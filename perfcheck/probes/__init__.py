@@ -15,6 +15,10 @@ from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.block import BlockLatencyProbe, BlockQueueLatencyProbe, BlockSizeProbe
 from perfcheck.probes.catalog import CatalogProbe
 from perfcheck.probes.features import Unavailable, partition_available
+from perfcheck.probes.func import FuncLatencyProbe, UserFuncLatencyProbe
+from perfcheck.probes.net import NetSoftirqProbe, TcpSrttProbe
+from perfcheck.probes.sched import SchedRunqLatencyProbe
+from perfcheck.probes.syscall import SyscallLatencyProbe
 
 #: Probe name -> class. Scenarios name probes by these keys.
 CATALOG: dict[str, type[Probe]] = {
@@ -23,6 +27,12 @@ CATALOG: dict[str, type[Probe]] = {
         BlockLatencyProbe,
         BlockQueueLatencyProbe,
         BlockSizeProbe,
+        SchedRunqLatencyProbe,
+        NetSoftirqProbe,
+        TcpSrttProbe,
+        SyscallLatencyProbe,
+        FuncLatencyProbe,
+        UserFuncLatencyProbe,
     )
 }
 
@@ -37,9 +47,15 @@ __all__ = [
     "BlockQueueLatencyProbe",
     "BlockSizeProbe",
     "CatalogProbe",
+    "FuncLatencyProbe",
+    "NetSoftirqProbe",
     "Probe",
     "ProbeCounters",
+    "SchedRunqLatencyProbe",
+    "SyscallLatencyProbe",
+    "TcpSrttProbe",
     "Unavailable",
+    "UserFuncLatencyProbe",
     "partition_available",
     "probe_names",
 ]
