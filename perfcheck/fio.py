@@ -9,8 +9,10 @@ a finer member of the same log-linear family).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +35,13 @@ _WRITE_MODES = frozenset(
 )
 
 FIO_INSTALL_HINT = "install it with `apt-get install fio` (or `make setup`)"
+
+
+def die_with_parent() -> None:
+    """In a child before exec: be killed when the harness dies, even by SIGKILL, so no
+    workload outlives the run that started it (Linux PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
 def require_fio() -> str:
@@ -196,7 +205,12 @@ class FioRunner:
             try:
                 # subprocess.run kills fio if we are interrupted (Ctrl-C, timeout).
                 proc = subprocess.run(
-                    cmd, capture_output=True, text=True, timeout=seconds + 120, check=False
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    timeout=seconds + 120,
+                    check=False,
+                    preexec_fn=die_with_parent,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise WorkloadError(

@@ -24,7 +24,13 @@ from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.rounds import ProgressCallback, Workload
 from perfcheck.runner import fio_workload, measure, scenario_writes
 from perfcheck.scenario import Scenario
-from perfcheck.targets import BlockTarget, ScratchLoopDevice, io_scheduler, open_given_target
+from perfcheck.targets import (
+    BlockTarget,
+    ScratchLoopDevice,
+    io_scheduler,
+    open_given_target,
+    remove_leftover_scratch,
+)
 from perfcheck.verdict import DEFAULT_ALPHA, Verdict
 
 
@@ -90,6 +96,8 @@ class Harness:
     target_factory: TargetFactory | None = None
     workload_factory: WorkloadFactory | None = None
     outcomes: list[ScenarioOutcome] = field(default_factory=list)
+    #: Things the run did to the machine that the user should hear about.
+    notices: list[str] = field(default_factory=list)
     _probes: ProbeBackend | None = None
     _probe_names: tuple[str, ...] = ()
     _scratch: BlockTarget | None = None
@@ -132,6 +140,7 @@ class Harness:
             )
         else:
             if self._scratch is None:
+                self.notices += remove_leftover_scratch()
                 self._scratch = ScratchLoopDevice.create(self.settings.scratch_size_mib)
                 self._cleanup.callback(self._scratch.close)
             target = self._scratch

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc an
 
 HARNESS_KEY = pytest.StashKey["Harness"]()
 GATE_KEY = pytest.StashKey["PendingGate"]()
+SIGTERM_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -184,13 +187,29 @@ def pytest_configure(config: pytest.Config) -> None:
     harness = Harness(_settings(config))
     config.hook.pytest_perfcheck_harness(config=config, harness=harness)
     config.stash[HARNESS_KEY] = harness
+    _interrupt_on_sigterm(config)
     _check_output_paths(config)
+
+
+def _interrupt_on_sigterm(config: pytest.Config) -> None:
+    """CI time-outs send SIGTERM: make it unwind like Ctrl-C, so fio is killed, the
+    scratch device removed and the scheduler restored on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"perfcheck: stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    config.stash[SIGTERM_KEY] = previous
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     harness = config.stash.get(HARNESS_KEY, None)
     if harness is not None:
         harness.close()
+    if SIGTERM_KEY in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[SIGTERM_KEY])
 
 
 # -- scenario files as items ---------------------------------------------------------------
@@ -393,8 +412,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if harness is None:
         return
     try:
-        if harness.settings.update:
+        interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+        if harness.settings.update and not interrupted:
             harness.flush()
+        else:
+            harness.discard()  # an interrupted run records nothing
         _save_results(session, harness)
     finally:
         harness.close()
@@ -402,7 +424,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     harness = config.stash.get(HARNESS_KEY, None)
-    if harness is None or not harness.outcomes:
+    if harness is None:
+        return
+    for notice in harness.notices:
+        terminalreporter.write_line(f"perfcheck: cleaned up after an earlier killed run: {notice}")
+    if not harness.outcomes:
         return
     counts: dict[Status, int] = {}
     for outcome in harness.outcomes:

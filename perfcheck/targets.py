@@ -125,6 +125,9 @@ class ScratchLoopDevice(BlockTarget):
                 f"{backing}: cannot create a {size_mib} MiB scratch file ({exc.strerror});"
                 " free memory in /dev/shm or pass --perfcheck-target"
             ) from exc
+        except BaseException:  # interrupted while allocating: leave nothing behind
+            backing.unlink(missing_ok=True)
+            raise
         try:
             dev = Path(
                 _run(["losetup", "--find", "--show", str(backing)], "attach a loop device").strip()
@@ -270,3 +273,41 @@ def io_scheduler(disk: str, name: str) -> Iterator[str]:
         yield old
     finally:
         knob.write_text(old)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftover_scratch(directory: Path = SCRATCH_DIR) -> list[str]:
+    """Remove scratch devices and files left by runs that were killed (SIGKILL, power loss).
+
+    A scratch file is ``perfcheck-scratch-<pid>-<token>.img``; it is a leftover when its
+    process no longer exists. Its loop devices are detached first. Returns one line per
+    thing removed, for the run to say what it cleaned.
+    """
+    removed: list[str] = []
+    for backing in sorted(directory.glob(f"{SCRATCH_MARKER}*.img")):
+        pid_text = backing.name[len(SCRATCH_MARKER) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        if shutil.which("losetup") is not None:
+            found = subprocess.run(
+                ["losetup", "--associated", str(backing), "--noheadings", "--output", "NAME"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout.split()
+            for dev in found:
+                subprocess.run(["losetup", "--detach", dev], check=False, timeout=30)
+                removed.append(f"detached {dev} (left by process {pid_text})")
+        backing.unlink(missing_ok=True)
+        removed.append(f"removed {backing}")
+    return removed

@@ -49,6 +49,5 @@ def real_fio_missing() -> str | None:
     return None
 
 
-
 requires_bpf = pytest.mark.skipif(real_bpf_missing() is not None, reason=str(real_bpf_missing()))
 requires_fio = pytest.mark.skipif(real_fio_missing() is not None, reason=str(real_fio_missing()))

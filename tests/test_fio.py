@@ -86,7 +86,7 @@ def test_default_rw_is_read(tmp_path: Path) -> None:
 
 def test_extra_options_cannot_retarget_fio(tmp_path: Path) -> None:
     job = FioJobFile(tmp_path / "j.fio", "[j]\n", frozenset({"read"}))
-    with pytest.raises(ScenarioError, match="'filename' in \\[workload.options\\]"):
+    with pytest.raises(ScenarioError, match=r"'filename' in \[workload.options\]"):
         FioRunner(job, Path("/dev/null"), {"filename": "/dev/sda"})
 
 

@@ -291,11 +291,126 @@ def test_real_run_saves_results_and_report(tmp_path: Path) -> None:
     assert scenario.measurement.merged_histograms()["block.latency.read"].total > 0
     metrics = {c.metric for c in scenario.comparisons}
     assert {"block.latency.read.p50", "block.latency.read.p99", "fio.iops.read"} <= metrics
-    assert any(
-        e.startswith("tracepoint:block:") for e in scenario.measurement.provenance["block.latency"]
-    )
+    # tracepoint:block:... or raw_tracepoint:block:..., whichever the probe attached to.
+    events = scenario.measurement.provenance["block.latency"]
+    assert any(":block:block_rq_" in event for event in events), events
     data = json.loads(results_path.read_text())
     assert data["kind"] == "perfcheck-results"
     page = report_path.read_text()
     assert 'id="scenario-randread-4k"' in page
     assert "block.latency.read: latency histogram, baseline vs current" in page
+
+
+# -- progress, without pytest ------------------------------------------------------------------
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.final: list[str] = []
+
+    def show(self, text: str) -> None:
+        self.shown.append(text)
+
+    def done(self, text: str) -> None:
+        self.final.append(text)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_estimates_time_left_from_the_rounds_so_far() -> None:
+    from perfcheck.progress import ScenarioProgress
+
+    sink, clock = RecordingSink(), FakeClock()
+    progress = ScenarioProgress("randread-4k", round_seconds=5.0, sink=sink, clock=clock)
+    with progress.running():
+        progress(1, 6, True)  # nothing measured yet: 6 rounds of 5 s
+        clock.now += 10.0  # the warm-up took 10 s
+        progress(2, 6, False)  # 5 rounds left at 10 s each
+        clock.now += 10.0
+        progress(3, 6, False)
+        clock.now += 40.0
+    assert sink.shown == [
+        "randread-4k: warm-up round 1/6, about 30 s left",
+        "randread-4k: round 2/6, about 50 s left",
+        "randread-4k: round 3/6, about 40 s left",
+    ]
+    assert sink.final == ["randread-4k: 5 rounds + 1 warm-up in 1 min 00 s"]
+
+
+def test_progress_says_where_a_failed_run_stopped() -> None:
+    from perfcheck.progress import ScenarioProgress
+
+    sink, clock = RecordingSink(), FakeClock()
+    progress = ScenarioProgress("x", 1.0, sink, clock)
+    with pytest.raises(RuntimeError), progress.running():
+        progress(1, 4, False)
+        clock.now += 2.0
+        progress(2, 4, False)
+        raise RuntimeError("fio died")
+    assert sink.final == ["x: stopped in round 2/4 after 2 s"]
+
+
+def test_progress_that_never_started_leaves_nothing() -> None:
+    from perfcheck.progress import ScenarioProgress
+
+    sink = RecordingSink()
+    with ScenarioProgress("x", 1.0, sink).running():
+        pass
+    assert sink.shown == sink.final == []
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (0.2, "1 s"), (59.5, "1 min 00 s"), (125, "2 min 05 s"), (3725, "1 h 02 min")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    from perfcheck.progress import format_duration
+
+    assert format_duration(seconds) == text
+
+
+class FakeReporter:
+    def __init__(self, verbosity: int) -> None:
+        self.verbosity = verbosity
+        self.calls: list[tuple[str, str]] = []
+        self.currentfspath: object = "somewhere"
+
+    def ensure_newline(self) -> None:
+        self.calls.append(("newline", ""))
+
+    def rewrite(self, line: str, erase: bool = False) -> None:
+        self.calls.append(("rewrite", line))
+
+    def write_fspath_result(self, nodeid: str, res: str) -> None:
+        self.calls.append(("fspath", nodeid))
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("verbosity", [0, 1])
+def test_terminal_sink_rewrites_one_line_then_hands_back_to_pytest(verbosity: int) -> None:
+    from perfcheck.progress import TerminalProgressSink
+
+    reporter = FakeReporter(verbosity)
+    sink = TerminalProgressSink(reporter, None, "scenarios/a.toml::a")
+    sink.show("a: round 1/2")
+    sink.show("a: round 2/2")
+    sink.done("a: 2 rounds in 1 s")
+    assert reporter.calls[:3] == [
+        ("newline", ""),
+        ("rewrite", "  a: round 1/2"),
+        ("rewrite", "  a: round 2/2"),
+    ]
+    assert reporter.calls[3] == ("rewrite", "  a: 2 rounds in 1 s")
+    if verbosity <= 0:
+        assert reporter.calls[4:] == [("fspath", "scenarios/a.toml::a")]
+    else:
+        assert reporter.calls[4:] == [] and reporter.currentfspath is None

@@ -73,12 +73,15 @@ def test_writes_are_split_by_operation(scratch: ScratchLoopDevice, probes: Probe
     probes.configure({"dev": scratch.probe_dev})
     job = load_job_file(SCENARIOS / "randrw-70-30.fio")
     [rnd] = run_rounds(
-        RoundPlan(rounds=1, warmup=0, seconds=0.5), FioWorkload(FioRunner(job, scratch.path)),
+        RoundPlan(rounds=1, warmup=0, seconds=0.5),
+        FioWorkload(FioRunner(job, scratch.path)),
         probes,
     )
     reads, writes = rnd.histograms["block.latency.read"], rnd.histograms["block.latency.write"]
-    for probe, fio in ((reads, rnd.histograms["fio.clat.read"]),
-                       (writes, rnd.histograms["fio.clat.write"])):
+    for probe, fio in (
+        (reads, rnd.histograms["fio.clat.read"]),
+        (writes, rnd.histograms["fio.clat.write"]),
+    ):
         assert abs(probe.total - fio.total) <= max(1, fio.total // 10_000)
     assert 0.6 < reads.total / (reads.total + writes.total) < 0.8
 
@@ -105,7 +108,8 @@ def test_compile_and_attach_once_then_rounds_reuse_the_program(scratch: ScratchL
         session.configure({"dev": scratch.probe_dev})
         job = load_job_file(SCENARIOS / "randread-4k.fio")
         run_rounds(
-            RoundPlan(rounds=2, warmup=0, seconds=0.2), FioWorkload(FioRunner(job, scratch.path)),
+            RoundPlan(rounds=2, warmup=0, seconds=0.2),
+            FioWorkload(FioRunner(job, scratch.path)),
             session,
         )
         assert session._bpf is program

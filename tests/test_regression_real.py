@@ -29,7 +29,11 @@ FAST = ("--perfcheck-rounds", "5", "--perfcheck-seconds", "1", "-p", "no:cachepr
 
 def perfcheck(pytester: pytest.Pytester, baselines: Path, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(
-        "--perfcheck", f"--perfcheck-baseline-dir={baselines}", *FAST, *args, str(SCENARIO),
+        "--perfcheck",
+        f"--perfcheck-baseline-dir={baselines}",
+        *FAST,
+        *args,
+        str(SCENARIO),
         timeout=300,
     )
 
@@ -84,7 +88,9 @@ def caller_loop_device(size_mib: int = 256) -> Iterator[Path]:
         dev = Path(
             subprocess.run(
                 ["losetup", "--find", "--show", str(backing)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout.strip()
         )
         yield dev

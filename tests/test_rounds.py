@@ -59,7 +59,9 @@ def test_cross_check_accepts_a_small_disagreement() -> None:
 def test_cross_check_rejects_a_wrong_target() -> None:
     with pytest.raises(ProbeError) as info:
         cross_check(counters(12, 12 * 4096), WorkloadReport(ios=1000, io_bytes=1000 * 4096))
-    assert str(info.value).startswith("probe saw 12 requests, fio issued 1000: wrong target or probe")
+    assert str(info.value).startswith(
+        "probe saw 12 requests, fio issued 1000: wrong target or probe"
+    )
 
 
 def test_a_round_whose_probe_saw_nothing_is_an_error_not_a_regression() -> None:

@@ -35,7 +35,9 @@ def user_loop_device(size_mib: int = 64) -> Iterator[Path]:
         os.posix_fallocate(fh.fileno(), 0, size_mib << 20)
     dev = Path(
         subprocess.run(
-            ["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
+            ["losetup", "--find", "--show", str(backing)],
+            capture_output=True,
+            text=True,
             check=True,
         ).stdout.strip()
     )
@@ -134,7 +136,9 @@ def test_io_scheduler_is_restored() -> None:
             assert "[bfq]" in knob.read_text()
             assert f"[{old}]" in before
         assert knob.read_text() == before
-        with pytest.raises(TargetError, match="scheduler 'no-such' not available"):
-            with io_scheduler(scratch.disk, "no-such"):
-                pass
+        with (
+            pytest.raises(TargetError, match="scheduler 'no-such' not available"),
+            io_scheduler(scratch.disk, "no-such"),
+        ):
+            pass
         assert knob.read_text() == before

@@ -1,0 +1,124 @@
+"""A real run killed at a random moment leaves nothing behind: SIGTERM and SIGINT unwind
+cleanly; after SIGKILL the next run finds the leftovers by their marker and removes them."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from perfcheck.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
+from tests.realcaps import requires_bpf, requires_fio
+
+pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]
+
+ROOT = Path(__file__).resolve().parent.parent
+TRIALS = 3
+
+
+def scratch_files_of(pid: int) -> list[Path]:
+    return sorted(SCRATCH_DIR.glob(f"{SCRATCH_MARKER}{pid}-*.img"))
+
+
+def loop_backings() -> str:
+    return subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
+
+
+def loop_device_of(backing: Path) -> str:
+    out = subprocess.run(
+        ["losetup", "--associated", str(backing), "--noheadings", "--output", "NAME"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def processes_using(device: str) -> list[int]:
+    """Processes with ``device`` open (fio keeps its target open while it runs)."""
+    users = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == device for fd in fd_dir.iterdir()):
+                users.append(int(fd_dir.parent.name))
+        except OSError:
+            continue
+    return users
+
+
+def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--perfcheck",
+            "--perfcheck-update",
+            f"--perfcheck-baseline-dir={tmp_path / 'b'}",
+            "--perfcheck-rounds=3",
+            "--perfcheck-seconds=0.5",
+            "--perfcheck-scheduler=bfq",
+            str(ROOT / "scenarios" / "randread-4k.toml"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_scratch(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not scratch_files_of(proc.pid):
+        assert proc.poll() is None, "the run ended before it created its scratch device"
+        assert time.monotonic() < deadline, "no scratch device appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_terminated_runs_clean_up_after_themselves(tmp_path: Path, signum: int) -> None:
+    rng = random.Random(signum)
+    for _ in range(TRIALS):
+        proc = start_run(tmp_path)
+        wait_for_scratch(proc)
+        [backing] = scratch_files_of(proc.pid)
+        device = loop_device_of(backing)
+        time.sleep(rng.uniform(0.0, 3.0))
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) != 0
+        assert not backing.exists()
+        assert str(backing) not in loop_backings()
+        assert processes_using(device) == [], "a workload outlived its run"
+        assert not list((tmp_path / "b").rglob("*.json")), "an interrupted run wrote a baseline"
+
+
+def test_after_sigkill_the_next_run_removes_the_leftovers(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    for _ in range(TRIALS):
+        proc = start_run(tmp_path)
+        wait_for_scratch(proc)
+        [backing] = scratch_files_of(proc.pid)
+        device = loop_device_of(backing)
+        time.sleep(rng.uniform(0.0, 2.0))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        time.sleep(0.2)  # fio children die with their parent (PR_SET_PDEATHSIG)
+        assert processes_using(device) == [], "a workload outlived its killed run"
+        assert backing.exists() and str(backing) in loop_backings()
+        cleaned = remove_leftover_scratch()
+        assert f"removed {backing}" in cleaned
+        assert any(line.startswith("detached /dev/loop") for line in cleaned)
+        assert not backing.exists()
+        # A device still open somewhere is detached when its last user closes it.
+        deadline = time.monotonic() + 10
+        while str(backing) in loop_backings() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert str(backing) not in loop_backings()
