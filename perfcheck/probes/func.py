@@ -25,7 +25,12 @@ from typing import Any, ClassVar
 from perfcheck.bpf_layout import HIST_SLOTS
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_KPROBE, ATTACH_UPROBE, CatalogProbe, setting
-from perfcheck.probes.features import Unavailable, kprobes_missing, uprobes_missing
+from perfcheck.probes.features import (
+    Unavailable,
+    fentry_refusal,
+    kprobes_missing,
+    uprobes_missing,
+)
 from perfcheck.probes.maps import percpu_array_sums, split_histograms, write_config
 
 _FUNC_LATENCY_TEMPLATE = r"""
@@ -132,7 +137,17 @@ class FuncLatencyProbe(CatalogProbe):
 
     @classmethod
     def unavailable(cls) -> Unavailable | None:
-        return kprobes_missing()
+        missing = kprobes_missing()
+        if missing is None:
+            return None
+        # Say whether fentry would have been a way out, with the kernel's own answer.
+        refusal = fentry_refusal()
+        fentry = (
+            f"fentry is refused too (test load on vfs_read: {refusal})"
+            if refusal is not None
+            else "fentry loads here, but needs the function at compile time"
+        )
+        return Unavailable(f"{missing.reason}; {fentry}", missing.fix)
 
     def provenance(self) -> list[str]:
         return [f"kprobe:{self.function}", f"kretprobe:{self.function}"]

@@ -31,6 +31,14 @@ def percpu_array_sums(table: Any, length: int) -> list[int]:
     return sums
 
 
+def hash_items(table: Any) -> list[tuple[Any, Any]]:
+    """All ``(key, value)`` pairs of a hash map, in one batch syscall where possible."""
+    try:
+        return list(table.items_lookup_batch())
+    except Exception:  # kernels before 5.6 lack batch ops: walk the keys
+        return list(table.items())
+
+
 def split_histograms(slots: Sequence[int], names: Sequence[str]) -> dict[str, LogLinearHistogram]:
     """Consecutive ``HIST_SLOTS``-long chunks of ``slots`` as histograms named ``names``."""
     if len(slots) < len(names) * HIST_SLOTS:
@@ -59,4 +67,4 @@ def write_config(table: Any, fields: Mapping[str, int]) -> None:
     table[key] = leaf
 
 
-__all__ = ["percpu_array_sums", "read_config", "split_histograms", "write_config"]
+__all__ = ["hash_items", "percpu_array_sums", "read_config", "split_histograms", "write_config"]

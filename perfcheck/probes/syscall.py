@@ -27,7 +27,7 @@ from perfcheck.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_RAW_TRACEPOINT, CatalogProbe, setting
 from perfcheck.probes.features import Unavailable, missing_raw_tracepoints, missing_tracepoints
-from perfcheck.probes.maps import percpu_array_sums, write_config
+from perfcheck.probes.maps import hash_items, percpu_array_sums, write_config
 
 #: Syscall numbers at or above this are not timed (x86-64 has about 460).
 SYSCALL_NR_MAX = 512
@@ -184,7 +184,8 @@ def histograms_by_syscall(
     """Group ``((nr, slot), count)`` items of the sparse map into one histogram per syscall."""
     per_nr: dict[int, list[tuple[int, int]]] = {}
     for key, count in items:
-        per_nr.setdefault(int(key.nr), []).append((int(key.slot), int(count.value)))
+        value = getattr(count, "value", count)  # batch reads give ints, key walks ctypes
+        per_nr.setdefault(int(key.nr), []).append((int(key.slot), int(value)))
     return {
         f"syscall.latency.{syscall_name(nr, names)}": LogLinearHistogram.from_bpf_items(slots)
         for nr, slots in per_nr.items()
@@ -226,7 +227,9 @@ class SyscallLatencyProbe(CatalogProbe):
 
     def read(self, bpf: Any) -> ProbeCounters:
         names = syscall_names()
-        out = ProbeCounters(histograms=histograms_by_syscall(bpf[b"pc_sys_hist"].items(), names))
+        out = ProbeCounters(
+            histograms=histograms_by_syscall(hash_items(bpf[b"pc_sys_hist"]), names)
+        )
         totals = percpu_array_sums(bpf[b"pc_sys_totals"], 2 * SYSCALL_NR_MAX)
         for nr in range(SYSCALL_NR_MAX):
             if totals[2 * nr]:
