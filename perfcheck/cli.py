@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from perfcheck import __version__, cli_results
+from perfcheck import __version__, cli_probe, cli_results
 from perfcheck.errors import PerfcheckError
 
 
@@ -109,6 +109,19 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         help="write a results or baseline file as a self-contained HTML report",
         add_arguments=cli_results.add_report_arguments,
         run=cli_results.cmd_report,
+    ),
+    # Probe commands (perfcheck/cli_probe.py).
+    Subcommand(
+        name="probes",
+        help="the probe catalog: events, filters, and which probes can load on this machine",
+        add_arguments=cli_probe.add_probes_arguments,
+        run=cli_probe.cmd_probes,
+    ),
+    Subcommand(
+        name="probe",
+        help="run one probe like a bcc tool: log2 histogram and percentiles per interval",
+        add_arguments=cli_probe.add_probe_arguments,
+        run=cli_probe.cmd_probe,
     ),
 )
 
