@@ -72,6 +72,7 @@ _CSS: Final[str] = """
 .pc-report th { background: #f3f3f3; }
 .pc-report td.pc-name, .pc-report th.pc-name { text-align: left; font-family: ui-monospace,
   "DejaVu Sans Mono", monospace; }
+.pc-report td.pc-left, .pc-report th.pc-left { text-align: left; }
 .pc-verdict { font-weight: bold; padding: 1px 6px; border-radius: 3px; white-space: nowrap; }
 .pc-verdict.pass { background: #dff3e0; color: #14532d; }
 .pc-verdict.fail { background: #fde0e0; color: #8b0000; }
@@ -503,7 +504,8 @@ def _comparison_table(comparisons: Sequence[MetricComparison]) -> str:
         " the verdict needs both p &lt; alpha and a change past the threshold</caption>"
         '<thead><tr><th class="pc-name" scope="col">metric</th><th scope="col">baseline</th>'
         '<th scope="col">current</th><th scope="col">change</th><th scope="col">p-value</th>'
-        '<th scope="col">threshold</th><th scope="col">verdict</th></tr></thead><tbody>'
+        '<th scope="col">threshold</th><th class="pc-left" scope="col">verdict</th></tr></thead>'
+        "<tbody>"
     ]
     for c in comparisons:
         rows.append(
@@ -512,7 +514,7 @@ def _comparison_table(comparisons: Sequence[MetricComparison]) -> str:
             f"<td>{_e(format_value(c.metric, c.current_median))}</td>"
             f"<td>{_e(change_text(c.change))}</td><td>{c.p_value:.3g}</td>"
             f"<td>{_e(threshold_text(c))}</td>"
-            f"<td>{_verdict_badge(c.verdict.value, c.reason)}"
+            f'<td class="pc-left">{_verdict_badge(c.verdict.value, c.reason)}'
             f"{_e(verdict_text(c)[len(c.verdict.value) :])}</td></tr>"
         )
     rows.append("</tbody></table>")
