@@ -18,6 +18,7 @@ from pathlib import Path
 from perfcheck import environment
 from perfcheck.baseline import Baseline, BaselineStore
 from perfcheck.gate import ScenarioVerdict, judge
+from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.measurement import Measurement
 from perfcheck.probes import CATALOG
 from perfcheck.probes.session import ProbeBackend, ProbeSession
@@ -52,6 +53,8 @@ class HarnessSettings:
     machine_class: str | None = None
     alpha: float = DEFAULT_ALPHA
     scratch_size_mib: int = 512
+    #: Noise control on the scratch device (see perfcheck.knobs); off for given targets.
+    tune: bool = True
 
 
 class Status(StrEnum):
@@ -103,6 +106,7 @@ class Harness:
     _scratch: BlockTarget | None = None
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _scheduled_disks: set[str] = field(default_factory=set)
+    _cleaned_leftovers: bool = False
 
     def __post_init__(self) -> None:
         self.store = BaselineStore(self.settings.baseline_dir)
@@ -130,6 +134,9 @@ class Harness:
         return self._probes
 
     def target(self, writes: bool) -> BlockTarget:
+        if not self._cleaned_leftovers:
+            self._cleaned_leftovers = True
+            self.notices += restore_leftover_knobs() + remove_leftover_scratch()
         if self.target_factory is not None:
             target = self.target_factory(writes)
         elif self.settings.target is not None:
@@ -140,9 +147,10 @@ class Harness:
             )
         else:
             if self._scratch is None:
-                self.notices += remove_leftover_scratch()
                 self._scratch = ScratchLoopDevice.create(self.settings.scratch_size_mib)
                 self._cleanup.callback(self._scratch.close)
+                if self.settings.tune and WORKQUEUE_AFFINITY_SCOPE.exists():
+                    self._cleanup.enter_context(sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"))
             target = self._scratch
         if self.settings.scheduler and target.disk not in self._scheduled_disks:
             self._cleanup.enter_context(io_scheduler(target.disk, self.settings.scheduler))

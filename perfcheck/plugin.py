@@ -44,6 +44,7 @@ OPT_ROUNDS = "--perfcheck-rounds"
 OPT_SECONDS = "--perfcheck-seconds"
 OPT_MISSING = "--perfcheck-missing"
 OPT_MACHINE_CLASS = "--perfcheck-machine-class"
+OPT_NO_TUNE = "--perfcheck-no-tune"
 OPT_SAVE = "--perfcheck-save"
 OPT_REPORT = "--perfcheck-report"
 
@@ -111,6 +112,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " or fail (for CI)",
     )
     group.addoption(
+        OPT_NO_TUNE,
+        action="store_true",
+        help="leave the kernel's workqueue affinity alone on the scratch device (by default"
+        " it is set to 'cpu' for the run, and restored, to cut round-to-round noise)",
+    )
+    group.addoption(
         OPT_MACHINE_CLASS,
         metavar="NAME",
         help="machine class that keys the baselines (default: arch, cores and CPU model)",
@@ -162,6 +169,7 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         seconds=seconds,
         missing=missing_mode,
         machine_class=opt(OPT_MACHINE_CLASS) or config.getini("perfcheck_machine_class") or None,
+        tune=not opt(OPT_NO_TUNE),
     )
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from perfcheck import environment
 from perfcheck.environment import block_device_facts
 from perfcheck.fio import FioRunner, load_job_file
+from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
 from perfcheck.measurement import Measurement
 from perfcheck.probes.session import ProbeBackend
 from perfcheck.rounds import ProgressCallback, RoundPlan, Workload, WorkloadReport, run_rounds
@@ -101,6 +102,8 @@ def measure(
     extra = block_device_facts(target.disk)
     extra["target.kind"] = "scratch" if target.created_by_harness else "given"
     extra["round.seconds"] = plan.seconds
+    if WORKQUEUE_AFFINITY_SCOPE.exists():
+        extra["tune.workqueue_affinity_scope"] = current_value(WORKQUEUE_AFFINITY_SCOPE)
     return Measurement(
         scenario=scenario.name,
         rounds=results,

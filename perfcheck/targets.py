@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
+from perfcheck.knobs import sysfs_setting
 
 #: Every file and device the harness creates carries this marker in its name, so a
 #: later run can find what a killed run left behind.
@@ -258,21 +259,17 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
 
 @contextlib.contextmanager
 def io_scheduler(disk: str, name: str) -> Iterator[str]:
-    """Set a disk's I/O scheduler for the duration of a block, then restore the old one."""
+    """Set a disk's I/O scheduler for the duration of a block, then restore the old one
+    (journalled, so a killed run's change is undone by the next run)."""
     knob = SYSFS_BLOCK / disk / "queue" / "scheduler"
-    text = knob.read_text()
-    available = text.replace("[", "").replace("]", "").split()
+    available = knob.read_text().replace("[", "").replace("]", "").split()
     if name not in available:
         raise TargetError(
             f"{knob}: scheduler {name!r} not available (have: {', '.join(available)});"
             f" load its module (e.g. `modprobe {name}`)"
         )
-    old = text[text.index("[") + 1 : text.index("]")] if "[" in text else available[0]
-    knob.write_text(name)
-    try:
+    with sysfs_setting(knob, name) as old:
         yield old
-    finally:
-        knob.write_text(old)
 
 
 def _pid_alive(pid: int) -> bool:

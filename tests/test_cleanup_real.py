@@ -13,6 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from perfcheck.knobs import (
+    WORKQUEUE_AFFINITY_SCOPE,
+    current_value,
+    journal_path,
+    restore_leftover_knobs,
+)
 from perfcheck.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
 from tests.realcaps import requires_bpf, requires_fio
 
@@ -86,6 +92,7 @@ def wait_for_scratch(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> No
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_terminated_runs_clean_up_after_themselves(tmp_path: Path, signum: int) -> None:
     rng = random.Random(signum)
+    scope_before = current_value(WORKQUEUE_AFFINITY_SCOPE)
     for _ in range(TRIALS):
         proc = start_run(tmp_path)
         wait_for_scratch(proc)
@@ -97,11 +104,14 @@ def test_terminated_runs_clean_up_after_themselves(tmp_path: Path, signum: int) 
         assert not backing.exists()
         assert str(backing) not in loop_backings()
         assert processes_using(device) == [], "a workload outlived its run"
+        assert current_value(WORKQUEUE_AFFINITY_SCOPE) == scope_before
+        assert not journal_path(proc.pid).exists()
         assert not list((tmp_path / "b").rglob("*.json")), "an interrupted run wrote a baseline"
 
 
 def test_after_sigkill_the_next_run_removes_the_leftovers(tmp_path: Path) -> None:
     rng = random.Random(9)
+    scope_before = current_value(WORKQUEUE_AFFINITY_SCOPE)
     for _ in range(TRIALS):
         proc = start_run(tmp_path)
         wait_for_scratch(proc)
@@ -113,7 +123,8 @@ def test_after_sigkill_the_next_run_removes_the_leftovers(tmp_path: Path) -> Non
         time.sleep(0.2)  # fio children die with their parent (PR_SET_PDEATHSIG)
         assert processes_using(device) == [], "a workload outlived its killed run"
         assert backing.exists() and str(backing) in loop_backings()
-        cleaned = remove_leftover_scratch()
+        cleaned = restore_leftover_knobs() + remove_leftover_scratch()
+        assert current_value(WORKQUEUE_AFFINITY_SCOPE) == scope_before
         assert f"removed {backing}" in cleaned
         assert any(line.startswith("detached /dev/loop") for line in cleaned)
         assert not backing.exists()
