@@ -53,7 +53,7 @@ class HarnessSettings:
     machine_class: str | None = None
     alpha: float = DEFAULT_ALPHA
     scratch_size_mib: int = 512
-    #: Noise control on the scratch device (see perfcheck.knobs); off for given targets.
+    #: Noise control for loop-device targets (see perfcheck.knobs).
     tune: bool = True
 
 
@@ -107,6 +107,7 @@ class Harness:
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _scheduled_disks: set[str] = field(default_factory=set)
     _cleaned_leftovers: bool = False
+    _tuned: bool = False
 
     def __post_init__(self) -> None:
         self.store = BaselineStore(self.settings.baseline_dir)
@@ -149,9 +150,12 @@ class Harness:
             if self._scratch is None:
                 self._scratch = ScratchLoopDevice.create(self.settings.scratch_size_mib)
                 self._cleanup.callback(self._scratch.close)
-                if self.settings.tune and WORKQUEUE_AFFINITY_SCOPE.exists():
-                    self._cleanup.enter_context(sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"))
             target = self._scratch
+        if self.settings.tune and not self._tuned and target.disk.startswith("loop"):
+            # A loop device's I/O runs in a kworker: keep it on the submitting CPU.
+            self._tuned = True
+            if WORKQUEUE_AFFINITY_SCOPE.exists():
+                self._cleanup.enter_context(sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"))
         if self.settings.scheduler and target.disk not in self._scheduled_disks:
             self._cleanup.enter_context(io_scheduler(target.disk, self.settings.scheduler))
             self._scheduled_disks.add(target.disk)

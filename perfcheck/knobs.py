@@ -7,12 +7,13 @@ restores the old values (:func:`restore_leftover_knobs`).
 Two settings are changed:
 
 - a disk's I/O scheduler (``--perfcheck-scheduler``), ``/sys/block/<disk>/queue/scheduler``;
-- noise control on the scratch device: the workqueue module's ``default_affinity_scope``
-  set to ``cpu``. A loop device does its I/O in an unbound kworker; with the default
-  scope (``cache``) that worker runs on either CPU, so a round lands in a fast mode (the
-  worker shares fio's CPU) or a slow one (cross-CPU wake-ups), which on a small VM made
-  per-round p50 vary 4x. With scope ``cpu`` the worker runs on the CPU that queued the
-  I/O, fio's, and rounds agree within about 10%.
+- noise control on loop-device targets (the scratch device included): the workqueue
+  module's ``default_affinity_scope`` set to ``cpu``. A loop device does its I/O in an
+  unbound kworker; with the default scope (``cache``) that worker runs on either CPU,
+  so a round lands in a fast mode (the worker shares fio's CPU) or a slow one
+  (cross-CPU wake-ups), which on a small VM made per-round p50 vary 4x. With scope
+  ``cpu`` the worker runs on the CPU that queued the I/O, fio's, and rounds agree
+  within about 10%.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         OPT_NO_TUNE,
         action="store_true",
-        help="leave the kernel's workqueue affinity alone on the scratch device (by default"
+        help="leave the kernel's workqueue affinity alone on loop-device targets (by default"
         " it is set to 'cpu' for the run, and restored, to cut round-to-round noise)",
     )
     group.addoption(

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_f
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "randread-4k.toml"
-FAST = ("--perfcheck-rounds", "5", "--perfcheck-seconds", "1", "-p", "no:cacheprovider")
+FAST = ("--perfcheck-rounds", "10", "--perfcheck-seconds", "0.5", "-p", "no:cacheprovider")
 
 
 def perfcheck(pytester: pytest.Pytester, baselines: Path, *args: str) -> pytest.RunResult:
