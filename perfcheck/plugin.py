@@ -282,7 +282,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _refresh_command(item: pytest.Item) -> str:
-    return f"pytest {OPT_UPDATE} '{item.nodeid}'"
+    base_dir = item.config.getoption("perfcheck_baseline_dir")
+    where = f" {OPT_BASELINE_DIR}={base_dir}" if base_dir else ""
+    return f"pytest {OPT_UPDATE}{where} '{item.nodeid}'"
 
 
 def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
