@@ -1,0 +1,564 @@
+"""The probe catalog on the real kernel: each test makes its own events and checks what the
+probe counted, and that the values lie where the events put them.
+
+Block probes run fio on a scratch loop device; sched.runqlat pins busy processes and a
+sleeping one to one CPU; net.softirq and tcp.srtt see loopback ping-pong inside a private
+network namespace; syscall.latency and ufunc.latency time a child that sleeps 10 ms (5 ms)
+at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perfcheck import cli_probe
+from perfcheck.cgroup import WorkloadCgroup, cgroup2_root
+from perfcheck.fio import FioResult, parse_fio_output
+from perfcheck.histogram import LogLinearHistogram, bucket_bounds, bucket_index
+from perfcheck.probes import (
+    CATALOG,
+    BlockLatencyProbe,
+    BlockQueueLatencyProbe,
+    BlockSizeProbe,
+    FuncLatencyProbe,
+    NetSoftirqProbe,
+    SchedRunqLatencyProbe,
+    SyscallLatencyProbe,
+    TcpSrttProbe,
+    UserFuncLatencyProbe,
+    partition_available,
+)
+from perfcheck.probes.base import Probe, ProbeCounters
+from perfcheck.probes.features import kprobes_missing
+from perfcheck.probes.session import ProbeSession
+from perfcheck.targets import ScratchLoopDevice, io_scheduler
+from tests.realcaps import requires_bpf, requires_fio
+
+pytestmark = [pytest.mark.realbpf, requires_bpf]
+
+MS = 1_000_000
+US = 1_000
+
+
+def started(*probes: Probe) -> ProbeSession:
+    session = ProbeSession(list(probes))
+    session.start()
+    return session
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[ScratchLoopDevice]:
+    target = ScratchLoopDevice.create(256)
+    try:
+        yield target
+    finally:
+        target.close()
+
+
+@pytest.fixture(scope="module")
+def block_session() -> Iterator[ProbeSession]:
+    session = started(BlockLatencyProbe(), BlockQueueLatencyProbe(), BlockSizeProbe())
+    yield session
+    session.close()
+
+
+def run_fio(target: Path, *options: str, seconds: float = 1.0) -> FioResult:
+    cmd = [
+        "fio", "--name=probe-test", f"--filename={target}", "--direct=1", "--time_based",
+        f"--runtime={seconds}", "--output-format=json+", "--size=200M", *options,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    return parse_fio_output(proc.stdout)
+
+
+def measure_fio(
+    session: ProbeSession, target: Path, *options: str
+) -> tuple[ProbeCounters, FioResult]:
+    before = session.snapshot()
+    result = run_fio(target, *options)
+    return session.snapshot().since(before), result
+
+
+def close_to(probe_count: int, fio_count: int) -> bool:
+    # fio's count and the kernel's agree; a round rarely differs by a request in 10^4.
+    return abs(probe_count - fio_count) <= max(1, fio_count // 10_000)
+
+
+def dominates(later: LogLinearHistogram, earlier: LogLinearHistogram) -> bool:
+    """Each sample of ``later`` is >= its twin in ``earlier``: fewer of them below any slot."""
+    below_later = below_earlier = 0
+    for a, b in zip(later.counts, earlier.counts, strict=True):
+        below_later += a
+        below_earlier += b
+        if below_later > below_earlier:
+            return False
+    return True
+
+
+# --- block ---------------------------------------------------------------------------------
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_block_probes_see_every_read_fio_issued(
+    scratch: ScratchLoopDevice, block_session: ProbeSession
+) -> None:
+    block_session.configure({"dev": scratch.probe_dev})
+    seen, fio = measure_fio(
+        block_session, scratch.path, "--rw=randread", "--bs=4k", "--ioengine=psync"
+    )
+    reads = fio.directions["read"].ios
+    assert reads > 1000
+    latency = seen.histograms["block.latency.read"]
+    queue = seen.histograms["block.queue_latency.read"]
+    size = seen.histograms["block.size.read"]
+    assert close_to(latency.total, reads)
+    assert seen.counters["block.requests.read"] == latency.total
+    assert seen.counters["block.bytes.read"] == 4096 * latency.total
+    assert seen.counters["block.untimed"] == 0
+    # Every request is 4 KiB: one size bucket, the one holding 4096.
+    assert size.nonzero_slots() == [(bucket_index(4096), size.total)]
+    assert close_to(size.total, reads)
+    # Queue latency starts at insertion or issue, so each request's is >= its latency.
+    assert queue.total == latency.total
+    assert dominates(queue, latency)
+    # A RAM-backed loop device: microseconds, not nanoseconds, not seconds.
+    assert 1 * US < latency.percentile(50) < 5 * MS
+    assert latency.percentile(50) < fio.directions["read"].clat.percentile(50)
+    for op in ("write", "flush", "discard"):
+        assert seen.histograms[f"block.latency.{op}"].total == 0
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_writes_and_flushes_are_counted_apart(
+    scratch: ScratchLoopDevice, block_session: ProbeSession
+) -> None:
+    block_session.configure({"dev": scratch.probe_dev})
+    seen, fio = measure_fio(
+        block_session, scratch.path, "--rw=randwrite", "--bs=16k", "--ioengine=psync",
+        "--fsync=8",
+    )  # fmt: skip
+    writes = fio.directions["write"].ios
+    assert writes > 100
+    assert close_to(seen.histograms["block.latency.write"].total, writes)
+    assert seen.counters["block.bytes.write"] == 16384 * seen.counters["block.requests.write"]
+    size = seen.histograms["block.size.write"]
+    assert size.nonzero_slots() == [(bucket_index(16384), size.total)]
+    # fsync on the loop device (it has a write cache) sends flush requests.
+    assert 0 < seen.histograms["block.latency.flush"].total <= writes
+    assert seen.histograms["block.latency.read"].total == 0
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_the_bfq_scheduler_shows_in_queue_latency_not_in_device_latency(
+    scratch: ScratchLoopDevice, block_session: ProbeSession
+) -> None:
+    block_session.configure({"dev": scratch.probe_dev})
+    gaps: dict[str, float] = {}
+    for scheduler in ("none", "bfq"):
+        with io_scheduler(scratch.disk, scheduler):
+            seen, _ = measure_fio(
+                block_session, scratch.path, "--rw=randread", "--bs=4k", "--ioengine=psync"
+            )
+        latency = seen.histograms["block.latency.read"]
+        queue = seen.histograms["block.queue_latency.read"]
+        assert queue.total == latency.total > 1000
+        assert dominates(queue, latency)
+        gaps[scheduler] = queue.mean() - latency.mean()
+    # Without a scheduler requests are issued directly; bfq holds each one first.
+    assert gaps["none"] < 0.5 * US
+    assert gaps["bfq"] > gaps["none"] + 1 * US
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_block_probes_ignore_other_disks(
+    scratch: ScratchLoopDevice, block_session: ProbeSession
+) -> None:
+    with ScratchLoopDevice.create(64) as other:
+        block_session.configure({"dev": other.probe_dev})
+        seen, fio = measure_fio(
+            block_session, scratch.path, "--rw=randread", "--bs=4k", "--ioengine=psync"
+        )
+    assert fio.total_ios > 1000
+    assert all(hist.total == 0 for hist in seen.histograms.values())
+
+
+# --- sched.runqlat ---------------------------------------------------------------------------
+
+BUSY = """
+import os, time
+os.sched_setaffinity(0, {%(cpu)d})
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    pass
+"""
+
+SLEEPER = """
+import os, sys, time
+os.sched_setaffinity(0, {%(cpu)d})
+sys.stdin.readline()
+for _ in range(%(sleeps)d):
+    time.sleep(0.002)
+"""
+
+
+def time_in_waits_of_at_least(hist: LogLinearHistogram, ns: int) -> float:
+    """Approximate total of the samples in buckets starting at ``ns`` or above."""
+    return sum(
+        count * (lower + upper) / 2
+        for slot, count in hist.nonzero_slots()
+        for lower, upper in [bucket_bounds(slot)]
+        if lower >= ns
+    )
+
+
+def last_cpu() -> int:
+    return max(os.sched_getaffinity(0))
+
+
+@pytest.fixture
+def cgroup() -> Iterator[WorkloadCgroup]:
+    if cgroup2_root() is None:
+        pytest.skip("cgroup v2 is not mounted (no cgroup2 in /proc/self/mountinfo)")
+    with WorkloadCgroup.create() as group:
+        yield group
+
+
+@pytest.fixture(scope="module")
+def runqlat() -> Iterator[ProbeSession]:
+    session = started(SchedRunqLatencyProbe())
+    yield session
+    session.close()
+
+
+def test_two_busy_processes_on_one_cpu_wait_for_each_other(
+    runqlat: ProbeSession, cgroup: WorkloadCgroup
+) -> None:
+    busy = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUSY % {"cpu": last_cpu()}], preexec_fn=cgroup.preexec_fn()
+        )
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(0.3)
+        runqlat.configure({"pid": busy[0].pid})
+        before = runqlat.snapshot()
+        window_started = time.monotonic()
+        time.sleep(1.0)
+        seen = runqlat.snapshot().since(before)
+        window = (time.monotonic() - window_started) * 1e9
+        one = seen.histograms["sched.runqlat"]
+        runqlat.configure({"cgroup_id": cgroup.id})
+        before = runqlat.snapshot()
+        time.sleep(1.0)
+        both = runqlat.snapshot().since(before).histograms["sched.runqlat"]
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    # Sharing one CPU, a hog is runnable but not running about half the time ...
+    waited = one.mean() * one.total
+    assert 0.25 * window < waited < 0.95 * window
+    # ... mostly in waits of a scheduler slice (a few ms) while the other hog runs; other
+    # tasks on that CPU add short waits, many but brief.
+    assert time_in_waits_of_at_least(one, 1 * MS) > 0.5 * waited
+    assert one.max_bound() < 1_000 * MS
+    # The cgroup holds both hogs: about twice the waiting in a window as long.
+    assert 1.3 * waited < both.mean() * both.total < 3 * waited
+
+
+def test_a_waking_process_is_timed_once_per_wakeup(
+    runqlat: ProbeSession, cgroup: WorkloadCgroup
+) -> None:
+    sleeps = 200
+    cpu = last_cpu()
+    busy = subprocess.Popen(
+        [sys.executable, "-c", BUSY % {"cpu": cpu}], preexec_fn=cgroup.preexec_fn()
+    )
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER % {"cpu": cpu, "sleeps": sleeps}],
+        stdin=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.3)
+        runqlat.configure({"pid": sleeper.pid})
+        before = runqlat.snapshot()
+        assert sleeper.stdin is not None
+        sleeper.stdin.write("go\n")
+        sleeper.stdin.flush()
+        sleeper.wait(timeout=60)
+        seen = runqlat.snapshot().since(before).histograms["sched.runqlat"]
+    finally:
+        busy.kill()
+        busy.wait()
+        sleeper.kill()
+        sleeper.wait()
+    # One wait per wakeup (the first read of stdin adds one), plus the rare preemption.
+    assert sleeps <= seen.total <= sleeps + sleeps // 5
+    assert seen.percentile(50) > 0
+    assert seen.max_bound() < 1_000 * MS
+
+
+# --- net.softirq and tcp.srtt in a private network namespace ----------------------------------
+
+PING_PONG = """
+import socket, sys, threading
+port, rounds = int(sys.argv[1]), int(sys.argv[2])
+server = socket.socket()
+server.bind(("127.0.0.1", port))
+server.listen(1)
+def echo():
+    conn, _ = server.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := conn.recv(4096):
+        conn.sendall(data)
+thread = threading.Thread(target=echo)
+thread.start()
+client = socket.create_connection(("127.0.0.1", port))
+client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for _ in range(rounds):
+    client.sendall(b"x" * 100)
+    got = 0
+    while got < 100:
+        got += len(client.recv(4096))
+client.close()
+thread.join()
+"""
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    if shutil.which("ip") is None:
+        pytest.skip("`ip` (iproute2) is not installed; it creates the private network namespace")
+    name = f"perfcheck-test-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def ping_pong(netns: str, port: int, rounds: int) -> None:
+    subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", PING_PONG, str(port), str(rounds)],
+        check=True,
+        timeout=120,
+    )
+
+
+def test_loopback_ping_pong_shows_in_srtt_and_net_rx(netns: str) -> None:
+    rounds = 500
+    port = 20000 + secrets.randbelow(20000)
+    session = started(NetSoftirqProbe(), TcpSrttProbe())
+    try:
+        session.configure({"port": port})
+        before = session.snapshot()
+        ping_pong(netns, port, rounds)
+        seen = session.snapshot().since(before)
+        # Another port's traffic is filtered out.
+        session.configure({"port": port + 1})
+        before = session.snapshot()
+        ping_pong(netns, port, rounds // 10)
+        other_port = session.snapshot().since(before).histograms["tcp.srtt"]
+    finally:
+        session.close()
+    srtt = seen.histograms["tcp.srtt"]
+    # Both ends receive each of the 2 * rounds data segments (ACKs ride along).
+    assert 2 * rounds <= srtt.total <= 4 * rounds
+    assert 1 * US <= srtt.percentile(50) < 10 * MS
+    assert srtt.max_bound() < 1_000 * MS
+    assert other_port.total == 0
+    # Loopback delivery runs the NET_RX softirq; its runs are short.
+    net_rx = seen.histograms["net.softirq.net_rx"]
+    assert net_rx.total >= rounds // 2
+    assert 100 <= net_rx.percentile(50) < 1 * MS
+    assert net_rx.max_bound() < 100 * MS
+
+
+# --- syscall.latency and ufunc.latency: a child that sleeps a known time ------------------------
+
+NANOSLEEPS = """
+import ctypes, sys
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+class timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+how, count, ns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+request = timespec(0, ns)
+sys.stdin.readline()
+for _ in range(count):
+    if how == "syscall":
+        libc.syscall(%(nr)d, ctypes.byref(request), None)  # the nanosleep syscall itself
+    else:
+        libc.nanosleep(ctypes.byref(request), None)  # glibc's function
+"""
+
+
+def sleeping_child(
+    how: str, count: int, ns: int, cgroup: WorkloadCgroup | None = None
+) -> subprocess.Popen[str]:
+    from perfcheck.probes.syscall import syscall_number
+
+    nr = syscall_number("nanosleep")
+    assert nr is not None, "no syscall number table on this machine"
+    return subprocess.Popen(
+        [sys.executable, "-c", NANOSLEEPS % {"nr": nr}, how, str(count), str(ns)],
+        stdin=subprocess.PIPE,
+        text=True,
+        preexec_fn=cgroup.preexec_fn() if cgroup else None,
+    )
+
+
+def run_child_async(child: subprocess.Popen[str]) -> None:
+    assert child.stdin is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+
+
+def run_child(child: subprocess.Popen[str]) -> None:
+    run_child_async(child)
+    assert child.wait(timeout=60) == 0
+
+
+def assert_lands_in_the_sleep_bucket(hist: LogLinearHistogram, ns: int) -> None:
+    # A sleep never ends early; a loaded machine may wake it a few ms late.
+    assert bucket_index(hist.min_bound()) >= bucket_index(ns)
+    assert ns <= hist.percentile(50) < ns + 3 * MS
+
+
+@pytest.mark.parametrize("filter_by", ["pid", "cgroup_id"])
+def test_syscall_latency_times_each_nanosleep_of_the_child(
+    filter_by: str, cgroup: WorkloadCgroup
+) -> None:
+    count, ns = 20, 10 * MS
+    session = started(SyscallLatencyProbe())
+    child = sleeping_child("syscall", count, ns, cgroup)
+    try:
+        session.configure({"pid": child.pid} if filter_by == "pid" else {"cgroup_id": cgroup.id})
+        before = session.snapshot()
+        run_child(child)
+        seen = session.snapshot().since(before)
+    finally:
+        child.kill()
+        child.wait()
+        session.close()
+    sleeps = seen.histograms["syscall.latency.nanosleep"]
+    assert sleeps.total == count
+    assert seen.counters["syscall.calls.nanosleep"] == count
+    assert count * ns <= seen.counters["syscall.time_ns.nanosleep"] < count * (ns + 3 * MS)
+    assert_lands_in_the_sleep_bucket(sleeps, ns)
+    # Only the child: not this process, which read the maps with bpf() meanwhile.
+    assert "syscall.latency.bpf" not in seen.histograms
+
+
+def test_ufunc_latency_times_a_libc_function_in_one_process() -> None:
+    probe = UserFuncLatencyProbe("c:nanosleep")
+    if (why := probe.unavailable()) is not None:
+        pytest.skip(f"uprobes: {why}")
+    count, ns = 10, 5 * MS
+    session = started(probe)
+    child = sleeping_child("libc", count, ns)
+    try:
+        session.configure({"pid": child.pid})
+        before = session.snapshot()
+        run_child(child)
+        seen = session.snapshot().since(before)
+    finally:
+        child.kill()
+        child.wait()
+        session.close()
+    hist = seen.histograms["ufunc.latency"]
+    assert hist.total == count
+    assert_lands_in_the_sleep_bucket(hist, ns)
+    assert probe.provenance()[0].startswith("uprobe:/") and probe.provenance()[0].endswith(
+        ":nanosleep"
+    )
+
+
+# --- the whole catalog ---------------------------------------------------------------------
+
+
+def test_func_latency_is_skipped_with_the_reason_or_runs_where_kprobes_exist() -> None:
+    why = FuncLatencyProbe.unavailable()
+    loadable, skipped = partition_available([FuncLatencyProbe("vfs_read")])
+    if kprobes_missing() is not None:
+        assert why is not None and loadable == []
+        assert "kprobes are absent" in why.reason and "fentry" in why.reason
+        assert skipped["func.latency"] == why
+        return
+    assert why is None
+    session = started(FuncLatencyProbe("vfs_read"))
+    try:
+        session.configure({"pid": os.getpid()})
+        before = session.snapshot()
+        for _ in range(50):
+            Path("/proc/self/stat").read_bytes()
+        hist = session.snapshot().since(before).histograms["func.latency"]
+    finally:
+        session.close()
+    assert hist.total >= 50
+    assert hist.max_bound() < 1_000 * MS
+
+
+def test_every_available_probe_compiles_into_one_program() -> None:
+    probes = [cls() for cls in CATALOG.values()]
+    loadable, skipped = partition_available(probes)
+    assert set(skipped) <= {"func.latency", "ufunc.latency"}
+    session = started(*loadable)  # type: ignore[arg-type]
+    try:
+        assert session.compile_seconds is not None
+        provenance = session.provenance()
+        assert set(provenance) == {p.name for p in loadable}  # type: ignore[attr-defined]
+        assert provenance["block.latency"] == [
+            "raw_tracepoint:block:block_rq_issue",
+            "raw_tracepoint:block:block_rq_complete",
+        ]
+    finally:
+        session.close()
+
+
+def test_probe_command_prints_json_intervals_of_the_results_schema() -> None:
+    interval_s, ns = 0.5, 10 * MS
+    # The child sleeps 10 ms at a time for longer than the command runs.
+    child = sleeping_child("syscall", 400, ns)
+    run_child_async(child)
+    parser = argparse.ArgumentParser()
+    cli_probe.add_probe_arguments(parser)
+    args = parser.parse_args(
+        ["syscall.latency", "--pid", str(child.pid), "--duration", "1.5",
+         "--interval", str(interval_s), "--json"]
+    )  # fmt: skip
+    out = io.StringIO()
+    try:
+        assert cli_probe.cmd_probe(args, out) == 0
+    finally:
+        child.kill()
+        child.wait()
+    intervals = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [doc["index"] for doc in intervals] == list(range(len(intervals)))
+    assert 2 <= len(intervals) <= 4
+    for doc in intervals:
+        assert doc["probe"] == "syscall.latency" and doc["unit"] == "ns"
+        if doc["duration_s"] < 0.9 * interval_s:
+            continue  # a short last interval
+        sleeps = LogLinearHistogram.from_dict(doc["histograms"]["syscall.latency.nanosleep"])
+        # At most one sleep per 10 ms of the interval; a loaded machine gets fewer done.
+        assert 1 <= sleeps.total <= doc["duration_s"] * 1e9 / ns + 1
+        assert ns <= sleeps.percentile(50) < ns + 3 * MS
