@@ -29,6 +29,7 @@ from perfcheck.harness import (
     baseline_name_for,
 )
 from perfcheck.histogram import LogLinearHistogram
+from perfcheck.lock import HostLock
 from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.probes import probe_names
 from perfcheck.scenario import Scenario, load_scenario, threshold_for
@@ -45,6 +46,7 @@ OPT_SECONDS = "--perfcheck-seconds"
 OPT_MISSING = "--perfcheck-missing"
 OPT_MACHINE_CLASS = "--perfcheck-machine-class"
 OPT_NO_TUNE = "--perfcheck-no-tune"
+OPT_LOCK_TIMEOUT = "--perfcheck-lock-timeout"
 OPT_SAVE = "--perfcheck-save"
 OPT_REPORT = "--perfcheck-report"
 
@@ -55,6 +57,7 @@ SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc an
 HARNESS_KEY = pytest.StashKey["Harness"]()
 GATE_KEY = pytest.StashKey["PendingGate"]()
 SIGTERM_KEY = pytest.StashKey[Any]()
+LOCK_KEY = pytest.StashKey[HostLock]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -110,6 +113,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=[m.value for m in MissingBaseline],
         help="what a missing baseline does: skip (default, with the command that records it)"
         " or fail (for CI)",
+    )
+    group.addoption(
+        OPT_LOCK_TIMEOUT,
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="how long to wait for another perfcheck run on this host to finish (default 600;"
+        " 0 fails at once)",
     )
     group.addoption(
         OPT_NO_TUNE,
@@ -194,8 +205,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     harness = Harness(_settings(config))
     config.hook.pytest_perfcheck_harness(config=config, harness=harness)
-    config.stash[HARNESS_KEY] = harness
     _interrupt_on_sigterm(config)
+    lock = HostLock()
+    try:
+        lock.acquire(config.getoption("perfcheck_lock_timeout"), on_wait=_tell(config))
+    except PerfcheckError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[LOCK_KEY] = lock
+    config.stash[HARNESS_KEY] = harness
     _check_output_paths(config)
 
 
@@ -212,10 +229,22 @@ def _interrupt_on_sigterm(config: pytest.Config) -> None:
     config.stash[SIGTERM_KEY] = previous
 
 
+def _tell(config: pytest.Config) -> Any:
+    def write(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+
+    return write
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     harness = config.stash.get(HARNESS_KEY, None)
     if harness is not None:
         harness.close()
+    lock = config.stash.get(LOCK_KEY, None)
+    if lock is not None:
+        lock.release()
     if SIGTERM_KEY in config.stash:
         signal.signal(signal.SIGTERM, config.stash[SIGTERM_KEY])
 

@@ -50,3 +50,15 @@ def pytest_runtest_makereport(
 
 
 # --- fixtures shared by the test modules --------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _private_host_lock(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process perfcheck runs (pytester with fakes) take a lock of their own, so the
+    suite neither waits for nor blocks a real run on this host. Runs in a subprocess
+    still take the real host-wide lock."""
+    from perfcheck import lock
+
+    monkeypatch.setattr(lock, "LOCK_PATH", tmp_path_factory.mktemp("lock") / "perfcheck.lock")
