@@ -41,8 +41,9 @@ from perfcheck.probes.block import (
     BlockQueueLatencyProbe,
     BlockSizeProbe,
     configure_block_program,
+    request_window,
 )
-from perfcheck.probes.btf import BTFError, KernelBTF
+from perfcheck.probes.btf import BTFError, KernelBTF, Member
 from perfcheck.probes.catalog import CatalogProbe, setting
 from perfcheck.probes.features import Unavailable
 from perfcheck.probes.func import UserFuncLatencyProbe, resolve_library, split_target
@@ -164,6 +165,7 @@ LAYOUT = BlockLayout(
     off_rq_q=0,
     off_rq_cmd_flags=24,
     off_rq_data_len=44,
+    **request_window(Member(0, 8), Member(24, 4), Member(44, 4)),
     off_q_disk=104,
     off_disk_major=0,
     off_disk_first_minor=4,
@@ -363,6 +365,21 @@ def test_hash_items_falls_back_to_walking_keys() -> None:
 
 
 # --- block probes against their own C declarations ------------------------------------------
+
+
+def test_request_fields_close_together_are_read_in_one_window() -> None:
+    fields = request_window(Member(0, 8), Member(24, 4), Member(44, 4))
+    assert fields["windowed"] == 1 and fields["off_rq_window"] == 0
+    assert (fields["word_q"], fields["word_cmd_flags"], fields["word_data_len"]) == (0, 3, 5)
+    # Little-endian: a u32 at a word's start is its low half, at +4 its high half.
+    assert (fields["shift_cmd_flags"], fields["shift_data_len"]) == (0, 32)
+    shifted = request_window(Member(72, 8), Member(96, 4), Member(116, 4))
+    assert shifted["off_rq_window"] == 72 and shifted["word_data_len"] == 5
+
+
+def test_request_fields_far_apart_are_read_one_by_one() -> None:
+    assert request_window(Member(0, 8), Member(24, 4), Member(300, 4))["windowed"] == 0
+    assert request_window(Member(0, 8), Member(26, 4), Member(44, 4))["windowed"] == 0
 
 
 def test_block_config_struct_matches_the_c_declaration() -> None:

@@ -43,13 +43,14 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from perfcheck.bpf_layout import HIST_SLOTS
 from perfcheck.probes.base import ProbeCounters
-from perfcheck.probes.btf import BTFError, kernel_btf
+from perfcheck.probes.btf import BTFError, Member, kernel_btf
 from perfcheck.probes.catalog import (
     ATTACH_RAW_TRACEPOINT,
     UNIT_BYTES,
@@ -103,6 +104,7 @@ BLOCK_PROGRAM_C = r"""
 #define PC_BLK_F_LATENCY 1
 #define PC_BLK_F_QUEUE 2
 #define PC_BLK_F_SIZE 4
+#define PC_BLK_WINDOW_WORDS 8
 
 struct pc_blk_config {
     u64 queue;          /* request_queue of the target disk, learned by the program */
@@ -112,6 +114,13 @@ struct pc_blk_config {
     u32 off_rq_q;
     u32 off_rq_cmd_flags;
     u32 off_rq_data_len;
+    u32 off_rq_window;  /* the three request fields in one PC_BLK_WINDOW-byte read ... */
+    u32 word_q;         /* ... at these u64 words of it */
+    u32 word_cmd_flags;
+    u32 word_data_len;
+    u32 shift_cmd_flags; /* bit shift of the u32 inside its word */
+    u32 shift_data_len;
+    u32 windowed;       /* 0: the fields are too far apart, read them one by one */
     u32 off_q_disk;
     u32 off_disk_major;
     u32 off_disk_first_minor;
@@ -145,11 +154,35 @@ static __always_inline struct pc_blk_config *pc_blk_cfg(void)
     return pc_blk_config.lookup(&zero);
 }
 
-/* Whether request rq belongs to the target disk: one read when its queue is known. */
-static __always_inline int pc_blk_wanted(struct pc_blk_config *cfg, u64 rq)
+/* The request fields the program uses, read in one go when they are close together. */
+struct pc_blk_fields {
+    u64 q;
+    u32 cmd_flags;
+    u32 data_len;
+};
+
+static __always_inline void pc_blk_read_fields(struct pc_blk_config *cfg, u64 rq,
+                                               struct pc_blk_fields *f)
 {
-    u64 q = 0;
-    bpf_probe_read_kernel(&q, sizeof(q), (void *)(rq + cfg->off_rq_q));
+    if (cfg->windowed) {
+        u64 window[PC_BLK_WINDOW_WORDS];
+        bpf_probe_read_kernel(window, sizeof(window), (void *)(rq + cfg->off_rq_window));
+        f->q = window[cfg->word_q & (PC_BLK_WINDOW_WORDS - 1)];
+        f->cmd_flags = (u32)(window[cfg->word_cmd_flags & (PC_BLK_WINDOW_WORDS - 1)]
+                             >> (cfg->shift_cmd_flags & 32));
+        f->data_len = (u32)(window[cfg->word_data_len & (PC_BLK_WINDOW_WORDS - 1)]
+                            >> (cfg->shift_data_len & 32));
+        return;
+    }
+    bpf_probe_read_kernel(&f->q, sizeof(f->q), (void *)(rq + cfg->off_rq_q));
+    bpf_probe_read_kernel(&f->cmd_flags, sizeof(f->cmd_flags),
+                          (void *)(rq + cfg->off_rq_cmd_flags));
+    bpf_probe_read_kernel(&f->data_len, sizeof(f->data_len), (void *)(rq + cfg->off_rq_data_len));
+}
+
+/* Whether queue q is the target disk's: a comparison once the queue is known. */
+static __always_inline int pc_blk_wanted(struct pc_blk_config *cfg, u64 q)
+{
     if (!q || q == cfg->other_queue)
         return 0;
     if (q == cfg->queue)
@@ -169,11 +202,9 @@ static __always_inline int pc_blk_wanted(struct pc_blk_config *cfg, u64 rq)
     return 0;
 }
 
-static __always_inline u32 pc_blk_op_index(struct pc_blk_config *cfg, u64 rq)
+static __always_inline u32 pc_blk_op_index(struct pc_blk_config *cfg, u32 cmd_flags)
 {
-    u32 flags = 0;
-    bpf_probe_read_kernel(&flags, sizeof(flags), (void *)(rq + cfg->off_rq_cmd_flags));
-    u32 op = flags & cfg->op_mask;
+    u32 op = cmd_flags & cfg->op_mask;
     if (op == cfg->op_read)
         return 0;
     if (op == cfg->op_write)
@@ -217,7 +248,9 @@ RAW_TRACEPOINT_PROBE(block_rq_insert)
     if (!cfg || !(cfg->features & PC_BLK_F_QUEUE) || !cfg->dev)
         return 0;
     u64 rq = ctx->args[0];
-    if (!pc_blk_wanted(cfg, rq))
+    u64 q = 0;
+    bpf_probe_read_kernel(&q, sizeof(q), (void *)(rq + cfg->off_rq_q));
+    if (!pc_blk_wanted(cfg, q))
         return 0;
     u64 now = bpf_ktime_get_ns();
     struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
@@ -240,14 +273,13 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
     if (!cfg || !cfg->features || !cfg->dev)
         return 0;
     u64 rq = ctx->args[0];
-    if (!pc_blk_wanted(cfg, rq))
+    struct pc_blk_fields f;
+    pc_blk_read_fields(cfg, rq, &f);
+    if (!pc_blk_wanted(cfg, f.q))
         return 0;
-    u32 op = pc_blk_op_index(cfg, rq);
-    if ((cfg->features & PC_BLK_F_SIZE) && op < PC_BLK_OPS) {
-        u32 bytes = 0;
-        bpf_probe_read_kernel(&bytes, sizeof(bytes), (void *)(rq + cfg->off_rq_data_len));
-        pc_blk_count(PC_BLK_SIZE_HIST, op, bytes);
-    }
+    u32 op = pc_blk_op_index(cfg, f.cmd_flags);
+    if ((cfg->features & PC_BLK_F_SIZE) && op < PC_BLK_OPS)
+        pc_blk_count(PC_BLK_SIZE_HIST, op, f.data_len);
     if (!(cfg->features & (PC_BLK_F_LATENCY | PC_BLK_F_QUEUE)))
         return 0;
     u64 now = bpf_ktime_get_ns();
@@ -316,6 +348,13 @@ class BlockLayout:
     off_rq_q: int
     off_rq_cmd_flags: int
     off_rq_data_len: int
+    off_rq_window: int
+    word_q: int
+    word_cmd_flags: int
+    word_data_len: int
+    shift_cmd_flags: int
+    shift_data_len: int
+    windowed: int
     off_q_disk: int
     off_disk_major: int
     off_disk_first_minor: int
@@ -335,6 +374,42 @@ class BlockLayout:
 DEFAULT_REQ_OP_BITS = 8
 
 
+#: Bytes the program reads at once to get all the request fields it needs.
+WINDOW_BYTES = 64
+
+
+def request_window(q: Member, cmd_flags: Member, data_len: Member) -> dict[str, int]:
+    """Where the three request fields sit in one aligned ``WINDOW_BYTES`` read, if they fit.
+
+    One read instead of three: each ``bpf_probe_read_kernel`` is a helper call, and the
+    issue path runs for every request. ``q`` is a pointer (a whole u64 word); the two u32
+    fields are shifted out of their word, little- or big-endian alike.
+    """
+    start = min(q.offset, cmd_flags.offset, data_len.offset) & ~7
+    end = max(m.offset + m.size for m in (q, cmd_flags, data_len))
+    aligned = q.size == 8 and q.offset % 8 == 0 and cmd_flags.size == data_len.size == 4
+    aligned = aligned and cmd_flags.offset % 4 == 0 and data_len.offset % 4 == 0
+    if end - start > WINDOW_BYTES or not aligned:
+        return {
+            "off_rq_window": 0, "word_q": 0, "word_cmd_flags": 0, "word_data_len": 0,
+            "shift_cmd_flags": 0, "shift_data_len": 0, "windowed": 0,
+        }  # fmt: skip
+
+    def shift(member: Member) -> int:
+        low_half = (member.offset % 8 == 0) == (sys.byteorder == "little")
+        return 0 if low_half else 32
+
+    return {
+        "off_rq_window": start,
+        "word_q": (q.offset - start) // 8,
+        "word_cmd_flags": (cmd_flags.offset - start) // 8,
+        "word_data_len": (data_len.offset - start) // 8,
+        "shift_cmd_flags": shift(cmd_flags),
+        "shift_data_len": shift(data_len),
+        "windowed": 1,
+    }
+
+
 @functools.lru_cache(maxsize=1)
 def block_layout() -> BlockLayout:
     """Offsets and operation codes of the running kernel (raises BTFError if missing)."""
@@ -348,10 +423,14 @@ def block_layout() -> BlockLayout:
     def op(name: str) -> int:
         return btf.enum_value("req_op", name)
 
+    q = btf.member("request", "q")
+    cmd_flags = btf.member("request", "cmd_flags")
+    data_len = btf.member("request", "__data_len")
     return BlockLayout(
-        off_rq_q=btf.member("request", "q").offset,
-        off_rq_cmd_flags=btf.member("request", "cmd_flags").offset,
-        off_rq_data_len=btf.member("request", "__data_len").offset,
+        off_rq_q=q.offset,
+        off_rq_cmd_flags=cmd_flags.offset,
+        off_rq_data_len=data_len.offset,
+        **request_window(q, cmd_flags, data_len),
         off_q_disk=btf.member("request_queue", "disk").offset,
         off_disk_major=btf.member("gendisk", "major").offset,
         off_disk_first_minor=btf.member("gendisk", "first_minor").offset,

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run with .venv/bin/python bench/<name>.py (see bench/run.py)."""

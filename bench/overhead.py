@@ -1,0 +1,423 @@
+"""What the probes cost the workload: fio IOPS with and without them, interleaved.
+
+    .venv/bin/python bench/overhead.py [--quick] [--rounds N] [--seconds S] [--json PATH]
+
+On a scratch loop device, two fio settings: QD1 (4k randread, psync) and saturating
+(4k randread, libaio, iodepth 16, two jobs). Configurations:
+
+``block.latency``        the block.latency probe alone
+``block (3 probes)``     block.latency + block.queue_latency + block.size
+``catalog (all)``        every probe that loads here, system-wide where it has no target
+``tracepoint v0``        the first block.latency design: perf-buffer tracepoints and a
+                         (dev, sector) hash, kept here as the reference it replaced
+``bpftrace``             the issue's bpftrace one-liner doing the same histogram
+
+Method: each round runs fio alone, then under each configuration (order rotated every
+round), then alone again; each configuration's run is compared with the mean of the
+round's two runs alone (interleaved A/B, so slow drifts of the machine cancel). A program
+is compiled and attached before its fio run and removed after it, never during. The
+figures per configuration are the median IOPS ratio over the rounds, its min..max and
+interquartile range. Loop-device noise control (the loop worker on fio's CPU, see
+perfcheck.knobs) is on unless --no-noise-control.
+
+It also reports, from the kernel's own BPF run-time statistics (BPF_ENABLE_STATS), the
+BPF time per I/O of each perfcheck configuration (noise-free, unlike IOPS), and the
+compile+attach time of the full catalog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
+from perfcheck.probes import (  # noqa: E402
+    CATALOG,
+    BlockLatencyProbe,
+    BlockQueueLatencyProbe,
+    BlockSizeProbe,
+    partition_available,
+)
+from perfcheck.probes.base import Probe  # noqa: E402
+from perfcheck.probes.session import build_program  # noqa: E402
+from perfcheck.targets import ScratchLoopDevice  # noqa: E402
+
+BPFTRACE_ONE_LINER = (
+    "tracepoint:block:block_rq_issue { @s[args->dev, args->sector] = nsecs; }"
+    " tracepoint:block:block_rq_complete /@s[args->dev, args->sector]/"
+    " { @h = hist(nsecs - @s[args->dev, args->sector]); delete(@s[args->dev, args->sector]); }"
+)
+
+# The first block.latency (perf-buffer tracepoints, a hash keyed by dev and sector), kept
+# as the reference the raw-tracepoint program is measured against.
+TRACEPOINT_V0_C = r"""
+#define PC_BLK_OPS 4
+struct pc_v0_key { u32 dev; u32 pad; u64 sector; };
+BPF_HASH(pc_v0_start, struct pc_v0_key, u64, 16384);
+BPF_PERCPU_ARRAY(pc_v0_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
+BPF_PERCPU_ARRAY(pc_v0_count, u64, PC_BLK_OPS * 2);
+BPF_ARRAY(pc_v0_filter, u32, 1);
+static __always_inline int pc_v0_op(char c0, char c1)
+{
+    if (c0 == 'F')
+        c0 = (c1 == 'R' || c1 == 'W' || c1 == 'D') ? c1 : 'F';
+    switch (c0) {
+    case 'R': return 0;
+    case 'W': return 1;
+    case 'F': return 2;
+    case 'D': return 3;
+    }
+    return -1;
+}
+static __always_inline int pc_v0_wanted(u32 dev)
+{
+    u32 zero = 0;
+    u32 *want = pc_v0_filter.lookup(&zero);
+    return want && *want == dev;
+}
+TRACEPOINT_PROBE(block, block_rq_issue)
+{
+    if (!pc_v0_wanted(args->dev))
+        return 0;
+    struct pc_v0_key key = {};
+    key.dev = args->dev;
+    key.sector = args->sector;
+    u64 ts = bpf_ktime_get_ns();
+    pc_v0_start.update(&key, &ts);
+    return 0;
+}
+TRACEPOINT_PROBE(block, block_rq_complete)
+{
+    if (!pc_v0_wanted(args->dev))
+        return 0;
+    struct pc_v0_key key = {};
+    key.dev = args->dev;
+    key.sector = args->sector;
+    u64 *tsp = pc_v0_start.lookup(&key);
+    if (!tsp)
+        return 0;
+    u64 delta = bpf_ktime_get_ns() - *tsp;
+    pc_v0_start.delete(&key);
+    int op = pc_v0_op(args->rwbs[0], args->rwbs[1]);
+    if (op < 0)
+        return 0;
+    u32 slot = (u32)op * PC_HIST_SLOTS + perfcheck_bucket(delta);
+    u64 *cnt = pc_v0_hist.lookup(&slot);
+    if (cnt)
+        (*cnt)++;
+    u32 ci = (u32)op * 2;
+    cnt = pc_v0_count.lookup(&ci);
+    if (cnt)
+        (*cnt)++;
+    ci++;
+    cnt = pc_v0_count.lookup(&ci);
+    if (cnt)
+        *cnt += (u64)args->nr_sector << 9;
+    return 0;
+}
+"""
+
+FIO_SETTINGS: dict[str, list[str]] = {
+    "QD1 (4k randread, psync)": ["--ioengine=psync", "--iodepth=1"],
+    "saturating (4k randread, libaio QD16 x 2 jobs)": [
+        "--ioengine=libaio",
+        "--iodepth=16",
+        "--numjobs=2",
+    ],
+}
+
+
+def run_fio(device: Path, seconds: float, options: Sequence[str]) -> tuple[float, int]:
+    """(IOPS, I/Os) of one fio run, summed over its jobs."""
+    cmd = [
+        "fio", "--name=overhead", f"--filename={device}", "--rw=randread", "--bs=4k",
+        "--direct=1", "--time_based", f"--runtime={seconds}", "--size=200M",
+        "--output-format=json", *options,
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 120)
+    jobs = json.loads(out.stdout[out.stdout.index("{") :])["jobs"]
+    return (
+        sum(float(job["read"]["iops"]) for job in jobs),
+        sum(int(job["read"]["total_ios"]) for job in jobs),
+    )
+
+
+# -- configurations -----------------------------------------------------------------------
+
+
+class Loaded:
+    """A configuration attached to the kernel; ``close`` removes it."""
+
+    def bpf_seconds(self) -> float | None:
+        """BPF run time so far, when BPF statistics are on (None if unknown)."""
+        return None
+
+    def close(self) -> None: ...
+
+
+class LoadedProgram(Loaded):
+    def __init__(self, bpf: Any) -> None:
+        self.bpf = bpf
+
+    def bpf_seconds(self) -> float | None:
+        total = 0
+        for function in self.bpf.funcs.values():
+            info = Path(f"/proc/self/fdinfo/{function.fd}").read_text()
+            fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+            total += int(fields.get("run_time_ns", "0").strip() or 0)
+        return total / 1e9
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
+class LoadedBpftrace(Loaded):
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+
+    def close(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+
+
+def load_probes(probes: Sequence[Probe], dev: int) -> Loaded:
+    from bcc import BPF
+
+    bpf = BPF(text=build_program(probes).encode())
+    for probe in probes:
+        probe.configure(bpf, {"dev": dev})
+    return LoadedProgram(bpf)
+
+
+def load_v0(dev: int) -> Loaded:
+    from bcc import BPF
+
+    bpf = BPF(text=build_program([]).encode() + TRACEPOINT_V0_C.encode())
+    bpf[b"pc_v0_filter"][ctypes.c_int(0)] = ctypes.c_uint32(dev)
+    return LoadedProgram(bpf)
+
+
+def load_bpftrace(_dev: int) -> Loaded:
+    process = subprocess.Popen(
+        ["bpftrace", "-e", BPFTRACE_ONE_LINER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()  # "Attaching 2 probes..." once attached
+    if "Attaching" not in first:
+        process.kill()
+        raise RuntimeError(f"bpftrace did not attach: {first.strip() or process.stderr}")
+    return LoadedBpftrace(process)
+
+
+@dataclass
+class Configuration:
+    name: str
+    load: Callable[[int], Loaded]
+    ratios: dict[str, list[float]] = field(default_factory=dict)
+    ns_per_io: dict[str, float] = field(default_factory=dict)
+
+
+def configurations(include_bpftrace: bool) -> list[Configuration]:
+    everything, _skipped = partition_available([cls() for cls in CATALOG.values()])
+    configs = [
+        Configuration("block.latency", lambda dev: load_probes([BlockLatencyProbe()], dev)),
+        Configuration(
+            "block (3 probes)",
+            lambda dev: load_probes(
+                [BlockLatencyProbe(), BlockQueueLatencyProbe(), BlockSizeProbe()], dev
+            ),
+        ),
+        Configuration(
+            f"catalog (all {len(everything)})",
+            lambda dev: load_probes(everything, dev),  # type: ignore[arg-type]
+        ),
+        Configuration("tracepoint v0", load_v0),
+    ]
+    if include_bpftrace:
+        configs.append(Configuration("bpftrace one-liner", load_bpftrace))
+    return configs
+
+
+# -- measurement ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def bpf_run_time_statistics() -> Iterator[None]:
+    """Kernel BPF run-time statistics on while the returned fd is open (BPF_ENABLE_STATS)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = (ctypes.c_uint32 * 4)(0)  # type = BPF_STATS_RUN_TIME
+    nr = {"x86_64": 321, "aarch64": 280}[platform.machine()]
+    fd = libc.syscall(nr, 32, ctypes.byref(attr), ctypes.sizeof(attr))  # BPF_ENABLE_STATS
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "BPF_ENABLE_STATS failed")
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def compile_times(repeats: int) -> list[float]:
+    from bcc import BPF
+
+    probes, _ = partition_available([cls() for cls in CATALOG.values()])
+    text = build_program(probes).encode()  # type: ignore[arg-type]
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        bpf = BPF(text=text)
+        times.append(time.perf_counter() - started)
+        bpf.cleanup()
+    return times
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    configs = configurations(not args.no_bpftrace)
+    plain: dict[str, list[float]] = {setting: [] for setting in FIO_SETTINGS}
+    load_before = os.getloadavg()[0]
+    with contextlib.ExitStack() as stack:
+        if not args.no_noise_control and WORKQUEUE_AFFINITY_SCOPE.exists():
+            stack.enter_context(sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"))
+        target = stack.enter_context(ScratchLoopDevice.create(256))
+        for setting, options in FIO_SETTINGS.items():
+            run_fio(target.path, 1.0, options)  # warm-up
+            for rnd in range(args.rounds):
+                shift = rnd % len(configs)
+                order = configs[shift:] + configs[:shift]
+                first, _ = run_fio(target.path, args.seconds, options)
+                under: dict[str, float] = {}
+                for config in order:
+                    loaded = config.load(target.probe_dev)
+                    try:
+                        under[config.name], _ = run_fio(target.path, args.seconds, options)
+                    finally:
+                        loaded.close()
+                last, _ = run_fio(target.path, args.seconds, options)
+                alone = (first + last) / 2
+                plain[setting] += [first, last]
+                for config in configs:
+                    config.ratios.setdefault(setting, []).append(under[config.name] / alone)
+                shown = "  ".join(f"{c.name} {under[c.name] / alone:.3f}" for c in configs)
+                print(f"  {setting[:10]} round {rnd + 1}: alone {alone:9.0f} IOPS  {shown}",
+                      flush=True)  # fmt: skip
+        # BPF time per I/O, from the kernel's statistics (perfcheck's programs only).
+        with bpf_run_time_statistics():
+            for setting, options in FIO_SETTINGS.items():
+                for config in configs:
+                    loaded = config.load(target.probe_dev)
+                    try:
+                        before = loaded.bpf_seconds()
+                        _, ios = run_fio(target.path, args.seconds, options)
+                        after = loaded.bpf_seconds()
+                    finally:
+                        loaded.close()
+                    if before is not None and after is not None and ios:
+                        config.ns_per_io[setting] = (after - before) * 1e9 / ios
+    compiles = compile_times(args.compiles)
+    return {
+        "settings": list(FIO_SETTINGS),
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "noise_control": not args.no_noise_control,
+        "load_average": [load_before, os.getloadavg()[0]],
+        "kernel": platform.release(),
+        "alone_iops": plain,
+        "configurations": {
+            c.name: {"ratios": c.ratios, "bpf_ns_per_io": c.ns_per_io} for c in configs
+        },
+        "compile_attach_s": compiles,
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"Kernel {results['kernel']}, {results['rounds']} rounds of {results['seconds']} s per"
+        f" configuration and setting, noise control {'on' if results['noise_control'] else 'off'},"
+        f" load average {results['load_average'][0]:.1f} -> {results['load_average'][1]:.1f}.",
+        "",
+    ]
+    for setting in results["settings"]:
+        alone = results["alone_iops"][setting]
+        lo, hi = quartiles(alone)
+        lines += [
+            f"### {setting}",
+            "",
+            f"fio alone: median {statistics.median(alone):,.0f} IOPS, min..max"
+            f" {min(alone):,.0f}..{max(alone):,.0f}, IQR {lo:,.0f}..{hi:,.0f} ({len(alone)} runs)",
+            "",
+            "| configuration | median IOPS ratio | IOPS loss | min..max | IQR | BPF ns per I/O |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, data in results["configurations"].items():
+            ratios = data["ratios"][setting]
+            median = statistics.median(ratios)
+            q1, q3 = quartiles(ratios)
+            cost = data["bpf_ns_per_io"].get(setting)
+            lines.append(
+                f"| {name} | {median:.3f} | {100 * (1 - median):.1f}% |"
+                f" {min(ratios):.3f}..{max(ratios):.3f} | {q1:.3f}..{q3:.3f} |"
+                f" {'-' if cost is None else f'{cost:.0f}'} |"
+            )
+        lines.append("")
+    compiles = results["compile_attach_s"]
+    lines.append(
+        f"Compile+attach of the full catalog: median {statistics.median(compiles):.2f} s,"
+        f" min..max {min(compiles):.2f}..{max(compiles):.2f} s ({len(compiles)} runs)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 rounds of 1.5 s (about 3 min)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds per setting (default 10)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="fio runtime per run")
+    parser.add_argument("--compiles", type=int, default=5, help="compile+attach repetitions")
+    parser.add_argument("--no-bpftrace", action="store_true", help="leave bpftrace out")
+    parser.add_argument("--no-noise-control", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds, args.compiles = 4, 1.5, 3
+    if os.geteuid() != 0:
+        print("overhead: needs root (BPF, loop devices)", file=sys.stderr)
+        return 2
+    results = measure(args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, sort_keys=True))
+    print()
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
