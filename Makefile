@@ -5,6 +5,7 @@
 #   make test        project tests:    pytest tests/ $(PYTEST_ARGS)
 #   make bench       benchmarks:       python bench/run.py $(BENCH_ARGS)
 #   make lint        ruff check, ruff format --check, mypy --strict
+#   make fuzz        every file parser fed 10,000 generated inputs per parser
 #   make setup       Debian packages, kernel headers, debugfs/tracefs, .venv (needs root once)
 #   make clean       remove .venv and .stamps (never touches the machine's packages)
 #
@@ -19,7 +20,7 @@ BENCH_ARGS ?=
 
 LINT_RUFF_PATHS := perfcheck tests
 
-.PHONY: help setup perfcheck test bench lint clean
+.PHONY: help setup perfcheck test bench lint fuzz clean
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -45,6 +46,9 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+fuzz: setup
+	PERFCHECK_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q tests/test_fuzz_parsers.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check $(LINT_RUFF_PATHS)

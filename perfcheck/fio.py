@@ -67,9 +67,13 @@ class FioJobFile:
 
 def load_job_file(path: Path) -> FioJobFile:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read fio job file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{path}: fio job file is not UTF-8 text (byte {exc.start}); save it as text"
+        ) from exc
     modes: set[str] = set()
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -143,7 +147,7 @@ def parse_fio_output(text: str, source: str = "fio") -> FioResult:
         result = FioResult(version=str(data.get("fio version", "unknown")))
         for direction in DIRECTIONS:
             result.directions[direction] = _sum_direction(jobs, direction)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         head = text.strip().splitlines()[:1]
         first = head[0] if head else ""
         raise WorkloadError(
