@@ -1,0 +1,81 @@
+"""A scenario whose workload or probe breaks errors with the cause; the others still run,
+and the broken one records no baseline."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.test_plugin_workflow import SCENARIO
+
+CONFTEST = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+
+    from perfcheck.errors import ProbeError, WorkloadError
+    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
+    from perfcheck.targets import BlockTarget
+
+
+    class CrashingWorkload(FakeBlockWorkload):
+        def run(self, seconds):
+            if self.rounds_run == 2:
+                raise WorkloadError("scenarios/crash.fio: fio exited 1 on /dev/fake: killed")
+            return super().run(seconds)
+
+
+    class UnattachableProbes(FakeProbeBackend):
+        def start(self):
+            raise ProbeError("probes block.latency: failed to compile or attach (EPERM)")
+
+
+    def pytest_perfcheck_harness(config, harness):
+        backend = UnattachableProbes() if os.environ.get("FAKE_NO_PROBES") else FakeProbeBackend()
+        harness.probe_factory = lambda names: backend
+        harness.target_factory = lambda writes: BlockTarget(
+            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
+            size_bytes=0, description="fake target",
+        )
+
+        def workload(scenario, target):
+            kind = CrashingWorkload if scenario.name == "crash" else FakeBlockWorkload
+            return kind(backend, lambda r, i: 10_000 + i)
+
+        harness.workload_factory = workload
+    """
+)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    scenarios = pytester.mkdir("scenarios")
+    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\n")
+    for name in ("crash", "fine"):
+        (scenarios / f"{name}.toml").write_text(SCENARIO)
+    return pytester
+
+
+def written(p: pytest.Pytester) -> list[str]:
+    return sorted(path.name for path in Path(p.path, "baselines").rglob("*.json"))
+
+
+def test_a_crashing_workload_fails_its_scenario_only(project: pytest.Pytester) -> None:
+    result = project.runpytest("-p", "no:cacheprovider", "--perfcheck-update", "scenarios/")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*crash*fio exited 1 on /dev/fake: killed*"])
+    assert "Traceback" not in result.stdout.str()
+    assert written(project) == ["fine.json"]
+
+
+def test_a_probe_that_cannot_attach_errors_every_scenario_and_records_nothing(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_NO_PROBES", "1")
+    result = project.runpytest("-p", "no:cacheprovider", "--perfcheck-update", "scenarios/")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*failed to compile or attach (EPERM)*"])
+    assert written(project) == []
