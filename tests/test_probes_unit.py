@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from perfcheck import cli_probe
 from perfcheck.bpf_layout import HIST_SLOTS
 from perfcheck.cgroup import cgroup2_root
-from perfcheck.errors import TargetError
+from perfcheck.errors import ProbeError, TargetError
 from perfcheck.histogram import LogLinearHistogram, bucket_index
 from perfcheck.probes import CATALOG, partition_available
 from perfcheck.probes import features as features_module
@@ -46,7 +46,12 @@ from perfcheck.probes.block import (
 from perfcheck.probes.btf import BTFError, KernelBTF, Member
 from perfcheck.probes.catalog import CatalogProbe, setting
 from perfcheck.probes.features import Unavailable
-from perfcheck.probes.func import UserFuncLatencyProbe, resolve_library, split_target
+from perfcheck.probes.func import (
+    FuncLatencyProbe,
+    UserFuncLatencyProbe,
+    resolve_library,
+    split_target,
+)
 from perfcheck.probes.maps import hash_items, percpu_array_sums, split_histograms, write_config
 from perfcheck.probes.net import NetSoftirqProbe, TcpSrttProbe, softirq_vectors
 from perfcheck.probes.sched import SchedRunqLatencyProbe, TaskLayout
@@ -67,7 +72,7 @@ _FIELD = re.compile(r"^\s*(u32|u64) (\w+);", re.M)
 _DEFINE = re.compile(r"^#define (\w+) (\d+)\s*$", re.M)
 _MAP = re.compile(
     r"^(BPF_ARRAY|BPF_PERCPU_ARRAY|BPF_HASH)\((\w+), ([\w ]+?), ([^)]+)\);"
-    r"|^BPF_F_TABLE\(\"hash\", ([\w ]+?), ([\w ]+?), (\w+), ([^,]+), \w+\);",
+    r"|^BPF_(?:F_)?TABLE\(\"(?:lru_)?hash\", ([\w ]+?), ([\w ]+?), (\w+), ([^,)]+)(?:, \w+)?\);",
     re.M,
 )
 
@@ -544,6 +549,16 @@ def test_ufunc_attaches_once_per_pid_and_reattaches_for_another(fixed_layouts: N
         "uprobe:/lib/libc.so.6:nanosleep",
         "uretprobe:/lib/libc.so.6:nanosleep",
     ]
+
+
+def test_a_function_that_cannot_be_attached_is_a_probe_error(fixed_layouts: None) -> None:
+    class Refusing(FakeProgram):
+        def attach_kprobe(self, **kwargs: Any) -> None:
+            raise Exception("Failed to attach BPF program pc_kfunc_entry to kprobe no_such")
+
+    probe = FuncLatencyProbe("no_such")
+    with pytest.raises(ProbeError, match="func.latency: cannot attach kprobes to no_such"):
+        probe.configure(Refusing(build_program([probe])), {})
 
 
 def test_user_function_targets_are_library_colon_function(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from perfcheck.bpf_layout import HIST_SLOTS
+from perfcheck.errors import ProbeError
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_KPROBE, ATTACH_UPROBE, CatalogProbe, setting
 from perfcheck.probes.features import (
@@ -159,8 +160,14 @@ class FuncLatencyProbe(CatalogProbe):
         write_config(bpf[b"pc_kfunc_config"], {"tgid": setting(settings, "pid")})
         if self._attached_to is not bpf:
             event = self.function.encode()
-            bpf.attach_kprobe(event=event, fn_name=b"pc_kfunc_entry")
-            bpf.attach_kretprobe(event=event, fn_name=b"pc_kfunc_return")
+            try:
+                bpf.attach_kprobe(event=event, fn_name=b"pc_kfunc_entry")
+                bpf.attach_kretprobe(event=event, fn_name=b"pc_kfunc_return")
+            except Exception as exc:  # bcc raises bare Exceptions
+                raise ProbeError(
+                    f"func.latency: cannot attach kprobes to {self.function} ({exc});"
+                    " check the name in /proc/kallsyms and `perfcheck probes`"
+                ) from exc
             self._attached_to = bpf
 
     def read(self, bpf: Any) -> ProbeCounters:
@@ -217,8 +224,14 @@ class UserFuncLatencyProbe(CatalogProbe):
         if previous is not None and previous[0] is bpf:
             bpf.detach_uretprobe(name=name, sym=sym, pid=previous[1])
             bpf.detach_uprobe(name=name, sym=sym, pid=previous[1])
-        bpf.attach_uprobe(name=name, sym=sym, fn_name=b"pc_ufunc_entry", pid=attach_pid)
-        bpf.attach_uretprobe(name=name, sym=sym, fn_name=b"pc_ufunc_return", pid=attach_pid)
+        try:
+            bpf.attach_uprobe(name=name, sym=sym, fn_name=b"pc_ufunc_entry", pid=attach_pid)
+            bpf.attach_uretprobe(name=name, sym=sym, fn_name=b"pc_ufunc_return", pid=attach_pid)
+        except Exception as exc:  # bcc raises bare Exceptions
+            raise ProbeError(
+                f"ufunc.latency: cannot attach uprobes to {self.binary_path()}:{self.symbol}"
+                f" ({exc}); give LIBRARY:FUNCTION of a function the library exports"
+            ) from exc
         self._attached_to = (bpf, attach_pid)
 
     def read(self, bpf: Any) -> ProbeCounters:

@@ -65,7 +65,9 @@ struct pc_sched_config {
 };
 
 BPF_ARRAY(pc_sched_config, struct pc_sched_config, 1);
-BPF_HASH(pc_sched_queued, u32, u64, 65536);
+/* tid -> when it became runnable (0: not waiting). Entries are updated in place, not
+ * deleted, which costs far less per event; LRU drops the entries of exited threads. */
+BPF_TABLE("lru_hash", u32, u64, pc_sched_queued, 65536);
 BPF_PERCPU_ARRAY(pc_sched_hist, u64, PC_HIST_SLOTS);
 
 static __always_inline u64 pc_sched_read_ptr(u64 base, u32 offset)
@@ -94,6 +96,15 @@ static __always_inline int pc_sched_task_wanted(struct pc_sched_config *cfg, u64
     return 1;
 }
 
+static __always_inline void pc_sched_mark_queued(u32 tid, u64 now)
+{
+    u64 *queued = pc_sched_queued.lookup(&tid);
+    if (queued)
+        *queued = now;
+    else
+        pc_sched_queued.update(&tid, &now);
+}
+
 static __always_inline void pc_sched_woken(u64 task)
 {
     u32 zero = 0;
@@ -104,8 +115,7 @@ static __always_inline void pc_sched_woken(u64 task)
     bpf_probe_read_kernel(&pid, sizeof(pid), (void *)(task + cfg->off_task_pid));
     if (!pid || !pc_sched_task_wanted(cfg, task))
         return;
-    u64 now = bpf_ktime_get_ns();
-    pc_sched_queued.update(&pid, &now);
+    pc_sched_mark_queued(pid, bpf_ktime_get_ns());
 }
 
 RAW_TRACEPOINT_PROBE(sched_wakeup)
@@ -133,15 +143,15 @@ RAW_TRACEPOINT_PROBE(sched_switch)
         u32 prev = (u32)id;
         if (prev && (!cfg->tgid || (id >> 32) == cfg->tgid)
             && (!cfg->cgroup_id || bpf_get_current_cgroup_id() == cfg->cgroup_id))
-            pc_sched_queued.update(&prev, &now);
+            pc_sched_mark_queued(prev, now);
     }
     u32 next = 0;
     bpf_probe_read_kernel(&next, sizeof(next), (void *)(ctx->args[2] + cfg->off_task_pid));
     u64 *queued = pc_sched_queued.lookup(&next);
-    if (!queued)
+    if (!queued || !*queued)
         return 0;
     u64 delta = now - *queued;
-    pc_sched_queued.delete(&next);
+    *queued = 0;
     u32 slot = perfcheck_bucket(delta);
     u64 *n = pc_sched_hist.lookup(&slot);
     if (n)

@@ -65,7 +65,9 @@ struct pc_sys_slot {
 };
 
 BPF_ARRAY(pc_sys_config, struct pc_sys_config, 1);
-BPF_HASH(pc_sys_running, u32, struct pc_sys_running_call, 65536);
+/* tid -> the call in progress (start_ns 0: none). Updated in place, never deleted: far
+ * cheaper per syscall; LRU drops the entries of exited threads. */
+BPF_TABLE("lru_hash", u32, struct pc_sys_running_call, pc_sys_running, 65536);
 BPF_F_TABLE("hash", struct pc_sys_slot, u64, pc_sys_hist, 65536, BPF_F_NO_PREALLOC);
 BPF_PERCPU_ARRAY(pc_sys_totals, u64, 2 * PC_SYS_NR_MAX);
 
@@ -84,8 +86,15 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     if (nr >= PC_SYS_NR_MAX || nr == cfg->nr_exit || nr == cfg->nr_exit_group)
         return 0;
     u32 tid = (u32)id;
+    u64 now = bpf_ktime_get_ns();
+    struct pc_sys_running_call *running = pc_sys_running.lookup(&tid);
+    if (running) {
+        running->start_ns = now;
+        running->nr = (u32)nr;
+        return 0;
+    }
     struct pc_sys_running_call call = {};
-    call.start_ns = bpf_ktime_get_ns();
+    call.start_ns = now;
     call.nr = (u32)nr;
     pc_sys_running.update(&tid, &call);
     return 0;
@@ -95,11 +104,11 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct pc_sys_running_call *call = pc_sys_running.lookup(&tid);
-    if (!call)
+    if (!call || !call->start_ns)
         return 0;
     u64 delta = bpf_ktime_get_ns() - call->start_ns;
     u32 nr = call->nr;
-    pc_sys_running.delete(&tid);
+    call->start_ns = 0;
     if (nr >= PC_SYS_NR_MAX)
         return 0;
     struct pc_sys_slot key = {};
