@@ -557,7 +557,9 @@ def test_a_function_that_cannot_be_attached_is_a_probe_error(fixed_layouts: None
             raise Exception("Failed to attach BPF program pc_kfunc_entry to kprobe no_such")
 
     probe = FuncLatencyProbe("no_such")
-    with pytest.raises(ProbeError, match="func.latency: cannot attach kprobes to no_such"):
+    with pytest.raises(
+        ProbeError, match=re.escape("func.latency: cannot attach kprobes to no_such")
+    ):
         probe.configure(Refusing(build_program([probe])), {})
 
 
