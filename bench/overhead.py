@@ -142,6 +142,11 @@ FIO_SETTINGS: dict[str, list[str]] = {
         "--numjobs=2",
     ],
 }
+#: CPUs each setting keeps busy (with noise control a job's loop worker shares its CPU).
+BUSY_CPUS: dict[str, int] = {
+    "QD1 (4k randread, psync)": 1,
+    "saturating (4k randread, libaio QD16 x 2 jobs)": 2,
+}
 
 
 def run_fio(device: Path, seconds: float, options: Sequence[str]) -> tuple[float, int]:
@@ -380,18 +385,25 @@ def markdown(results: dict[str, Any]) -> str:
             f"fio alone: median {statistics.median(alone):,.0f} IOPS, min..max"
             f" {min(alone):,.0f}..{max(alone):,.0f}, IQR {lo:,.0f}..{hi:,.0f} ({len(alone)} runs)",
             "",
-            "| configuration | median IOPS ratio | IOPS loss | min..max | IQR | BPF ns per I/O |",
-            "|---|---|---|---|---|---|",
+            "| configuration | median IOPS ratio | IOPS loss | min..max | IQR"
+            " | BPF ns per I/O | BPF share of busy CPU |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, data in results["configurations"].items():
             ratios = data["ratios"][setting]
             median = statistics.median(ratios)
             q1, q3 = quartiles(ratios)
             cost = data["bpf_ns_per_io"].get(setting)
+            # BPF time per second of I/O at the median plain IOPS, over the busy CPUs.
+            share = (
+                "-"
+                if cost is None
+                else f"{100 * cost * statistics.median(alone) / (1e9 * BUSY_CPUS[setting]):.1f}%"
+            )
             lines.append(
                 f"| {name} | {median:.3f} | {100 * (1 - median):.1f}% |"
                 f" {min(ratios):.3f}..{max(ratios):.3f} | {q1:.3f}..{q3:.3f} |"
-                f" {'-' if cost is None else f'{cost:.0f}'} |"
+                f" {'-' if cost is None else f'{cost:.0f}'} | {share} |"
             )
         lines.append("")
     compiles = results["compile_attach_s"]
