@@ -19,8 +19,8 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fake machine on which everything is present; tests take pieces away."""
     monkeypatch.setattr(probe_session.os, "geteuid", lambda: 0)
     tracing = tmp_path / "tracing"
-    for event in ("block_rq_issue", "block_rq_complete"):
-        (tracing / "events" / "block" / event).mkdir(parents=True)
+    for category, event in BlockLatencyProbe.tracepoints:
+        (tracing / "events" / category / event).mkdir(parents=True)
     monkeypatch.setattr(probe_session, "TRACEFS_ROOTS", (tracing,))
     modules = tmp_path / "modules"
     (modules / platform.release() / "build" / "include").mkdir(parents=True)

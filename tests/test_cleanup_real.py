@@ -81,7 +81,8 @@ def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_for_scratch(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_for_scratch(proc: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
+    # Generous: the run may first wait for another run on this host to release the lock.
     deadline = time.monotonic() + timeout
     while not scratch_files_of(proc.pid):
         assert proc.poll() is None, "the run ended before it created its scratch device"

@@ -120,4 +120,6 @@ def test_compile_and_attach_once_then_rounds_reuse_the_program(scratch: ScratchL
 
 def test_the_generated_program_contains_the_shared_bucket_function() -> None:
     text = ProbeSession([BlockLatencyProbe()]).program_text
-    assert "perfcheck_bucket" in text and "TRACEPOINT_PROBE(block, block_rq_issue)" in text
+    assert "perfcheck_bucket(" in text
+    for _, event in BlockLatencyProbe.tracepoints:
+        assert f"({event})" in text or f"(block, {event})" in text
