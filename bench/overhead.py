@@ -20,10 +20,14 @@ figures per configuration are the median IOPS ratio over the rounds, its min..ma
 interquartile range. Loop-device noise control (the loop worker on fio's CPU, see
 perfcheck.knobs) is on unless --no-noise-control.
 
-It also reports, from the kernel's own BPF run-time statistics (BPF_ENABLE_STATS), the
-BPF time per block request of each configuration's programs, all of them together
-(much less noisy than IOPS; the statistics themselves add about 20-40 ns per program
-run), and the compile+attach time of the full catalog.
+Two less noisy figures come with it. fio's own CPU time (user + system) per I/O, as a
+ratio against the runs alone: it holds the submission side, where block_rq_issue fires
+(and a perf-buffer tracepoint formats its record), but not the completion side, which
+the loop device runs in a kernel worker. And, from the kernel's BPF run-time statistics
+(BPF_ENABLE_STATS), each configuration's BPF time per block request, all its programs
+together (bpftrace's programs found by id; the statistics add about 20-40 ns per program
+run; the formatting of perf-buffer tracepoint records is not BPF time). Last, the
+compile+attach time of the full catalog.
 """
 
 from __future__ import annotations
@@ -149,8 +153,15 @@ BUSY_CPUS: dict[str, int] = {
 }
 
 
-def run_fio(device: Path, seconds: float, options: Sequence[str]) -> tuple[float, int]:
-    """(IOPS, I/Os) of one fio run, summed over its jobs."""
+@dataclass(frozen=True)
+class FioRun:
+    iops: float
+    ios: int
+    cpu_ns_per_io: float  # fio's own CPU time (user + system) per I/O
+
+
+def run_fio(device: Path, seconds: float, options: Sequence[str]) -> FioRun:
+    """One fio run, summed over its jobs."""
     cmd = [
         "fio", "--name=overhead", f"--filename={device}", "--rw=randread", "--bs=4k",
         "--direct=1", "--time_based", f"--runtime={seconds}", "--size=200M",
@@ -158,9 +169,49 @@ def run_fio(device: Path, seconds: float, options: Sequence[str]) -> tuple[float
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 120)
     jobs = json.loads(out.stdout[out.stdout.index("{") :])["jobs"]
-    return (
-        sum(float(job["read"]["iops"]) for job in jobs),
-        sum(int(job["read"]["total_ios"]) for job in jobs),
+    ios = sum(int(job["read"]["total_ios"]) for job in jobs)
+    # usr_cpu and sys_cpu are percentages of the job's runtime (ms).
+    cpu_ns = sum(
+        (float(job["usr_cpu"]) + float(job["sys_cpu"])) / 100 * float(job["job_runtime"]) * 1e6
+        for job in jobs
+    )
+    return FioRun(
+        iops=sum(float(job["read"]["iops"]) for job in jobs),
+        ios=ios,
+        cpu_ns_per_io=cpu_ns / max(ios, 1),
+    )
+
+
+# -- BPF programs by id (bpf(2): BPF_PROG_GET_NEXT_ID, BPF_PROG_GET_FD_BY_ID) -------------
+
+_BPF_NR = {"x86_64": 321, "aarch64": 280}
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _bpf(cmd: int, attr: Any) -> int:
+    return int(_LIBC.syscall(_BPF_NR[platform.machine()], cmd, ctypes.byref(attr),
+                             ctypes.sizeof(attr)))  # fmt: skip
+
+
+def program_ids() -> list[int]:
+    ids, attr = [], (ctypes.c_uint32 * 4)(0)
+    while _bpf(11, attr) == 0:  # BPF_PROG_GET_NEXT_ID: attr[0] start, attr[1] next
+        ids.append(int(attr[1]))
+        attr[0] = attr[1]
+    return ids
+
+
+def program_fd(prog_id: int) -> int:
+    attr = (ctypes.c_uint32 * 4)(prog_id)
+    return _bpf(13, attr)  # BPF_PROG_GET_FD_BY_ID
+
+
+def program_statistics(fd: int) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) of a BPF program, from its fdinfo."""
+    info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    return int(fields.get("run_time_ns", "0").strip() or 0), int(
+        fields.get("run_cnt", "0").strip() or 0
     )
 
 
@@ -185,11 +236,10 @@ class LoadedProgram(Loaded):
     def bpf_statistics(self) -> tuple[int, int] | None:
         total = issues = 0
         for name, function in self.bpf.funcs.items():
-            info = Path(f"/proc/self/fdinfo/{function.fd}").read_text()
-            fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-            total += int(fields.get("run_time_ns", "0").strip() or 0)
+            run_time, runs = program_statistics(function.fd)
+            total += run_time
             if name.endswith(b"block_rq_issue"):
-                issues += int(fields.get("run_cnt", "0").strip() or 0)
+                issues += runs
         return total, issues
 
     def close(self) -> None:
@@ -197,10 +247,20 @@ class LoadedProgram(Loaded):
 
 
 class LoadedBpftrace(Loaded):
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], programs: list[int]) -> None:
         self.process = process
+        self.programs = programs  # fds of the programs bpftrace loaded
+
+    def bpf_statistics(self) -> tuple[int, int] | None:
+        if len(self.programs) != 2:
+            return None  # not sure which programs are bpftrace's
+        stats = [program_statistics(fd) for fd in self.programs]
+        # Both programs run once per request: issue and complete.
+        return sum(t for t, _ in stats), min(runs for _, runs in stats)
 
     def close(self) -> None:
+        for fd in self.programs:
+            os.close(fd)
         self.process.send_signal(signal.SIGINT)
         try:
             self.process.communicate(timeout=30)
@@ -227,6 +287,7 @@ def load_v0(dev: int) -> Loaded:
 
 
 def load_bpftrace(_dev: int) -> Loaded:
+    before = set(program_ids())
     process = subprocess.Popen(
         ["bpftrace", "-e", BPFTRACE_ONE_LINER],
         stdout=subprocess.PIPE,
@@ -238,7 +299,14 @@ def load_bpftrace(_dev: int) -> Loaded:
     if "Attaching" not in first:
         process.kill()
         raise RuntimeError(f"bpftrace did not attach: {first.strip() or process.stderr}")
-    return LoadedBpftrace(process)
+    # bpftrace prints that line before it loads and attaches: wait for its two programs.
+    deadline = time.monotonic() + 20
+    new: list[int] = []
+    while len(new) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        new = [pid for pid in program_ids() if pid not in before]
+    time.sleep(0.2)
+    return LoadedBpftrace(process, [fd for fd in map(program_fd, new) if fd >= 0])
 
 
 @dataclass
@@ -246,6 +314,7 @@ class Configuration:
     name: str
     load: Callable[[int], Loaded]
     ratios: dict[str, list[float]] = field(default_factory=dict)
+    cpu_ratios: dict[str, list[float]] = field(default_factory=dict)
     ns_per_io: dict[str, float] = field(default_factory=dict)
 
 
@@ -276,10 +345,8 @@ def configurations(include_bpftrace: bool) -> list[Configuration]:
 @contextlib.contextmanager
 def bpf_run_time_statistics() -> Iterator[None]:
     """Kernel BPF run-time statistics on while the returned fd is open (BPF_ENABLE_STATS)."""
-    libc = ctypes.CDLL(None, use_errno=True)
     attr = (ctypes.c_uint32 * 4)(0)  # type = BPF_STATS_RUN_TIME
-    nr = {"x86_64": 321, "aarch64": 280}[platform.machine()]
-    fd = libc.syscall(nr, 32, ctypes.byref(attr), ctypes.sizeof(attr))  # BPF_ENABLE_STATS
+    fd = _bpf(32, attr)  # BPF_ENABLE_STATS
     if fd < 0:
         raise OSError(ctypes.get_errno(), "BPF_ENABLE_STATS failed")
     try:
@@ -322,20 +389,23 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for rnd in range(args.rounds):
                 shift = rnd % len(configs)
                 order = configs[shift:] + configs[:shift]
-                first, _ = run_fio(target.path, args.seconds, options)
-                under: dict[str, float] = {}
+                first = run_fio(target.path, args.seconds, options)
+                under: dict[str, FioRun] = {}
                 for config in order:
                     loaded = config.load(target.probe_dev)
                     try:
-                        under[config.name], _ = run_fio(target.path, args.seconds, options)
+                        under[config.name] = run_fio(target.path, args.seconds, options)
                     finally:
                         loaded.close()
-                last, _ = run_fio(target.path, args.seconds, options)
-                alone = (first + last) / 2
-                plain[setting] += [first, last]
+                last = run_fio(target.path, args.seconds, options)
+                alone = (first.iops + last.iops) / 2
+                alone_cpu = (first.cpu_ns_per_io + last.cpu_ns_per_io) / 2
+                plain[setting] += [first.iops, last.iops]
                 for config in configs:
-                    config.ratios.setdefault(setting, []).append(under[config.name] / alone)
-                shown = "  ".join(f"{c.name} {under[c.name] / alone:.3f}" for c in configs)
+                    run = under[config.name]
+                    config.ratios.setdefault(setting, []).append(run.iops / alone)
+                    config.cpu_ratios.setdefault(setting, []).append(run.cpu_ns_per_io / alone_cpu)
+                shown = "  ".join(f"{c.name} {under[c.name].iops / alone:.3f}" for c in configs)
                 print(f"  {setting[:10]} round {rnd + 1}: alone {alone:9.0f} IOPS  {shown}",
                       flush=True)  # fmt: skip
         # BPF time per I/O, from the kernel's statistics (perfcheck's programs only).
@@ -363,7 +433,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "kernel": platform.release(),
         "alone_iops": plain,
         "configurations": {
-            c.name: {"ratios": c.ratios, "bpf_ns_per_io": c.ns_per_io} for c in configs
+            c.name: {"ratios": c.ratios, "cpu_ratios": c.cpu_ratios, "bpf_ns_per_io": c.ns_per_io}
+            for c in configs
         },
         "compile_attach_s": compiles,
     }
@@ -386,8 +457,8 @@ def markdown(results: dict[str, Any]) -> str:
             f" {min(alone):,.0f}..{max(alone):,.0f}, IQR {lo:,.0f}..{hi:,.0f} ({len(alone)} runs)",
             "",
             "| configuration | median IOPS ratio | IOPS loss | min..max | IQR"
-            " | BPF ns per I/O | BPF share of busy CPU |",
-            "|---|---|---|---|---|---|---|",
+            " | fio CPU per I/O, ratio (IQR) | BPF ns per I/O | BPF share of busy CPU |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, data in results["configurations"].items():
             ratios = data["ratios"][setting]
@@ -400,9 +471,12 @@ def markdown(results: dict[str, Any]) -> str:
                 if cost is None
                 else f"{100 * cost * statistics.median(alone) / (1e9 * BUSY_CPUS[setting]):.1f}%"
             )
+            cpu = data["cpu_ratios"][setting]
+            c1, c3 = quartiles(cpu)
             lines.append(
                 f"| {name} | {median:.3f} | {100 * (1 - median):.1f}% |"
                 f" {min(ratios):.3f}..{max(ratios):.3f} | {q1:.3f}..{q3:.3f} |"
+                f" {statistics.median(cpu):.3f} ({c1:.3f}..{c3:.3f}) |"
                 f" {'-' if cost is None else f'{cost:.0f}'} | {share} |"
             )
         lines.append("")

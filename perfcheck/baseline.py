@@ -11,10 +11,15 @@ Files are written for review: UTF-8, keys in a fixed order (sorted; keys that
 are decimal numbers, such as histogram bucket indices, in numeric order), one
 value per line, trailing newline. The same baseline always gives the same bytes.
 
-Every file is checked on load against ``perfcheck/schemas/baseline-v1.json``
-(JSON Schema draft 2020-12). Any problem -- unreadable, too large, truncated,
-not JSON, another schema version, a schema violation -- is a one-line
-``BaselineError`` naming the file, what is wrong and how to fix it.
+Every file is checked on load against the JSON schema (draft 2020-12) of its
+version: ``perfcheck/schemas/baseline-v2.json`` for files written now, which adds
+``history`` (summaries of earlier sessions, :mod:`perfcheck.history`) and ``control``
+(the drift-control measurement, :mod:`perfcheck.drift`) to version 1. Version 1 files
+are still read, checked against ``baseline-v1.json``, as version 2 with an empty
+history and no control; they are written back as version 2 on the next refresh.
+Any problem -- unreadable, too large, truncated, not JSON, an unknown schema
+version, a schema violation -- is a one-line ``BaselineError`` naming the file,
+what is wrong and how to fix it.
 
 During a pytest run new baselines are queued in ``BaselineStore`` and written
 once at session end, each atomically (temporary file, fsync, rename), so an
@@ -30,7 +35,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -41,10 +46,14 @@ import jsonschema
 import jsonschema.exceptions
 
 from perfcheck import __version__
+from perfcheck.drift import ControlMeasurement
 from perfcheck.errors import BaselineError
+from perfcheck.history import SessionSummary
 from perfcheck.measurement import Measurement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema versions this perfcheck reads; older ones are migrated on load.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 BASELINE_KIND = "perfcheck-baseline"
 #: Larger files are refused before parsing; real baselines are a few hundred KiB.
 MAX_BASELINE_BYTES = 64 * 1024 * 1024
@@ -53,7 +62,11 @@ MAX_NAME_LENGTH = 128
 REFRESH_HINT = "re-record it with `perfcheck refresh` or `pytest --perfcheck --perfcheck-update`"
 RESTORE_HINT = f"restore it from version control or {REFRESH_HINT}"
 
-_SCHEMA_RESOURCE = f"schemas/baseline-v{SCHEMA_VERSION}.json"
+
+def _schema_resource(version: int) -> str:
+    return f"schemas/baseline-v{version}.json"
+
+
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DECIMAL_KEY_RE = re.compile(r"[0-9]+")
 _MAX_MESSAGE_CHARS = 160
@@ -102,6 +115,10 @@ class Baseline:
     recorded_at: str
     perfcheck_version: str
     path: Path | None = None
+    #: Summaries of earlier sessions, oldest first (see perfcheck.history).
+    history: list[SessionSummary] = field(default_factory=list)
+    #: Drift control measured in the session the rounds come from (see perfcheck.drift).
+    control: ControlMeasurement | None = None
 
     @classmethod
     def record(cls, measurement: Measurement, machine_class: str) -> Baseline:
@@ -123,6 +140,8 @@ class Baseline:
             "recorded_at": self.recorded_at,
             "perfcheck_version": self.perfcheck_version,
             "measurement": self.measurement.to_dict(),
+            "history": [s.to_dict() for s in self.history],
+            "control": None if self.control is None else self.control.to_dict(),
         }
 
     @classmethod
@@ -130,11 +149,15 @@ class Baseline:
         """Validate ``data`` (parsed JSON) against the schema and build the baseline.
 
         Raises ``BaselineError`` naming ``path`` (or "baseline data") on any problem.
+        A version 1 document is read as version 2 with an empty history and no control.
         """
         where = str(path) if path is not None else "baseline data"
         check_baseline_data(data, where)
         try:
             measurement = Measurement.from_dict(data["measurement"])
+            history = [SessionSummary.from_dict(s) for s in data.get("history", [])]
+            control_data = data.get("control")
+            control = None if control_data is None else ControlMeasurement.from_dict(control_data)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise BaselineError(
                 f"{where}: inconsistent measurement ({_one_line(str(exc))}); {RESTORE_HINT}"
@@ -151,19 +174,21 @@ class Baseline:
             recorded_at=data["recorded_at"],
             perfcheck_version=data["perfcheck_version"],
             path=path,
+            history=history,
+            control=control,
         )
 
 
 @cache
-def _load_schema() -> dict[str, Any]:
-    text = resources.files("perfcheck").joinpath(_SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+def _load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    resource = resources.files("perfcheck").joinpath(_schema_resource(version))
+    schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
     return schema
 
 
 @cache
-def _baseline_validator() -> jsonschema.Draft202012Validator:
-    schema = _load_schema()
+def _baseline_validator(version: int = SCHEMA_VERSION) -> jsonschema.Draft202012Validator:
+    schema = _load_schema(version)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
@@ -187,14 +212,20 @@ def check_baseline_data(data: Any, where: str) -> None:
             f"point perfcheck at the baseline directory or {REFRESH_HINT}"
         )
     version = data.get("schema_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:
-        newer = version > SCHEMA_VERSION
-        fix = f"upgrade perfcheck, or {REFRESH_HINT}" if newer else REFRESH_HINT
-        raise BaselineError(
-            f"{where}: unknown schema_version {version} "
-            f"(this perfcheck reads {SCHEMA_VERSION}); {fix}"
-        )
-    error = jsonschema.exceptions.best_match(_baseline_validator().iter_errors(data))
+    # A version that is not an int is reported by the current schema's const.
+    schema_version = SCHEMA_VERSION
+    if isinstance(version, int) and not isinstance(version, bool):
+        if version not in READABLE_SCHEMA_VERSIONS:
+            newer = version > SCHEMA_VERSION
+            fix = f"upgrade perfcheck, or {REFRESH_HINT}" if newer else REFRESH_HINT
+            readable = " and ".join(str(v) for v in READABLE_SCHEMA_VERSIONS)
+            raise BaselineError(
+                f"{where}: unknown schema_version {version} (this perfcheck reads {readable});"
+                f" {fix}"
+            )
+        schema_version = version
+    validator = _baseline_validator(schema_version)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         raise BaselineError(
             f"{where}: schema violation at JSON path {_json_path(error)}: "

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from perfcheck import __version__, cli_probe, cli_results
+from perfcheck import __version__, cli_ab, cli_probe, cli_results
 from perfcheck.errors import PerfcheckError
 
 
@@ -109,6 +109,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         help="write a results or baseline file as a self-contained HTML report",
         add_arguments=cli_results.add_report_arguments,
         run=cli_results.cmd_report,
+    ),
+    Subcommand(
+        name="ab",
+        help="compare two set-ups (commands A and B) measured alternately in one run",
+        add_arguments=cli_ab.add_ab_arguments,
+        run=cli_ab.cmd_ab,
     ),
     # Probe commands (perfcheck/cli_probe.py).
     Subcommand(

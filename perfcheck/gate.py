@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 
 from perfcheck import environment
 from perfcheck.baseline import Baseline
+from perfcheck.drift import DriftCheck
+from perfcheck.errors import BaselineError
 from perfcheck.histogram import side_by_side
+from perfcheck.history import HistoryThresholds, Widening
 from perfcheck.measurement import Measurement
 from perfcheck.verdict import (
     DEFAULT_ALPHA,
@@ -40,6 +43,14 @@ class ScenarioVerdict:
     measurement: Measurement
     baseline: Baseline
     comparisons: list[MetricComparison] = field(default_factory=list)
+    #: Looks the sequential rounds took (1: decided on the initial rounds).
+    looks: int = 1
+    #: Thresholds the baseline's session history widened (perfcheck.history).
+    widened: list[Widening] = field(default_factory=list)
+    #: The drift control's verdict, when both sides had one (perfcheck.drift).
+    drift: DriftCheck | None = None
+    #: What the baseline is when it is not a stored file (perfcheck ab's side A).
+    baseline_label: str | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -56,6 +67,58 @@ class ScenarioVerdict:
     def inconclusive(self) -> list[MetricComparison]:
         return [c for c in self.comparisons if c.verdict is Verdict.INCONCLUSIVE]
 
+    def environment_changes(self) -> list[tuple[str, object, object]]:
+        """What differs between the baseline's environment and now, probe provenance
+        included (``probes.<name>``); the kernel's build string is left out (the release
+        says it)."""
+        before = _with_provenance(self.baseline.measurement)
+        after = _with_provenance(self.measurement)
+        return [c for c in environment.diff(before, after) if c[0] != "kernel.version"]
+
+    def attention_lines(self) -> list[str]:
+        """Lines that explain a FAIL or INCONCLUSIVE: rounds, drift, widened thresholds,
+        environment changes."""
+        base = self.baseline
+        rounds = f"{len(base.measurement.rounds)} rounds vs {len(self.measurement.rounds)} now"
+        if self.looks > 1:
+            rounds += f" after {self.looks} looks (sequential rounds)"
+        if self.baseline_label is not None:
+            lines = [f"baseline: {self.baseline_label} ({rounds})"]
+        else:
+            where = base.path if base.path is not None else "(not stored)"
+            lines = [f"baseline: {where} (recorded {base.recorded_at}, {rounds})"]
+        if self.drift is not None and self.drift.drifted:
+            lines.append(f"drift control: {self.drift.text}; FAILs are reported as INCONCLUSIVE")
+        if self.widened:
+            lines.append("thresholds widened by the baseline's session history:")
+            lines += [f"  {w.text()}" for w in self.widened]
+        changed = self.environment_changes()
+        if changed:
+            lines.append("environment changed since the baseline:")
+            lines += [f"  {k}: {b} -> {a}" for k, b, a in changed]
+        return lines
+
+
+def _with_provenance(measurement: Measurement) -> dict[str, object]:
+    flat: dict[str, object] = dict(measurement.environment)
+    for probe, events in measurement.provenance.items():
+        flat[f"probes.{probe}"] = ", ".join(events)
+    return flat
+
+
+def check_provenance(name: str, measurement: Measurement, baseline: Baseline) -> None:
+    """Refuse to compare histograms that different probe points produced (one-line error)."""
+    where = baseline.path if baseline.path is not None else "the baseline"
+    for probe in sorted(baseline.measurement.provenance.keys() & measurement.provenance.keys()):
+        before = baseline.measurement.provenance[probe]
+        now = measurement.provenance[probe]
+        if list(before) != list(now):
+            raise BaselineError(
+                f"{name}: probe {probe} measured {', '.join(before) or 'nothing'} in {where}"
+                f" but {', '.join(now) or 'nothing'} now; these histograms are not comparable:"
+                " re-record the baseline with --perfcheck-update on this machine"
+            )
+
 
 def judge(
     name: str,
@@ -64,48 +127,62 @@ def judge(
     thresholds: ThresholdLookup | None = None,
     alpha: float = DEFAULT_ALPHA,
 ) -> ScenarioVerdict:
-    """Compare every gated metric present in both; ``thresholds`` overrides defaults."""
+    """Compare every gated metric present in both; ``thresholds`` overrides defaults, and
+    the baseline's session history may widen them (:mod:`perfcheck.history`).
+
+    Raises a one-line ``BaselineError`` when a probe's provenance differs from the
+    baseline's.
+    """
+    check_provenance(name, measurement, baseline)
     base_series = {k: v for k, v in baseline.measurement.metric_series().items() if is_gated(k)}
     cur_series = {k: v for k, v in measurement.metric_series().items() if is_gated(k)}
+    history = HistoryThresholds.from_history(
+        baseline.history, kernel=baseline.measurement.environment.get("kernel.release")
+    )
     rules: dict[str, MetricRule] = {}
-    for metric in base_series.keys() & cur_series.keys():
+    widened: list[Widening] = []
+    for metric in sorted(base_series.keys() & cur_series.keys()):
         rule = default_rule(metric)
         override = thresholds(metric) if thresholds is not None else None
         if override is not None:
             rule = MetricRule(direction=rule.direction, threshold=override)
+        threshold, widening = history.widen(metric, rule.threshold)
+        if widening is not None:
+            widened.append(widening)
+            rule = MetricRule(direction=rule.direction, threshold=threshold)
         rules[metric] = rule
     comparisons = compare_series(base_series, cur_series, rules, alpha)
-    return ScenarioVerdict(name, measurement, baseline, comparisons)
+    return ScenarioVerdict(name, measurement, baseline, comparisons, widened=widened)
 
 
 def _series_of(metric: str) -> str:
     return metric.rsplit(".", 1)[0]
 
 
-def failure_text(result: ScenarioVerdict, refresh_command: str) -> str:
-    """The failure message of a regressed scenario: metrics, files, fix, histograms."""
+def failure_text(result: ScenarioVerdict, refresh_command: str, hint: str | None = None) -> str:
+    """The failure message of a regressed (or, under --perfcheck-strict, inconclusive)
+    scenario: metrics, files, environment, fix, histograms. ``hint`` replaces the
+    refresh line (for comparisons without a stored baseline)."""
     failing = result.failing()
-    lines = [
-        f"perfcheck: {result.name} regressed: {len(failing)} of {len(result.comparisons)}"
-        " metrics FAIL",
-    ]
-    lines += [f"  {format_comparison(c)}" for c in failing]
     others = result.inconclusive()
-    if others:
-        lines.append("  also inconclusive:")
-        lines += [f"    {format_comparison(c)}" for c in others]
-    base = result.baseline
-    lines.append(
-        f"baseline: {base.path} (recorded {base.recorded_at},"
-        f" {len(base.measurement.rounds)} rounds vs {len(result.measurement.rounds)} now)"
-    )
-    changed = environment.diff(base.measurement.environment, result.measurement.environment)
-    changed = [c for c in changed if c[0] not in ("kernel.version",)]
-    if changed:
-        lines.append("environment changed since the baseline:")
-        lines += [f"  {k}: {b} -> {a}" for k, b, a in changed]
-    lines.append(f"if this change is intended, refresh the baseline: {refresh_command}")
-    lines += histogram_sections(result, [_series_of(c.metric) for c in failing])
+    if failing:
+        lines = [
+            f"perfcheck: {result.name} regressed: {len(failing)} of {len(result.comparisons)}"
+            " metrics FAIL",
+        ]
+        lines += [f"  {format_comparison(c)}" for c in failing]
+        if others:
+            lines.append("  also inconclusive:")
+            lines += [f"    {format_comparison(c)}" for c in others]
+    else:
+        lines = [
+            f"perfcheck: {result.name} is inconclusive: {len(others)} of"
+            f" {len(result.comparisons)} metrics INCONCLUSIVE",
+        ]
+        lines += [f"  {format_comparison(c)}" for c in others]
+    lines += result.attention_lines()
+    lines.append(hint or f"if this change is intended, refresh the baseline: {refresh_command}")
+    lines += histogram_sections(result, [_series_of(c.metric) for c in failing or others])
     return "\n".join(lines)
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
 from perfcheck import environment
-from perfcheck.baseline import Baseline, BaselineStore
-from perfcheck.gate import ScenarioVerdict, judge
+from perfcheck.baseline import Baseline, BaselineStore, utc_timestamp
+from perfcheck.drift import ControlMeasurement, check_drift, downgrade_for_drift, measure_control
+from perfcheck.errors import BaselineError
+from perfcheck.gate import ScenarioVerdict, is_gated, judge
+from perfcheck.history import SOURCE_RECORD, SOURCE_REFRESH, appended, summarize
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.measurement import Measurement
 from perfcheck.probes import CATALOG
@@ -25,6 +28,7 @@ from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.rounds import ProgressCallback, Workload
 from perfcheck.runner import fio_workload, measure, scenario_writes
 from perfcheck.scenario import Scenario
+from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS, SequentialPlan, run_sequential
 from perfcheck.targets import (
     BlockTarget,
     ScratchLoopDevice,
@@ -32,7 +36,7 @@ from perfcheck.targets import (
     open_given_target,
     remove_leftover_scratch,
 )
-from perfcheck.verdict import DEFAULT_ALPHA, Verdict
+from perfcheck.verdict import DEFAULT_ALPHA, MetricComparison, Verdict
 
 
 class MissingBaseline(StrEnum):
@@ -55,6 +59,17 @@ class HarnessSettings:
     scratch_size_mib: int = 512
     #: Noise control for loop-device targets (see perfcheck.knobs).
     tune: bool = True
+    #: Sequential rounds: cap on the current side's rounds, and rounds added per look.
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    batch: int = DEFAULT_BATCH
+    #: INCONCLUSIVE fails the test (--perfcheck-strict).
+    strict: bool = False
+    #: Add passing sessions to their baseline's history (--perfcheck-record).
+    record: bool = False
+    #: Measure the drift control once per run (--perfcheck-control).
+    control: bool = False
+    #: Interleaved A/B: the set-up commands of sides A and B (perfcheck.ab).
+    ab_commands: tuple[str, str] | None = None
 
 
 class Status(StrEnum):
@@ -108,6 +123,9 @@ class Harness:
     _scheduled_disks: set[str] = field(default_factory=set)
     _cleaned_leftovers: bool = False
     _tuned: bool = False
+    _control: ControlMeasurement | None = None
+    #: Measures the drift control; replaceable for tests.
+    control_factory: Callable[[], ControlMeasurement] = measure_control
 
     def __post_init__(self) -> None:
         self.store = BaselineStore(self.settings.baseline_dir)
@@ -172,6 +190,7 @@ class Harness:
     def measure(self, scenario: Scenario, progress: ProgressCallback | None = None) -> Measurement:
         target = self.target(scenario_writes(scenario))
         probes = self.probes(scenario.probes)
+        self.control_measurement()  # before the first scenario loads the machine
         workload = (
             self.workload_factory(scenario, target)
             if self.workload_factory is not None
@@ -187,32 +206,127 @@ class Harness:
             progress=progress,
         )
 
+    def control_measurement(self) -> ControlMeasurement | None:
+        """The drift control of this run, measured on first need (None unless enabled)."""
+        if self.settings.control and self._control is None:
+            self._control = self.control_factory()
+        return self._control
+
+    def measure_more(
+        self,
+        scenario: Scenario,
+        measurement: Measurement,
+        rounds: int,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Append ``rounds`` more measured rounds (no warm-up: the run is already warm)."""
+        target = self.target(scenario_writes(scenario))
+        probes = self.probes(scenario.probes)
+        workload = (
+            self.workload_factory(scenario, target)
+            if self.workload_factory is not None
+            else fio_workload(scenario, target)
+        )
+        more = measure(
+            replace(scenario, warmup=0),
+            target,
+            probes,
+            rounds=rounds,
+            seconds=self.settings.seconds,
+            workload=workload,
+            progress=progress,
+        )
+        for rnd in more.rounds:
+            rnd.index = len(measurement.rounds)
+            measurement.rounds.append(rnd)
+
+    def sequential_plan(self, initial: int) -> SequentialPlan:
+        return SequentialPlan(
+            initial=initial,
+            max_rounds=max(initial, self.settings.max_rounds),
+            batch=self.settings.batch,
+            alpha=self.settings.alpha,
+        )
+
     def check(
         self,
         name: str,
         measurement: Measurement,
         thresholds: ThresholdLookup | None = None,
+        measure_more: Callable[[int], None] | None = None,
     ) -> ScenarioOutcome:
-        """Record the measurement (update mode) or judge it against its baseline."""
+        """Record the measurement (update mode) or judge it against its baseline.
+
+        ``measure_more(n)`` appends n current rounds to ``measurement``; with it, an
+        INCONCLUSIVE verdict gets more rounds (perfcheck.sequential) before it stands.
+        """
         measurement.scenario = name
         path = self.store.path_for(name, self.machine_class)
         if self.settings.update:
-            self.store.queue(Baseline.record(measurement, self.machine_class))
+            self.store.queue(self._recorded(name, measurement, thresholds))
             outcome = ScenarioOutcome(name, Status.RECORDED, measurement, baseline_path=path)
         else:
             baseline = self.store.load(name, self.machine_class)
             if baseline is None:
                 outcome = ScenarioOutcome(name, Status.NO_BASELINE, measurement, baseline_path=path)
             else:
-                verdict = judge(name, measurement, baseline, thresholds, self.settings.alpha)
-                status = {
-                    Verdict.PASS: Status.PASS,
-                    Verdict.FAIL: Status.FAIL,
-                    Verdict.INCONCLUSIVE: Status.INCONCLUSIVE,
-                }[verdict.verdict]
-                outcome = ScenarioOutcome(name, status, measurement, verdict, path)
+                verdict = self.decide(name, measurement, baseline, thresholds, measure_more)
+                outcome = ScenarioOutcome(name, status_of(verdict), measurement, verdict, path)
+                if self.settings.record and outcome.status is Status.PASS:
+                    self._queue_history(baseline, measurement)
         self.outcomes.append(outcome)
         return outcome
+
+    def decide(
+        self,
+        name: str,
+        measurement: Measurement,
+        baseline: Baseline,
+        thresholds: ThresholdLookup | None = None,
+        measure_more: Callable[[int], None] | None = None,
+    ) -> ScenarioVerdict:
+        """Sequential looks, then the drift control's say: the verdict of one comparison."""
+        last: list[ScenarioVerdict] = []
+
+        def look(alpha: float) -> list[MetricComparison]:
+            last[:] = [judge(name, measurement, baseline, thresholds, alpha)]
+            return last[0].comparisons
+
+        result = run_sequential(self.sequential_plan(len(measurement.rounds)), look, measure_more)
+        verdict = last[0]
+        verdict.looks = result.looks
+        drift = check_drift(baseline.control, self.control_measurement(), self.settings.alpha)
+        verdict.drift = drift
+        verdict.comparisons = downgrade_for_drift(verdict.comparisons, drift)
+        return verdict
+
+    def _recorded(
+        self, name: str, measurement: Measurement, thresholds: ThresholdLookup | None
+    ) -> Baseline:
+        """A new baseline, carrying the old one's history plus this session (see
+        perfcheck.history: a recording that FAILs against the old one restarts it)."""
+        new = Baseline.record(measurement, self.machine_class)
+        new.control = self.control_measurement()
+        try:
+            old = self.store.load(name, self.machine_class)
+        except BaselineError:
+            old = None  # an unreadable old baseline is being replaced: its history is lost
+        history = []
+        if old is not None:
+            try:
+                moved = judge(name, measurement, old, thresholds, self.settings.alpha)
+                if moved.verdict is not Verdict.FAIL:
+                    history = list(old.history)
+            except BaselineError:
+                pass  # other probe points: the old sessions measured something else
+        summary = summarize(measurement, new.recorded_at, SOURCE_REFRESH, _gated(measurement))
+        new.history = appended(history, summary)
+        return new
+
+    def _queue_history(self, baseline: Baseline, measurement: Measurement) -> None:
+        summary = summarize(measurement, utc_timestamp(), SOURCE_RECORD, _gated(measurement))
+        baseline.history = appended(baseline.history, summary)
+        self.store.queue(baseline)
 
     def flush(self) -> list[Path]:
         """Write queued baselines (atomically); called once, at the end of a good run."""
@@ -220,3 +334,14 @@ class Harness:
 
     def discard(self) -> None:
         self.store.discard()
+
+def status_of(verdict: ScenarioVerdict) -> Status:
+    return {
+        Verdict.PASS: Status.PASS,
+        Verdict.FAIL: Status.FAIL,
+        Verdict.INCONCLUSIVE: Status.INCONCLUSIVE,
+    }[verdict.verdict]
+
+
+def _gated(measurement: Measurement) -> list[str]:
+    return [m for m in measurement.metric_series() if is_gated(m)]

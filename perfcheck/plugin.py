@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from perfcheck import hookspecs
+from perfcheck.ab import AB_HINT, ABCommands, run_ab
 from perfcheck.errors import PerfcheckError
 from perfcheck.gate import failure_text
 from perfcheck.harness import (
@@ -33,6 +34,7 @@ from perfcheck.lock import HostLock
 from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.probes import probe_names
 from perfcheck.scenario import Scenario, load_scenario, threshold_for
+from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
 from perfcheck.verdict import format_comparison
 
 OPT_ENABLE = "--perfcheck"
@@ -49,6 +51,12 @@ OPT_NO_TUNE = "--perfcheck-no-tune"
 OPT_LOCK_TIMEOUT = "--perfcheck-lock-timeout"
 OPT_SAVE = "--perfcheck-save"
 OPT_REPORT = "--perfcheck-report"
+OPT_MAX_ROUNDS = "--perfcheck-max-rounds"
+OPT_STRICT = "--perfcheck-strict"
+OPT_RECORD = "--perfcheck-record"
+OPT_CONTROL = "--perfcheck-control"
+OPT_AB_A = "--perfcheck-ab-a"
+OPT_AB_B = "--perfcheck-ab-b"
 
 MARKER = "perfcheck"
 SCENARIO_DIR_NAME = "scenarios"
@@ -144,6 +152,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write a self-contained HTML report with histogram and per-round plots",
     )
+    group.addoption(
+        OPT_MAX_ROUNDS,
+        type=int,
+        metavar="N",
+        help="sequential rounds: while a metric is INCONCLUSIVE, measure up to N current"
+        f" rounds in batches of {DEFAULT_BATCH}, alpha split over the looks (default"
+        f" {DEFAULT_MAX_ROUNDS}; at most the initial rounds turns it off)",
+    )
+    group.addoption(
+        OPT_STRICT,
+        action="store_true",
+        help="an INCONCLUSIVE scenario fails its test (by default it passes and is listed)",
+    )
+    group.addoption(
+        OPT_RECORD,
+        action="store_true",
+        help="add each PASSING scenario's session to its baseline's history (the rounds stay);"
+        " with enough sessions thresholds widen to how much sessions really differ",
+    )
+    group.addoption(
+        OPT_CONTROL,
+        action="store_true",
+        help="measure a drift control (fixed CPU+memory workload) once per run and store it"
+        " in baselines; when the machine got slower, FAILs become INCONCLUSIVE",
+    )
+    group.addoption(
+        OPT_AB_A,
+        metavar="CMD",
+        help="interleaved A/B: set-up command of side A (see perfcheck ab)",
+    )
+    group.addoption(
+        OPT_AB_B,
+        metavar="CMD",
+        help="interleaved A/B: set-up command of side B, judged against A (see perfcheck ab)",
+    )
+    parser.addini(
+        "perfcheck_control", "measure the drift control (as --perfcheck-control)", type="bool"
+    )
     parser.addini("perfcheck_baseline_dir", "directory of baseline files", default="baselines")
     parser.addini("perfcheck_missing", "skip or fail when a baseline is missing", default="skip")
     parser.addini("perfcheck_machine_class", "machine class that keys the baselines", default="")
@@ -170,6 +216,23 @@ def _settings(config: pytest.Config) -> HarnessSettings:
     seconds = opt(OPT_SECONDS)
     if seconds is not None and not 0.2 <= seconds <= 3600:
         raise pytest.UsageError(f"{OPT_SECONDS} {seconds}: give 0.2 to 3600 seconds")
+    max_rounds = opt(OPT_MAX_ROUNDS)
+    if max_rounds is not None and not 3 <= max_rounds <= 100:
+        raise pytest.UsageError(f"{OPT_MAX_ROUNDS} {max_rounds}: give 3 to 100 rounds")
+    ab_a, ab_b = opt(OPT_AB_A), opt(OPT_AB_B)
+    if (ab_a is None) != (ab_b is None):
+        raise pytest.UsageError(f"{OPT_AB_A} and {OPT_AB_B} go together: give both commands")
+    update, record = bool(opt(OPT_UPDATE)), bool(opt(OPT_RECORD))
+    if ab_a is not None and (update or record):
+        raise pytest.UsageError(
+            f"{OPT_AB_A}/{OPT_AB_B} compare two set-ups in one run and store nothing: drop"
+            f" {OPT_UPDATE if update else OPT_RECORD}"
+        )
+    if update and record:
+        raise pytest.UsageError(
+            f"{OPT_RECORD} adds a passing run to a baseline's history; {OPT_UPDATE} already"
+            " adds the recording: drop one"
+        )
     return HarnessSettings(
         baseline_dir=(root / base_dir) if not os.path.isabs(base_dir) else Path(base_dir),
         update=bool(opt(OPT_UPDATE)),
@@ -181,6 +244,11 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         missing=missing_mode,
         machine_class=opt(OPT_MACHINE_CLASS) or config.getini("perfcheck_machine_class") or None,
         tune=not opt(OPT_NO_TUNE),
+        max_rounds=max_rounds if max_rounds is not None else DEFAULT_MAX_ROUNDS,
+        strict=bool(opt(OPT_STRICT)),
+        record=record,
+        control=bool(opt(OPT_CONTROL) or config.getini("perfcheck_control")),
+        ab_commands=(ab_a, ab_b) if ab_a is not None and ab_b is not None else None,
     )
 
 
@@ -278,10 +346,20 @@ class ScenarioItem(pytest.Item):
         harness = self.config.stash[HARNESS_KEY]
         try:
             scenario = self.load()
-            measurement = _measure_with_progress(self, harness, scenario)
+            ab = harness.settings.ab_commands
+            if ab is not None:
+                commands = ABCommands(*ab)
+                outcome = run_ab(harness, scenario.name, scenario, commands, scenario.threshold_for)
+            else:
+                measurement = _measure_with_progress(self, harness, scenario)
+
+                def more(rounds: int) -> None:
+                    harness.measure_more(scenario, measurement, rounds)
+
+                outcome = harness.check(scenario.name, measurement, scenario.threshold_for, more)
         except PerfcheckError as exc:
             pytest.fail(str(exc), pytrace=False)
-        _apply_outcome(self, harness.check(scenario.name, measurement, scenario.threshold_for))
+        _apply_outcome(self, outcome)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         # A line number is required for skip reports; the scenario is the whole file.
@@ -334,8 +412,13 @@ def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
         if harness.settings.missing is MissingBaseline.FAIL:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+    hint = AB_HINT if harness.settings.ab_commands is not None else None
     if outcome.status is Status.FAIL and outcome.verdict is not None:
-        pytest.fail(failure_text(outcome.verdict, _refresh_command(item)), pytrace=False)
+        pytest.fail(failure_text(outcome.verdict, _refresh_command(item), hint), pytrace=False)
+    strict = harness.settings.strict
+    if outcome.status is Status.INCONCLUSIVE and outcome.verdict is not None and strict:
+        text = failure_text(outcome.verdict, _refresh_command(item), hint)
+        pytest.fail(f"{text}\n(INCONCLUSIVE fails the test under {OPT_STRICT})", pytrace=False)
 
 
 # -- fixtures for Python tests ---------------------------------------------------------------
@@ -373,6 +456,8 @@ class PendingGate:
     name: str
     measurement: Measurement
     thresholds: dict[str, float]
+    #: Adds current rounds for sequential looks (perfcheck.sequential).
+    more: Callable[[int], None] | None = None
 
 
 def _resolve_scenario(request: pytest.FixtureRequest, ref: str) -> Path:
@@ -403,6 +488,8 @@ def block_latency(request: pytest.FixtureRequest) -> BlockLatencyRounds:
     harness = request.config.stash.get(HARNESS_KEY, None)
     if harness is None:
         pytest.skip(SKIP_REASON)
+    if harness.settings.ab_commands is not None:
+        pytest.skip("perfcheck ab compares scenario files only, not block_latency tests")
     marker = request.node.get_closest_marker(MARKER)
     kwargs = marker.kwargs if marker is not None else {}
     ref = kwargs.get("scenario")
@@ -419,7 +506,11 @@ def block_latency(request: pytest.FixtureRequest) -> BlockLatencyRounds:
         pytest.fail(str(exc), pytrace=False)
     name = kwargs.get("baseline") or baseline_name_for(request.node.nodeid.split("::", 1)[-1])
     thresholds = {**scenario.thresholds, **dict(kwargs.get("thresholds") or {})}
-    request.node.stash[GATE_KEY] = PendingGate(name, measurement, thresholds)
+
+    def more(rounds: int) -> None:
+        harness.measure_more(scenario, measurement, rounds)
+
+    request.node.stash[GATE_KEY] = PendingGate(name, measurement, thresholds, more)
     return BlockLatencyRounds(measurement)
 
 
@@ -436,9 +527,15 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if pending is not None:
         harness = item.config.stash[HARNESS_KEY]
         thresholds = pending.thresholds
-        outcome = harness.check(
-            pending.name, pending.measurement, lambda metric: threshold_for(thresholds, metric)
-        )
+        try:
+            outcome = harness.check(
+                pending.name,
+                pending.measurement,
+                lambda metric: threshold_for(thresholds, metric),
+                pending.more,
+            )
+        except PerfcheckError as exc:
+            pytest.fail(str(exc), pytrace=False)
         _apply_outcome(item, outcome)
     return result
 
@@ -452,7 +549,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     try:
         interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        if harness.settings.update and not interrupted:
+        if (harness.settings.update or harness.settings.record) and not interrupted:
             harness.flush()
         else:
             harness.discard()  # an interrupted run records nothing
@@ -485,6 +582,26 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if outcome.status is Status.INCONCLUSIVE and outcome.verdict is not None:
             for c in outcome.verdict.inconclusive():
                 terminalreporter.write_line(f"  {outcome.name}: {format_comparison(c)}")
+            for text in outcome.verdict.attention_lines():
+                terminalreporter.write_line(f"    {text}")
+    extended = [
+        f"{o.name} {o.verdict.looks} looks, {len(o.measurement.rounds)} rounds"
+        for o in harness.outcomes
+        if o.verdict is not None and o.verdict.looks > 1
+    ]
+    if extended:
+        terminalreporter.write_line(
+            f"perfcheck: sequential rounds (undecided at first): {'; '.join(extended)}"
+        )
+    if counts.get(Status.INCONCLUSIVE) and not harness.settings.strict:
+        terminalreporter.write_line(
+            f"perfcheck: INCONCLUSIVE does not fail the run; {OPT_STRICT} makes it fail"
+        )
+    if harness.settings.record and not harness.settings.update:
+        added = sum(1 for o in harness.outcomes if o.status is Status.PASS)
+        terminalreporter.write_line(
+            f"perfcheck: {added} passing session(s) added to their baselines' history"
+        )
     missing = [o.name for o in harness.outcomes if o.status is Status.NO_BASELINE]
     if missing:
         terminalreporter.write_line(

@@ -16,7 +16,10 @@ single measurement). The layout, checked on load against
        "baseline": null | {"path", "recorded_at", "machine_class",
                            "perfcheck_version", "measurement"},
        "baseline_path": "<file the baseline is, was written to, or would be>" | null,
-       "comparisons": [{...MetricComparison.to_dict()...}, ...]
+       "comparisons": [{...MetricComparison.to_dict()...}, ...],
+       "decision": {"looks", "baseline_rounds", "current_rounds",    (optional: how the
+                    "environment_changes", "widened_thresholds",      verdict was reached)
+                    "drift"}
       }
      }
     }
@@ -54,7 +57,6 @@ from perfcheck.baseline import (
     utc_timestamp,
     write_json_atomic,
 )
-from perfcheck.baseline import SCHEMA_VERSION as BASELINE_SCHEMA_VERSION
 from perfcheck.errors import BaselineError
 from perfcheck.gate import ScenarioVerdict
 from perfcheck.harness import Status
@@ -83,7 +85,8 @@ DISPLAY_PERCENTILES: Final[tuple[float, ...]] = (50.0, 90.0, 99.0, 99.9)
 RECREATE_HINT: Final[str] = "re-create it with `pytest --perfcheck --perfcheck-save FILE`"
 
 _SCHEMA_RESOURCE = f"schemas/results-v{RESULTS_SCHEMA_VERSION}.json"
-_BASELINE_SCHEMA_RESOURCE = f"schemas/baseline-v{BASELINE_SCHEMA_VERSION}.json"
+# Measurements are laid out as in baseline schema version 1 (unchanged since).
+_BASELINE_SCHEMA_RESOURCE = "schemas/baseline-v1.json"
 _INFINITY_TEXT: Final[Mapping[str, float]] = {"+inf": math.inf, "-inf": -math.inf}
 _MAX_MESSAGE_CHARS = 160
 
@@ -191,6 +194,34 @@ def comparison_from_json(data: Mapping[str, Any]) -> MetricComparison:
     )
 
 
+def decision_of(verdict: ScenarioVerdict) -> dict[str, Any]:
+    """How a verdict was reached, for the results file: rounds and looks, environment
+    changes (probe provenance included), thresholds the history widened, drift."""
+    drift = verdict.drift
+    return {
+        "looks": verdict.looks,
+        "baseline_rounds": len(verdict.baseline.measurement.rounds),
+        "current_rounds": len(verdict.measurement.rounds),
+        "environment_changes": [
+            {"key": key, "baseline": before, "current": after}
+            for key, before, after in verdict.environment_changes()
+        ],
+        "widened_thresholds": [
+            {
+                "metric": w.metric,
+                "threshold": w.threshold,
+                "widened_to": w.widened_to,
+                "spread": w.spread,
+                "sessions": w.sessions,
+            }
+            for w in verdict.widened
+        ],
+        "drift": None
+        if drift is None
+        else {"drifted": drift.drifted, "slowdown": drift.slowdown, "text": drift.text},
+    }
+
+
 # -- the objects ---------------------------------------------------------------------------
 
 
@@ -204,6 +235,8 @@ class ScenarioResult:
     baseline: Baseline | None = None
     baseline_path: Path | None = None
     comparisons: list[MetricComparison] = field(default_factory=list)
+    #: How the verdict was reached (:func:`decision_of`), None without a verdict.
+    decision: dict[str, Any] | None = None
 
     @classmethod
     def from_outcome(cls, outcome: ScenarioOutcome) -> ScenarioResult:
@@ -215,6 +248,7 @@ class ScenarioResult:
             baseline=verdict.baseline if verdict is not None else None,
             baseline_path=outcome.baseline_path,
             comparisons=list(verdict.comparisons) if verdict is not None else [],
+            decision=decision_of(verdict) if verdict is not None else None,
         )
 
     @property
@@ -242,7 +276,7 @@ class ScenarioResult:
                 "perfcheck_version": self.baseline.perfcheck_version,
                 "measurement": self.baseline.measurement.to_dict(),
             }
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "status": self.status.value,
             "measurement": self.measurement.to_dict(),
@@ -250,6 +284,9 @@ class ScenarioResult:
             "baseline_path": None if self.baseline_path is None else str(self.baseline_path),
             "comparisons": [comparison_to_json(c) for c in self.comparisons],
         }
+        if self.decision is not None:
+            data["decision"] = self.decision
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScenarioResult:
@@ -277,6 +314,7 @@ class ScenarioResult:
             baseline=baseline,
             baseline_path=None if path is None else Path(path),
             comparisons=[comparison_from_json(c) for c in data["comparisons"]],
+            decision=data.get("decision"),
         )
 
 

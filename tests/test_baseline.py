@@ -348,8 +348,8 @@ def mutated(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
 
 BROKEN_DOCUMENTS: dict[str, tuple[Any, str]] = {
     "wrong schema_version": (
-        mutated(lambda d: d.update(schema_version=2)),
-        "unknown schema_version 2 (this perfcheck reads 1)",
+        mutated(lambda d: d.update(schema_version=3)),
+        "unknown schema_version 3 (this perfcheck reads 1 and 2)",
     ),
     "old schema_version": (
         mutated(lambda d: d.update(schema_version=0)),

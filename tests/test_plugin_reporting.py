@@ -248,6 +248,8 @@ def test_real_run_saves_results_and_report(tmp_path: Path) -> None:
         str(root / "scenarios" / "randread-4k.toml"),
         "--perfcheck-rounds",
         "3",
+        "--perfcheck-max-rounds",  # no sequential rounds: 3 stay 3
+        "3",
         "--perfcheck-seconds",
         "0.5",
         "--perfcheck-baseline-dir",

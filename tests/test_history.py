@@ -1,0 +1,333 @@
+"""Baseline history: session summaries, the widening rule, schema v2 and the v1 migration,
+and the refresh / --perfcheck-record workflow through the plugin (fake backend)."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from perfcheck.baseline import Baseline, load_baseline_file
+from perfcheck.drift import ControlMeasurement
+from perfcheck.errors import BaselineError
+from perfcheck.gate import judge
+from perfcheck.histogram import LogLinearHistogram
+from perfcheck.history import (
+    MAX_SESSIONS,
+    MIN_SESSIONS,
+    HistoryThresholds,
+    SessionSummary,
+    appended,
+    relative_spread,
+    session_threshold,
+    summarize,
+)
+from perfcheck.measurement import Measurement, RoundResult
+from perfcheck.verdict import Verdict
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+KERNEL = "6.18.0-test"
+
+
+def measurement(latencies_us: list[float], kernel: str = KERNEL) -> Measurement:
+    rounds = [
+        RoundResult(
+            index=i,
+            duration_s=1.0,
+            histograms={
+                "block.latency.read": LogLinearHistogram.from_values([round(us * 1e3)] * 9)
+            },
+            scalars={"fio.iops.read": 1e6 / us},
+        )
+        for i, us in enumerate(latencies_us)
+    ]
+    return Measurement(
+        scenario="reads",
+        rounds=rounds,
+        environment={"kernel.release": kernel},
+        provenance={"block.latency": ["tracepoint:block:block_rq_issue"]},
+    )
+
+
+def summary(p50_ns: float, kernel: str = KERNEL) -> SessionSummary:
+    return SessionSummary("2026-01-01T00:00:00Z", kernel, 10, {"block.latency.read.p50": p50_ns})
+
+
+# -- the rule -----------------------------------------------------------------------------------
+
+
+def test_relative_spread_is_scaled_mad_over_median() -> None:
+    # median 10, deviations 0,1,1,2,2 -> MAD 1 -> 1.4826 / 10.
+    assert relative_spread([10, 11, 9, 12, 8]) == pytest.approx(0.14826)
+    assert relative_spread([5.0]) is None
+    assert relative_spread([0.0, 0.0, 0.0]) is None
+
+
+def test_session_threshold_is_three_robust_sds_of_a_difference_of_two_sessions() -> None:
+    assert session_threshold(0.05) == pytest.approx(3 * math.sqrt(2) * 0.05)
+
+
+def test_fewer_than_min_sessions_never_widen() -> None:
+    history = [summary(v) for v in (10_000, 13_000, 8_000, 12_000)][: MIN_SESSIONS - 1]
+    thresholds = HistoryThresholds.from_history(history)
+    assert thresholds.widen("block.latency.read.p50", 0.10) == (0.10, None)
+
+
+def test_enough_sessions_widen_to_their_spread_and_say_so() -> None:
+    history = [summary(v) for v in (10_000, 11_000, 9_000, 12_000, 8_000)]
+    threshold, widening = HistoryThresholds.from_history(history).widen(
+        "block.latency.read.p50", 0.10
+    )
+    assert threshold == pytest.approx(3 * math.sqrt(2) * 0.14826)
+    assert widening is not None
+    assert widening.sessions == 5
+    assert "threshold 10% -> 62.9%" in widening.text()
+
+
+def test_quiet_sessions_never_narrow_a_threshold() -> None:
+    history = [summary(10_000 + i) for i in range(8)]
+    assert HistoryThresholds.from_history(history).widen("block.latency.read.p50", 0.10) == (
+        0.10,
+        None,
+    )
+
+
+def test_sessions_of_another_kernel_do_not_count() -> None:
+    history = [summary(v, "5.10") for v in (10_000, 11_000, 9_000, 12_000, 8_000)]
+    assert HistoryThresholds.from_history(history, kernel=KERNEL).spreads == {}
+    assert HistoryThresholds.from_history(history, kernel="5.10").spreads
+
+
+@given(st.lists(st.floats(1.0, 1e9), min_size=MIN_SESSIONS, max_size=40), st.floats(0.0, 1.0))
+def test_widened_threshold_is_never_below_the_scenarios(medians: list[float], base: float) -> None:
+    history = [summary(v) for v in medians]
+    threshold, _ = HistoryThresholds.from_history(history).widen("block.latency.read.p50", base)
+    assert threshold >= base
+
+
+def test_history_is_bounded_newest_kept() -> None:
+    history: list[SessionSummary] = []
+    for i in range(MAX_SESSIONS + 5):
+        history = appended(history, summary(float(i + 1)))
+    assert len(history) == MAX_SESSIONS
+    assert history[-1].medians["block.latency.read.p50"] == MAX_SESSIONS + 5
+
+
+def test_summary_holds_per_metric_medians_rounds_and_kernel() -> None:
+    got = summarize(measurement([10, 12, 11]), "2026-01-01T00:00:00Z", "record")
+    assert got.rounds == 3 and got.kernel == KERNEL and got.source == "record"
+    assert got.medians["block.latency.read.p50"] == pytest.approx(11_000, rel=0.02)
+    assert got.medians["fio.iops.read"] == pytest.approx(1e6 / 11)
+
+
+def test_judge_widens_thresholds_with_history_so_session_noise_is_not_a_fail() -> None:
+    base = Baseline.record(measurement([10.0] * 5 + [10.1] * 5), "m")
+    current = measurement([12.5] * 5 + [12.6] * 5)  # +25%: past 10%, rounds fully separated
+    assert judge("reads", current, base).verdict is Verdict.FAIL
+    # Sessions of this scenario have differed by ~15%: +25% is within their spread.
+    base.history = [
+        summarize(measurement([us] * 5), "2026-01-01T00:00:00Z")
+        for us in (10.0, 11.0, 9.0, 12.0, 8.0, 10.5)
+    ]
+    widened = judge("reads", current, base)
+    assert widened.verdict is Verdict.PASS
+    assert {w.metric for w in widened.widened} >= {"block.latency.read.p50", "fio.iops.read"}
+    # A regression beyond the sessions' spread still fails.
+    assert judge("reads", measurement([25.0] * 10), base).verdict is Verdict.FAIL
+
+
+# -- the file format ----------------------------------------------------------------------------
+
+
+def v2_baseline() -> Baseline:
+    base = Baseline.record(measurement([10, 11, 12]), "machine")
+    base.history = [summary(10_000.0), summary(11_000.0)]
+    base.control = ControlMeasurement({0: [1.0, 2.0], 1: [3.0]}, recorded_at=base.recorded_at)
+    return base
+
+
+def test_v2_round_trip_keeps_history_and_control(tmp_path: Path) -> None:
+    base = v2_baseline()
+    path = tmp_path / "reads.json"
+    path.write_text(json.dumps(base.to_dict()))
+    loaded = load_baseline_file(path)
+    assert loaded.history == base.history
+    assert loaded.control == base.control
+    assert json.loads(path.read_text())["schema_version"] == 2
+
+
+def test_v1_file_is_read_as_v2_with_empty_history(tmp_path: Path) -> None:
+    data = v2_baseline().to_dict()
+    del data["history"], data["control"]
+    data["schema_version"] = 1
+    path = tmp_path / "reads.json"
+    path.write_text(json.dumps(data))
+    loaded = load_baseline_file(path)
+    assert loaded.history == [] and loaded.control is None
+    assert loaded.measurement.rounds
+
+
+def test_v1_file_with_a_v2_field_is_a_schema_violation(tmp_path: Path) -> None:
+    data = v2_baseline().to_dict()
+    data["schema_version"] = 1
+    path = tmp_path / "reads.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError) as info:
+        load_baseline_file(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("version", [0, 3, 99])
+def test_unknown_version_is_one_line_naming_the_readable_ones(tmp_path: Path, version: int) -> None:
+    data = v2_baseline().to_dict()
+    data["schema_version"] = version
+    path = tmp_path / "reads.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError) as info:
+        load_baseline_file(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{path}: unknown schema_version {version} (this perfcheck reads 1 and 2)" in message
+
+
+def test_history_entry_with_a_bad_source_is_refused(tmp_path: Path) -> None:
+    data = v2_baseline().to_dict()
+    data["history"][0]["source"] = "guess"
+    path = tmp_path / "reads.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match="history/0/source"):
+        load_baseline_file(path)
+
+
+# -- the workflow through the plugin -------------------------------------------------------------
+
+CONFTEST = textwrap.dedent(
+    """
+    import math
+    import os
+    import random
+    from pathlib import Path
+
+    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
+    from perfcheck.targets import BlockTarget
+
+
+    def pytest_perfcheck_harness(config, harness):
+        backend = FakeProbeBackend()
+        slowdown = float(os.environ.get("FAKE_SLOWDOWN", "1.0"))
+        rng = random.Random(int(os.environ.get("FAKE_SEED", "1")))
+
+        def latency(round_no, i):
+            return int(rng.lognormvariate(math.log(10_000 * slowdown), 0.05))
+
+        harness.probe_factory = lambda names: backend
+        harness.target_factory = lambda writes: BlockTarget(
+            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
+            size_bytes=0, description="fake target",
+        )
+        harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
+    """
+)
+
+SCENARIO = textwrap.dedent(
+    """
+    description = "fake reads"
+    probes = ["block.latency"]
+
+    [workload]
+    kind = "fio"
+    job = "reads.fio"
+
+    [rounds]
+    count = 5
+    warmup = 1
+    seconds = 0.5
+    """
+)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    scenarios = pytester.mkdir("scenarios")
+    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
+    (scenarios / "fake-reads.toml").write_text(SCENARIO)
+    return pytester
+
+
+def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return p.runpytest("-p", "no:cacheprovider", "-rs", *args)
+
+
+def stored(p: pytest.Pytester) -> dict[str, Any]:
+    [path] = sorted((p.path / "baselines").rglob("*.json"))
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def test_refresh_adds_a_session_and_record_adds_passing_ones_keeping_the_rounds(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    first = stored(project)
+    assert first["schema_version"] == 2
+    history = first["history"]
+    assert isinstance(history, list) and [h["source"] for h in history] == ["refresh"]
+
+    monkeypatch.setenv("FAKE_SEED", "2")
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert [h["source"] for h in stored(project)["history"]] == ["refresh", "refresh"]
+
+    monkeypatch.setenv("FAKE_SEED", "3")
+    rounds_before = stored(project)["measurement"]
+    result = run(project, "--perfcheck", "--perfcheck-record", "scenarios/")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 passing session(s) added to their baselines' history*"])
+    after = stored(project)
+    assert [h["source"] for h in after["history"]] == ["refresh", "refresh", "record"]
+    assert after["measurement"] == rounds_before
+
+    # A FAIL is not a session of the baseline's performance: nothing is added.
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    result = run(project, "--perfcheck", "--perfcheck-record", "scenarios/")
+    result.assert_outcomes(failed=1)
+    assert len(stored(project)["history"]) == 3
+
+
+def test_refresh_after_a_real_change_restarts_the_history(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed in ("1", "2"):
+        monkeypatch.setenv("FAKE_SEED", seed)
+        run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert len(stored(project)["history"]) == 2
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert len(stored(project)["history"]) == 1
+
+
+def test_update_and_record_together_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = run(project, "--perfcheck-update", "--perfcheck-record", "scenarios/")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perfcheck-record*--perfcheck-update*drop one*"])
+
+
+def test_v1_baseline_still_gates_and_a_refresh_writes_v2(project: pytest.Pytester) -> None:
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    [path] = sorted((project.path / "baselines").rglob("*.json"))
+    data = json.loads(path.read_text())
+    del data["history"], data["control"]
+    data["schema_version"] = 1
+    path.write_text(json.dumps(data))
+    run(project, "--perfcheck", "scenarios/").assert_outcomes(passed=1)
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    rewritten = json.loads(path.read_text())
+    assert rewritten["schema_version"] == 2
+    assert len(rewritten["history"]) == 1
