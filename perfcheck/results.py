@@ -551,7 +551,8 @@ def _read_json(path: Path) -> Any:
             object_pairs_hook=_unique_keys,
         )
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        # A cut inside a string is reported where the string starts: still a truncation.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
             what = f"truncated: the JSON ends early at line {exc.lineno}:{exc.colno}"
         else:
             what = f"not valid JSON at line {exc.lineno}:{exc.colno} ({exc.msg})"
