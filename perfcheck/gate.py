@@ -24,9 +24,16 @@ from perfcheck.verdict import (
     worst,
 )
 
-#: Metrics that gate: every histogram percentile and the workload's IOPS. Bandwidth is
-#: stored and shown but not gated (it is IOPS times a fixed block size).
-GATED_PATTERNS: tuple[str, ...] = ("*.p50", "*.p90", "*.p99", "fio.iops.*")
+#: Metrics that gate: every histogram percentile, fio's IOPS and iperf3's throughput.
+#: Bandwidth is stored and shown but not gated (it is IOPS times a fixed block size);
+#: so are iperf3's retransmits and mean RTT (the probes' histograms gate RTT).
+GATED_PATTERNS: tuple[str, ...] = (
+    "*.p50",
+    "*.p90",
+    "*.p99",
+    "fio.iops.*",
+    "iperf3.bits_per_second",
+)
 
 ThresholdLookup = Callable[[str], "float | None"]
 

@@ -23,10 +23,12 @@ from perfcheck.gate import ScenarioVerdict, is_gated, judge
 from perfcheck.history import SOURCE_RECORD, SOURCE_REFRESH, appended, summarize
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.measurement import Measurement
+from perfcheck.netload import NetworkLoad, NetworkSetup
+from perfcheck.netns import remove_leftover_network
 from perfcheck.probes import CATALOG
 from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.rounds import ProgressCallback, Workload
-from perfcheck.runner import fio_workload, measure, scenario_writes
+from perfcheck.runner import fio_workload, measure, measure_network, scenario_writes
 from perfcheck.scenario import Scenario
 from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS, SequentialPlan, run_sequential
 from perfcheck.targets import (
@@ -107,6 +109,23 @@ def default_probe_factory(names: list[str]) -> ProbeBackend:
     return ProbeSession([CATALOG[name]() for name in names])
 
 
+NetworkFactory = Callable[[Scenario], NetworkSetup]
+
+
+def default_network_factory(scenario: Scenario) -> NetworkSetup:
+    """Start a network scenario's namespace and server; a workload cgroup is made when
+    one of its probes filters on it."""
+    spec = scenario.workload.network
+    if spec is None:
+        raise ValueError(f"{scenario.name} is not a network scenario")
+    with_cgroup = any(
+        "cgroup_id" in getattr(CATALOG[name], "filters", ())
+        for name in scenario.probes
+        if name in CATALOG
+    )
+    return NetworkLoad.start(spec, with_cgroup=with_cgroup)
+
+
 @dataclass
 class Harness:
     settings: HarnessSettings
@@ -123,6 +142,10 @@ class Harness:
     _scheduled_disks: set[str] = field(default_factory=set)
     _cleaned_leftovers: bool = False
     _tuned: bool = False
+    #: Starts network scenarios (namespace, server); replaceable for tests.
+    network_factory: NetworkFactory = default_network_factory
+    #: The running network scenario: its name and set-up, until another scenario starts.
+    _network: tuple[str, NetworkSetup] | None = None
     _control: ControlMeasurement | None = None
     #: Measures the drift control; replaceable for tests.
     control_factory: Callable[[], ControlMeasurement] = measure_control
@@ -152,10 +175,48 @@ class Harness:
             raise RuntimeError(f"probes {sorted(missing)} were not declared before the session")
         return self._probes
 
-    def target(self, writes: bool) -> BlockTarget:
+    def _clean_leftovers(self) -> None:
+        """Once per run: undo what killed runs left (settings, devices, namespaces)."""
         if not self._cleaned_leftovers:
             self._cleaned_leftovers = True
-            self.notices += restore_leftover_knobs() + remove_leftover_scratch()
+            self.notices += (
+                restore_leftover_knobs() + remove_leftover_scratch() + remove_leftover_network()
+            )
+
+    def network(self, scenario: Scenario) -> NetworkSetup:
+        """A network scenario's namespace and server: started at its first measurement,
+        kept for its extra rounds, stopped when another scenario is measured or at close."""
+        self._clean_leftovers()
+        if self._network is not None and self._network[0] == scenario.name:
+            return self._network[1]
+        self._stop_network()
+        setup = self.network_factory(scenario)
+        self._cleanup.callback(setup.close)
+        self._network = (scenario.name, setup)
+        return setup
+
+    def _stop_network(self) -> None:
+        if self._network is not None:
+            setup, self._network = self._network[1], None
+            setup.close()
+
+    def _measure_network(
+        self, scenario: Scenario, rounds: int | None, progress: ProgressCallback | None
+    ) -> Measurement:
+        setup = self.network(scenario)
+        probes = self.probes(scenario.probes)
+        self.control_measurement()
+        return measure_network(
+            scenario,
+            setup,
+            probes,
+            rounds=rounds,
+            seconds=self.settings.seconds,
+            progress=progress,
+        )
+
+    def target(self, writes: bool) -> BlockTarget:
+        self._clean_leftovers()
         if self.target_factory is not None:
             target = self.target_factory(writes)
         elif self.settings.target is not None:
@@ -183,11 +244,15 @@ class Harness:
         """Release everything in reverse order of creation (scheduler, device, probes)."""
         self._probes = None
         self._scratch = None
+        self._network = None
         self._cleanup.close()
 
     # -- one scenario --------------------------------------------------------------------
 
     def measure(self, scenario: Scenario, progress: ProgressCallback | None = None) -> Measurement:
+        if scenario.workload.network is not None:
+            return self._measure_network(scenario, self.settings.rounds, progress)
+        self._stop_network()  # no idle server of an earlier scenario during disk rounds
         target = self.target(scenario_writes(scenario))
         probes = self.probes(scenario.probes)
         self.control_measurement()  # before the first scenario loads the machine
@@ -220,6 +285,12 @@ class Harness:
         progress: ProgressCallback | None = None,
     ) -> None:
         """Append ``rounds`` more measured rounds (no warm-up: the run is already warm)."""
+        if scenario.workload.network is not None:
+            more_rounds = self._measure_network(replace(scenario, warmup=0), rounds, progress)
+            for rnd in more_rounds.rounds:
+                rnd.index = len(measurement.rounds)
+                measurement.rounds.append(rnd)
+            return
         target = self.target(scenario_writes(scenario))
         probes = self.probes(scenario.probes)
         workload = (
@@ -334,6 +405,7 @@ class Harness:
 
     def discard(self) -> None:
         self.store.discard()
+
 
 def status_of(verdict: ScenarioVerdict) -> Status:
     return {

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from perfcheck import environment
 from perfcheck.environment import block_device_facts
+from perfcheck.errors import ScenarioError
 from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
 from perfcheck.measurement import Measurement
+from perfcheck.netload import NetworkSetup, whole_seconds
 from perfcheck.probes.session import ProbeBackend
 from perfcheck.rounds import ProgressCallback, RoundPlan, Workload, WorkloadReport, run_rounds
 from perfcheck.scenario import Scenario
@@ -48,17 +51,29 @@ class FioWorkload:
         )
 
 
+def _job_path(scenario: Scenario) -> Path:
+    if scenario.workload.job is None:
+        raise ScenarioError(
+            f"{scenario.path}: a {scenario.workload.kind} scenario has no fio job file"
+        )
+    return scenario.workload.job
+
+
 def fio_workload(scenario: Scenario, target: BlockTarget) -> FioWorkload:
-    job = load_job_file(scenario.workload.job)
+    job = load_job_file(_job_path(scenario))
     return FioWorkload(FioRunner(job, target.path, dict(scenario.workload.options)))
 
 
 def scenario_writes(scenario: Scenario) -> bool:
-    return load_job_file(scenario.workload.job).writes
+    """Whether the scenario writes to its block target (network scenarios have none)."""
+    if scenario.workload.network is not None:
+        return False
+    return load_job_file(_job_path(scenario)).writes
 
 
 def _keep_probe_series(names: Mapping[str, object], probes: tuple[str, ...]) -> set[str]:
-    return {n for n in names if any(n.startswith(p + ".") for p in probes)}
+    # A probe's series is named after it (tcp.srtt) or below it (block.latency.read).
+    return {n for n in names if any(n == p or n.startswith(p + ".") for p in probes)}
 
 
 def measure(
@@ -104,6 +119,63 @@ def measure(
     extra["round.seconds"] = plan.seconds
     if WORKQUEUE_AFFINITY_SCOPE.exists():
         extra["tune.workqueue_affinity_scope"] = current_value(WORKQUEUE_AFFINITY_SCOPE)
+    return Measurement(
+        scenario=scenario.name,
+        rounds=results,
+        environment=environment.capture(extra),
+        provenance=provenance,
+    )
+
+
+#: A probe series with fewer samples in a round is left out of that round: its
+#: percentiles would be a handful of values (a client's start-up syscalls), not statistics.
+MIN_PROBE_SAMPLES_PER_ROUND = 100
+
+
+def measure_network(
+    scenario: Scenario,
+    load: NetworkSetup,
+    probes: ProbeBackend | None,
+    *,
+    rounds: int | None = None,
+    seconds: float | None = None,
+    workload: Workload | None = None,
+    progress: ProgressCallback | None = None,
+) -> Measurement:
+    """Run a network scenario's rounds against its already started ``load`` (namespace,
+    server) under the already started ``probes``, which are filtered to the server's
+    port and the workload's cgroup.
+
+    Only the series of the probes the scenario names and the tool's own are kept, and
+    of the probes' series only those with :data:`MIN_PROBE_SAMPLES_PER_ROUND` samples.
+    """
+    plan = RoundPlan(
+        rounds=rounds if rounds is not None else scenario.rounds,
+        warmup=scenario.warmup,
+        seconds=seconds if seconds is not None else scenario.round_seconds,
+    )
+    if probes is not None:
+        probes.configure(load.probe_settings())
+    results = run_rounds(
+        plan,
+        workload or load.workload,
+        probes if scenario.probes else None,
+        check_block_counts=False,
+        progress=progress,
+    )
+    tool_prefix = f"{load.spec.kind}."
+    for rnd in results:
+        keep = _keep_probe_series(rnd.histograms, scenario.probes)
+        rnd.histograms = {
+            k: h
+            for k, h in rnd.histograms.items()
+            if k.startswith(tool_prefix) or (k in keep and h.total >= MIN_PROBE_SAMPLES_PER_ROUND)
+        }
+    provenance = load.provenance()
+    if probes is not None:
+        provenance.update({k: v for k, v in probes.provenance().items() if k in scenario.probes})
+    extra = load.facts()
+    extra["round.seconds"] = float(whole_seconds(plan.seconds))
     return Measurement(
         scenario=scenario.name,
         rounds=results,

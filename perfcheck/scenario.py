@@ -32,11 +32,30 @@ Keys (anything else is an error that names the closest allowed key):
     Probe names from the probe catalog, e.g. ``"block.latency"``. With no probes
     only the workload's own report (fio's latencies and IOPS) is measured.
 ``[workload]`` (table, required)
-    ``kind`` (string, required): the workload tool; ``"fio"`` is the only kind so far.
+    ``kind`` (string, required): the workload tool: ``"fio"`` (disk I/O), or
+    ``"sockperf"`` or ``"iperf3"`` (network load in a private network namespace, see
+    :mod:`perfcheck.netload`). The other keys depend on the kind.
+
+    For ``kind = "fio"``:
     ``job`` (string, required): the fio job file, relative to the scenario file.
     ``[workload.options]`` (table, optional): extra fio command-line options,
     ``name = value``; values are strings or numbers and are passed as
     ``--name=value``.
+
+    For ``kind = "sockperf"`` (ping-pong, request/response latency):
+    ``protocol`` (string ``"tcp"`` or ``"udp"``, default ``"tcp"``).
+    ``message_size`` (integer 14..65507, default 64): bytes per message.
+
+    For ``kind = "iperf3"`` (bulk TCP throughput):
+    ``streams`` (integer 1..128, default 1): parallel TCP streams (``iperf3 -P``).
+
+    For both network kinds:
+    ``server_cpu``, ``client_cpu`` (integer, optional): pin the server or the client
+    to that CPU; unpinned when absent.
+    ``qdisc`` (string, optional): a root qdisc on the namespace's ``lo``, as ``tc``
+    spells it after ``root``: ``"tbf rate 1gbit burst 512kb latency 20ms"``, or
+    ``"htb rate 1gbit"`` (an htb root with one default class of those parameters).
+    Network rounds last whole seconds (``seconds`` rounded, at least 1).
 ``[rounds]`` (table, optional)
     ``count`` (integer 3..100, default 5): measured rounds; ``pytest
     --perfcheck-rounds`` overrides it. ``warmup`` (integer 0..10, default 1):
@@ -73,8 +92,17 @@ from typing import Any, NoReturn
 
 from perfcheck.baseline import name_problem
 from perfcheck.errors import ScenarioError
+from perfcheck.netload import (
+    CPU_RANGE,
+    MESSAGE_SIZE_RANGE,
+    NETWORK_KINDS,
+    SOCKPERF_PROTOCOLS,
+    STREAMS_RANGE,
+    NetworkSpec,
+)
+from perfcheck.netns import parse_qdisc
 
-WORKLOAD_KINDS: tuple[str, ...] = ("fio",)
+WORKLOAD_KINDS: tuple[str, ...] = ("fio", *NETWORK_KINDS)
 DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
 DEFAULT_ROUND_SECONDS = 5.0
@@ -87,6 +115,11 @@ MAX_SCENARIO_BYTES = 1024 * 1024
 
 _TOP_KEYS = ("description", "probes", "workload", "rounds", "thresholds")
 _WORKLOAD_KEYS = ("kind", "job", "options")
+_NETWORK_COMMON_KEYS = ("kind", "server_cpu", "client_cpu", "qdisc")
+_NETWORK_WORKLOAD_KEYS = {
+    "sockperf": (*_NETWORK_COMMON_KEYS, "protocol", "message_size"),
+    "iperf3": (*_NETWORK_COMMON_KEYS, "streams"),
+}
 _ROUNDS_KEYS = ("count", "warmup", "seconds")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _OPTION_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -97,11 +130,13 @@ _TOML_LOCATION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 @dataclass(frozen=True)
 class WorkloadSpec:
-    """The workload a scenario runs: the tool, its job file and extra options."""
+    """The workload a scenario runs: the tool, its job file and extra options (fio), or
+    its network settings (``network``, for the network kinds; ``job`` is then None)."""
 
     kind: str
-    job: Path
+    job: Path | None
     options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    network: NetworkSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -295,6 +330,14 @@ class _ScenarioReader:
 
     def read_workload(self, table: Any) -> WorkloadSpec:
         self.check_type(table, dict, ("workload",), "a table")
+        kind = table.get("kind")
+        if isinstance(kind, str) and kind in NETWORK_KINDS:
+            return self.read_network_workload(table, kind)
+        if isinstance(kind, str) and kind not in WORKLOAD_KINDS:
+            self.fail(
+                f"'workload.kind' {_short_repr(kind)} is not supported; supported kinds: "
+                f"{', '.join(WORKLOAD_KINDS)}"
+            )
         self.check_keys(table, _WORKLOAD_KEYS, ("workload",))
         for required in ("kind", "job"):
             if required not in table:
@@ -324,6 +367,49 @@ class _ScenarioReader:
             )
         options = self.read_options(table.get("options", {}))
         return WorkloadSpec(kind=kind, job=job_path, options=options)
+
+    def read_network_workload(self, table: Mapping[str, Any], kind: str) -> WorkloadSpec:
+        self.check_keys(table, _NETWORK_WORKLOAD_KEYS[kind], ("workload",))
+        protocol = table.get("protocol", "tcp")
+        self.check_type(protocol, str, ("workload", "protocol"), "a string")
+        if protocol not in SOCKPERF_PROTOCOLS:
+            self.fail(
+                f"'workload.protocol' {_short_repr(protocol)} is not supported; use"
+                f" {' or '.join(repr(p) for p in SOCKPERF_PROTOCOLS)}"
+            )
+        qdisc = None
+        if "qdisc" in table:
+            text = table["qdisc"]
+            self.check_type(text, str, ("workload", "qdisc"), "a string such as 'tbf rate 1gbit'")
+            try:
+                qdisc = parse_qdisc(text)
+            except ValueError as exc:
+                self.fail(f"'workload.qdisc' {_short_repr(text)} {exc}")
+        message_size = self.read_workload_int(table, "message_size", MESSAGE_SIZE_RANGE)
+        streams = self.read_workload_int(table, "streams", STREAMS_RANGE)
+        network = NetworkSpec(
+            kind=kind,
+            protocol=protocol,
+            message_size=64 if message_size is None else message_size,
+            streams=1 if streams is None else streams,
+            server_cpu=self.read_workload_int(table, "server_cpu", CPU_RANGE),
+            client_cpu=self.read_workload_int(table, "client_cpu", CPU_RANGE),
+            qdisc=qdisc,
+        )
+        return WorkloadSpec(kind=kind, job=None, network=network)
+
+    def read_workload_int(
+        self, table: Mapping[str, Any], key: str, bounds: tuple[int, int]
+    ) -> int | None:
+        """An optional integer key of [workload] within ``bounds``; None when absent."""
+        if key not in table:
+            return None
+        value = table[key]
+        self.check_type(value, int, ("workload", key), "an integer")
+        low, high = bounds
+        if not low <= value <= high:
+            self.fail(f"'workload.{key}' must be from {low} to {high}, got {value}")
+        return int(value)
 
     def read_options(self, table: Any) -> Mapping[str, str]:
         key = ("workload", "options")

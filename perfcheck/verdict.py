@@ -11,8 +11,9 @@ How a verdict is reached
 - **Direction and threshold.** Each metric has a rule: which direction is worse
   and a relative threshold. Defaults (:func:`default_rule`): names ending
   ``.p50`` +10%, ``.p90`` +15%, ``.p99`` +20% (higher is worse); names containing
-  ``.iops.`` or ``.bw.`` or ending in ``iops`` or ``bw_bytes`` are lower-is-worse
-  with a 10% threshold; anything else is higher-is-worse with 20%.
+  ``.iops.`` or ``.bw.`` or ending in ``iops``, ``bw_bytes`` or ``_per_second``
+  (rates such as ``iperf3.bits_per_second``) are lower-is-worse with a 10%
+  threshold; anything else is higher-is-worse with 20%.
 - **Effect size.** ``change`` is the signed relative change of the medians,
   ``(current - baseline) / |baseline|``; ``worse_by`` is the same number signed
   so that positive means worse whatever the direction. A baseline median of 0
@@ -137,6 +138,8 @@ def _is_throughput(metric: str) -> bool:
         or ".bw." in metric
         or metric.endswith("iops")
         or metric.endswith("bw_bytes")
+        # Rates: work done per second (iperf3.bits_per_second, round trips per second).
+        or metric.endswith("_per_second")
     )
 
 
@@ -457,17 +460,21 @@ _BYTES_PER_SECOND_UNITS = (
     (1024.0**2, " MiB/s"),
     (1024.0**3, " GiB/s"),
 )
+_BITS_PER_SECOND_UNITS = ((1.0, " bit/s"), (1e3, " kbit/s"), (1e6, " Mbit/s"), (1e9, " Gbit/s"))
 
 
 def format_value(metric: str, value: float) -> str:
     """A metric value for people: percentiles (``.pNN``) are nanoseconds, shown in ns/us/ms/s;
-    IOPS as ``12.3k IOPS``; fio's ``bw_bytes`` in bytes per second; anything else ``%.4g``."""
+    IOPS as ``12.3k IOPS``; fio's ``bw_bytes`` in bytes per second; ``bits_per_second`` as
+    ``9.41 Gbit/s``; anything else ``%.4g``."""
     if not math.isfinite(value):
         return str(value)
     if _PERCENTILE_SUFFIX.search(metric):
         return _scaled(value, _NANOSECOND_UNITS)
     if metric.endswith("bw_bytes"):
         return _scaled(value, _BYTES_PER_SECOND_UNITS)
+    if metric.endswith("bits_per_second"):
+        return _scaled(value, _BITS_PER_SECOND_UNITS)
     if ".iops." in metric or metric.endswith("iops"):
         return _scaled(value, _IOPS_UNITS)
     return f"{value:.4g}"

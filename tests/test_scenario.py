@@ -285,8 +285,8 @@ def test_job_directory_is_not_a_job_file(tmp_path: Path) -> None:
         ('[workload]\njob = "job.fio"\n', "missing key 'workload.kind'"),
         ('[workload]\nkind = "fio"\n', "missing key 'workload.job'"),
         (
-            '[workload]\nkind = "sockperf"\njob = "job.fio"\n',
-            "'sockperf' is not supported; supported kinds: fio",
+            '[workload]\nkind = "netperf"\njob = "job.fio"\n',
+            "'netperf' is not supported; supported kinds: fio, sockperf, iperf3",
         ),
     ],
 )
