@@ -10,6 +10,7 @@ at a time.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
 import json
 import os
@@ -42,7 +43,7 @@ from perfcheck.probes import (
 )
 from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.features import kprobes_missing
-from perfcheck.probes.session import ProbeSession
+from perfcheck.probes.session import ProbeSession, build_program
 from perfcheck.targets import ScratchLoopDevice, io_scheduler
 from tests.realcaps import requires_bpf, requires_fio
 
@@ -182,6 +183,39 @@ def test_the_bfq_scheduler_shows_in_queue_latency_not_in_device_latency(
     # Without a scheduler requests are issued directly; bfq holds each one first.
     assert gaps["none"] < 0.5 * US
     assert gaps["bfq"] > gaps["none"] + 1 * US
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_requests_sharing_a_slot_are_still_each_timed(scratch: ScratchLoopDevice) -> None:
+    from bcc import BPF
+
+    # Two slots for 16 requests in flight: most requests go to the overflow table.
+    probes = [BlockLatencyProbe(), BlockQueueLatencyProbe(), BlockSizeProbe()]
+    bpf = BPF(text=("#define PC_BLK_SLOTS 2\n" + build_program(probes)).encode())
+    try:
+        for probe in probes:
+            probe.configure(bpf, {"dev": scratch.probe_dev})
+
+        def snapshot() -> ProbeCounters:
+            out = ProbeCounters()
+            for probe in probes:
+                out = out.merged(probe.read(bpf))
+            return out
+
+        before = snapshot()
+        fio = run_fio(scratch.path, "--rw=randread", "--bs=4k", "--ioengine=libaio",
+                      "--iodepth=16")  # fmt: skip
+        seen = snapshot().since(before)
+        assert bpf[b"pc_blk_config"][ctypes.c_int(0)].overflowed > 0
+    finally:
+        bpf.cleanup()
+    latency = seen.histograms["block.latency.read"]
+    assert close_to(latency.total, fio.directions["read"].ios)
+    assert seen.counters["block.untimed"] == 0
+    assert seen.histograms["block.queue_latency.read"].total == latency.total
+    assert dominates(seen.histograms["block.queue_latency.read"], latency)
+    assert 1 * US < latency.percentile(50) < 50 * MS
 
 
 @pytest.mark.realfio

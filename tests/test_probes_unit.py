@@ -412,10 +412,8 @@ def test_a_new_block_target_forgets_the_old_queue_requests_and_features(
 ) -> None:
     configure_block_program(block_program, 0x700001, FEATURE_QUEUE, LAYOUT)
     config = block_program[b"pc_blk_config"].values[0]
-    config.queue, config.other_queue = 0xFFFF1000, 0xFFFF2000
-    requests = block_program[b"pc_blk_requests"]
-    requests[1] = 2
-    requests.cleared = 0
+    config.queue, config.other_queue, config.overflowed = 0xFFFF1000, 0xFFFF2000, 3
+    generation = config.generation
     configure_block_program(block_program, 0x700002, FEATURE_LATENCY, LAYOUT)
     config = block_program[b"pc_blk_config"].values[0]
     assert (config.dev, config.features, config.queue, config.other_queue) == (
@@ -424,12 +422,13 @@ def test_a_new_block_target_forgets_the_old_queue_requests_and_features(
         0,
         0,
     )
-    assert requests.cleared == 1 and not requests
+    # A new generation voids the old target's request slots without a pass over them.
+    assert config.generation == generation + 1 and config.overflowed == 0
     # The same target again keeps what the program learned.
     config.queue = 0xFFFF1000
     configure_block_program(block_program, 0x700002, FEATURE_SIZE, LAYOUT)
-    assert block_program[b"pc_blk_config"].values[0].queue == 0xFFFF1000
-    assert requests.cleared == 1
+    config = block_program[b"pc_blk_config"].values[0]
+    assert (config.queue, config.generation) == (0xFFFF1000, generation + 1)
 
 
 def test_block_latency_reads_series_per_op_and_counts_requests_from_the_histogram(

@@ -8,7 +8,8 @@ raw tracepoints only: kprobes may be absent, and bcc's biolatency broke when
     ``block_rq_issue`` -> ``block_rq_complete``: time in the driver and device.
     Series ``block.latency.<op>``; counters ``block.requests.<op>``, ``block.bytes.<op>``
     (to cross-check the probe against the workload's own I/O count) and
-    ``block.untimed`` (requests the program could not track: its table was full).
+    ``block.untimed`` (requests the program could not track: its overflow table was
+    full; 0 in practice).
 ``block.queue_latency``
     ``block_rq_insert`` -> ``block_rq_complete``, or ``block_rq_issue`` ->
     ``block_rq_complete`` for a request never inserted (issued directly, as with the
@@ -26,16 +27,19 @@ How it is kept cheap (see ``bench/RESULTS.md``):
 
 * Raw tracepoints: the program gets the ``struct request *`` directly instead of a
   formatted trace record, skipping the record's formatting (rwbs, comm, cmd).
-* Requests are keyed by their address. The request table keeps an entry per request
-  structure the target disk uses (a bounded set: the tag set's preallocated requests)
-  and updates it in place, so the common path never inserts or deletes hash entries.
+* Request state lives in an array slot picked from the request's address (``(rq >> 6)``
+  modulo 65536), updated in place: an array lookup is inlined by the verifier where a
+  hash lookup is a helper call. A tag set allocates its requests in contiguous,
+  cache-line aligned chunks, so a disk's requests mostly get slots of their own; the
+  slot keeps the address it belongs to, and a request whose slot another in-flight
+  request holds is kept in an overflow hash table instead (exact, just slower).
 * The target disk is recognised by its ``request_queue`` pointer, learned once from
   ``rq->q->disk`` and cached in the config map, so a request costs one field read to
   filter. Field offsets come from the kernel's BTF (:mod:`perfcheck.probes.btf`) and
   reach the program through the config map: the C text is the same on every kernel.
 
 The three probes share one program section (a guard keeps it from being pasted twice)
-and one request table; each probe's ``configure`` switches its part on through a
+and one request array; each probe's ``configure`` switches its part on through a
 feature bit, so a session holding only ``block.latency`` skips the others' work.
 """
 
@@ -111,6 +115,8 @@ struct pc_blk_config {
     u64 other_queue;    /* the last other disk's request_queue, to skip it cheaply */
     u32 dev;            /* target disk dev_t (MAJOR << 20 | MINOR); 0 times nothing */
     u32 features;       /* PC_BLK_F_* of the probes in the session */
+    u32 generation;     /* bumped with each new target: older request slots are void */
+    u32 overflowed;     /* overflow entries made in this generation (0: skip the table) */
     u32 off_rq_q;
     u32 off_rq_cmd_flags;
     u32 off_rq_data_len;
@@ -132,16 +138,30 @@ struct pc_blk_config {
     u32 op_secure_erase;
 };
 
-/* One entry per request structure of the target disk, updated in place. */
+/*
+ * Request state in an array slot chosen by the request's address: a tag set allocates
+ * its requests in contiguous, cache-line aligned chunks, so (address >> 6) modulo the
+ * slot count mostly differs between requests of a disk. The slot keeps the address it
+ * belongs to; a request finding its slot held by another one in flight uses the
+ * overflow hash table instead.
+ */
+/* A power of two; tests define fewer to force requests to share slots. */
+#ifndef PC_BLK_SLOTS
+#define PC_BLK_SLOTS 65536
+#endif
+
 struct pc_blk_request {
+    u64 rq;             /* the request this slot belongs to */
     u64 insert_ns;      /* 0: not inserted in this pass */
     u64 issue_ns;       /* 0: not issued (or already completed) */
     u32 op;             /* index into PC_BLK_OPS, or PC_BLK_OPS when not counted */
-    u32 pad;
+    u32 generation;     /* pc_blk_config.generation when the slot was claimed */
 };
 
 BPF_ARRAY(pc_blk_config, struct pc_blk_config, 1);
-BPF_F_TABLE("hash", u64, struct pc_blk_request, pc_blk_requests, 65536, BPF_F_NO_PREALLOC);
+BPF_ARRAY(pc_blk_requests, struct pc_blk_request, PC_BLK_SLOTS);
+/* Requests whose slot another request of the disk holds: rare, slower, exact. */
+BPF_F_TABLE("hash", u64, struct pc_blk_request, pc_blk_overflow, 65536, BPF_F_NO_PREALLOC);
 BPF_PERCPU_ARRAY(pc_blk_latency_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 BPF_PERCPU_ARRAY(pc_blk_queue_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 BPF_PERCPU_ARRAY(pc_blk_size_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
@@ -242,6 +262,53 @@ static __always_inline void pc_blk_add(u32 index, u64 amount)
         *n += amount;
 }
 
+/*
+ * The state of request rq: in its slot when the slot holds it, else in the overflow
+ * table. With claim, a request without state gets the slot if no request of this target
+ * is in flight there, else an overflow entry; without, only existing state is returned.
+ */
+static __always_inline struct pc_blk_request *pc_blk_state(struct pc_blk_config *cfg, u64 rq,
+                                                           int claim)
+{
+    u32 index = (u32)(rq >> 6) & (PC_BLK_SLOTS - 1);
+    struct pc_blk_request *r = pc_blk_requests.lookup(&index);
+    if (!r)
+        return 0;
+    if (r->rq == rq && r->generation == cfg->generation)
+        return r;
+    /* A request's first use, a shared slot, or another disk's request: the slow path,
+     * which skips the table while nothing has overflowed into it. */
+    if (!claim && !cfg->overflowed)
+        return 0;
+    struct pc_blk_request *o = pc_blk_overflow.lookup(&rq);
+    if (o && o->generation == cfg->generation)
+        return o;
+    if (!claim)
+        return 0;
+    if (r->generation != cfg->generation || !(r->issue_ns || r->insert_ns)) {
+        r->rq = rq;
+        r->generation = cfg->generation;
+        r->insert_ns = 0;
+        r->issue_ns = 0;
+        return r;
+    }
+    if (o) {
+        o->generation = cfg->generation;
+        o->insert_ns = 0;
+        o->issue_ns = 0;
+        return o;
+    }
+    struct pc_blk_request fresh = {};
+    fresh.rq = rq;
+    fresh.generation = cfg->generation;
+    if (pc_blk_overflow.update(&rq, &fresh)) {
+        pc_blk_add(PC_BLK_OPS, 1);
+        return 0;
+    }
+    __sync_fetch_and_add(&cfg->overflowed, 1);
+    return pc_blk_overflow.lookup(&rq);
+}
+
 RAW_TRACEPOINT_PROBE(block_rq_insert)
 {
     struct pc_blk_config *cfg = pc_blk_cfg();
@@ -252,18 +319,11 @@ RAW_TRACEPOINT_PROBE(block_rq_insert)
     bpf_probe_read_kernel(&q, sizeof(q), (void *)(rq + cfg->off_rq_q));
     if (!pc_blk_wanted(cfg, q))
         return 0;
-    u64 now = bpf_ktime_get_ns();
-    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    struct pc_blk_request *r = pc_blk_state(cfg, rq, 1);
     if (r) {
-        r->insert_ns = now;
+        r->insert_ns = bpf_ktime_get_ns();
         r->issue_ns = 0;
-        return 0;
     }
-    struct pc_blk_request fresh = {};
-    fresh.insert_ns = now;
-    fresh.op = PC_BLK_OPS;
-    if (pc_blk_requests.update(&rq, &fresh))
-        pc_blk_add(PC_BLK_OPS, 1);
     return 0;
 }
 
@@ -282,18 +342,11 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
         pc_blk_count(PC_BLK_SIZE_HIST, op, f.data_len);
     if (!(cfg->features & (PC_BLK_F_LATENCY | PC_BLK_F_QUEUE)))
         return 0;
-    u64 now = bpf_ktime_get_ns();
-    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    struct pc_blk_request *r = pc_blk_state(cfg, rq, 1);
     if (r) {
-        r->issue_ns = now;
+        r->issue_ns = bpf_ktime_get_ns();
         r->op = op;
-        return 0;
     }
-    struct pc_blk_request fresh = {};
-    fresh.issue_ns = now;
-    fresh.op = op;
-    if (pc_blk_requests.update(&rq, &fresh))
-        pc_blk_add(PC_BLK_OPS, 1);
     return 0;
 }
 
@@ -303,8 +356,7 @@ RAW_TRACEPOINT_PROBE(block_rq_merge)
     struct pc_blk_config *cfg = pc_blk_cfg();
     if (!cfg || !(cfg->features & PC_BLK_F_QUEUE))
         return 0;
-    u64 rq = ctx->args[0];
-    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    struct pc_blk_request *r = pc_blk_state(cfg, ctx->args[0], 0);
     if (r) {
         r->insert_ns = 0;
         r->issue_ns = 0;
@@ -314,8 +366,10 @@ RAW_TRACEPOINT_PROBE(block_rq_merge)
 
 RAW_TRACEPOINT_PROBE(block_rq_complete)
 {
-    u64 rq = ctx->args[0];
-    struct pc_blk_request *r = pc_blk_requests.lookup(&rq);
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg)
+        return 0;
+    struct pc_blk_request *r = pc_blk_state(cfg, ctx->args[0], 0);
     if (!r || !r->issue_ns)
         return 0;
     u64 now = bpf_ktime_get_ns();
@@ -324,8 +378,7 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     u32 op = r->op;
     r->issue_ns = 0;
     r->insert_ns = 0;
-    struct pc_blk_config *cfg = pc_blk_cfg();
-    if (!cfg || op >= PC_BLK_OPS)
+    if (op >= PC_BLK_OPS)
         return 0;
     if (cfg->features & PC_BLK_F_LATENCY) {
         pc_blk_count(PC_BLK_LATENCY_HIST, op, now - issued);
@@ -446,15 +499,17 @@ def block_layout() -> BlockLayout:
 def configure_block_program(bpf: Any, dev: int, feature: int, layout: BlockLayout) -> None:
     """Aim the shared block program at disk ``dev`` and switch ``feature`` on.
 
-    A new target forgets the cached queues and the request table (its entries belong to
-    the previous disk); the features other probes switched on are kept.
+    A new target forgets the cached queues and starts a new generation, which voids the
+    request slots of the previous disk; the features other probes switched on are kept.
     """
     config = bpf[b"pc_blk_config"]
     current = read_config(config)
     fields = layout.fields()
     if int(current.dev) != dev:
-        bpf[b"pc_blk_requests"].clear()
-        fields.update(queue=0, other_queue=0, dev=dev, features=0)
+        generation = (int(current.generation) + 1) & 0xFFFFFFFF
+        fields.update(
+            queue=0, other_queue=0, dev=dev, features=0, generation=generation, overflowed=0
+        )
         previous = 0
     else:
         previous = int(current.features)
@@ -554,6 +609,8 @@ class BlockConfigStruct(ctypes.Structure):
         ("other_queue", ctypes.c_uint64),
         ("dev", ctypes.c_uint32),
         ("features", ctypes.c_uint32),
+        ("generation", ctypes.c_uint32),
+        ("overflowed", ctypes.c_uint32),
         *((name, ctypes.c_uint32) for name in BlockLayout.__dataclass_fields__),
     ]
 
