@@ -18,7 +18,7 @@ from pathlib import Path
 from perfcheck import environment
 from perfcheck.baseline import Baseline, BaselineStore, utc_timestamp
 from perfcheck.drift import ControlMeasurement, check_drift, downgrade_for_drift, measure_control
-from perfcheck.errors import BaselineError
+from perfcheck.errors import BaselineError, CapabilityError
 from perfcheck.gate import ScenarioVerdict, is_gated, judge
 from perfcheck.history import SOURCE_RECORD, SOURCE_REFRESH, appended, summarize
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
@@ -61,6 +61,8 @@ class HarnessSettings:
     scratch_size_mib: int = 512
     #: Noise control for loop-device targets (see perfcheck.knobs).
     tune: bool = True
+    #: Fail instead of falling back to workload-only metrics when BPF probes cannot start.
+    require_bpf: bool = False
     #: Sequential rounds: cap on the current side's rounds, and rounds added per look.
     max_rounds: int = DEFAULT_MAX_ROUNDS
     batch: int = DEFAULT_BATCH
@@ -135,6 +137,8 @@ class Harness:
     outcomes: list[ScenarioOutcome] = field(default_factory=list)
     #: Things the run did to the machine that the user should hear about.
     notices: list[str] = field(default_factory=list)
+    #: Why the probes could not start (no root, no bcc, ...), when they could not.
+    probes_unavailable: str | None = None
     _probes: ProbeBackend | None = None
     _probe_names: tuple[str, ...] = ()
     _scratch: BlockTarget | None = None
@@ -164,10 +168,22 @@ class Harness:
     def probes(self, names: tuple[str, ...]) -> ProbeBackend | None:
         if not names:
             return None
+        if self.probes_unavailable is not None:
+            return None
         if self._probes is None:
             self.want_probes(names)
             backend = self.probe_factory(list(self._probe_names))
-            backend.start()
+            try:
+                backend.start()
+            except CapabilityError as exc:
+                if self.settings.require_bpf:
+                    raise
+                # Without root or bcc the workloads' own metrics are still worth comparing.
+                self.probes_unavailable = str(exc)
+                self.notices.append(
+                    f"BPF probes skipped, only the workloads' own metrics were compared: {exc}"
+                )
+                return None
             self._probes = backend
             self._cleanup.callback(backend.close)
         missing = set(names) - set(self._probe_names)
@@ -179,9 +195,10 @@ class Harness:
         """Once per run: undo what killed runs left (settings, devices, namespaces)."""
         if not self._cleaned_leftovers:
             self._cleaned_leftovers = True
-            self.notices += (
+            cleaned = (
                 restore_leftover_knobs() + remove_leftover_scratch() + remove_leftover_network()
             )
+            self.notices += [f"cleaned up after an earlier killed run: {c}" for c in cleaned]
 
     def network(self, scenario: Scenario) -> NetworkSetup:
         """A network scenario's namespace and server: started at its first measurement,

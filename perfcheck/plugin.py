@@ -49,6 +49,7 @@ OPT_MISSING = "--perfcheck-missing"
 OPT_MACHINE_CLASS = "--perfcheck-machine-class"
 OPT_NO_TUNE = "--perfcheck-no-tune"
 OPT_LOCK_TIMEOUT = "--perfcheck-lock-timeout"
+OPT_REQUIRE = "--perfcheck-require"
 OPT_SAVE = "--perfcheck-save"
 OPT_REPORT = "--perfcheck-report"
 OPT_MAX_ROUNDS = "--perfcheck-max-rounds"
@@ -121,6 +122,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=[m.value for m in MissingBaseline],
         help="what a missing baseline does: skip (default, with the command that records it)"
         " or fail (for CI)",
+    )
+    group.addoption(
+        OPT_REQUIRE,
+        choices=["bpf"],
+        metavar="bpf",
+        help="fail when BPF probes cannot start (no root, no bcc, no headers) instead of"
+        " comparing only the workloads' own metrics (for CI)",
     )
     group.addoption(
         OPT_LOCK_TIMEOUT,
@@ -244,6 +252,7 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         missing=missing_mode,
         machine_class=opt(OPT_MACHINE_CLASS) or config.getini("perfcheck_machine_class") or None,
         tune=not opt(OPT_NO_TUNE),
+        require_bpf=opt(OPT_REQUIRE) == "bpf",
         max_rounds=max_rounds if max_rounds is not None else DEFAULT_MAX_ROUNDS,
         strict=bool(opt(OPT_STRICT)),
         record=record,
@@ -563,7 +572,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if harness is None:
         return
     for notice in harness.notices:
-        terminalreporter.write_line(f"perfcheck: cleaned up after an earlier killed run: {notice}")
+        terminalreporter.write_line(f"perfcheck: {notice}")
     if not harness.outcomes:
         return
     counts: dict[Status, int] = {}

@@ -79,3 +79,30 @@ def test_a_probe_that_cannot_attach_errors_every_scenario_and_records_nothing(
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*failed to compile or attach (EPERM)*"])
     assert written(project) == []
+
+
+NO_BPF_CONFTEST = CONFTEST.replace(
+    'raise ProbeError("probes block.latency: failed to compile or attach (EPERM)")',
+    'raise CapabilityError("BPF probes need root (CAP_BPF and CAP_PERFMON): run as root")',
+).replace("from perfcheck.errors import", "from perfcheck.errors import CapabilityError,")
+
+
+def test_without_bpf_the_workloads_own_metrics_are_still_compared(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project.path / "scenarios" / "crash.toml").unlink()
+    run = ("-p", "no:cacheprovider", "-rs")
+    project.runpytest(*run, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    project.makeconftest(NO_BPF_CONFTEST)
+    monkeypatch.setenv("FAKE_NO_PROBES", "1")
+    result = project.runpytest(*run, "--perfcheck", "scenarios/")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*BPF probes skipped, only the workloads' own metrics were compared: BPF probes need root*"
+        ]
+    )
+
+    strict = project.runpytest(*run, "--perfcheck", "--perfcheck-require=bpf", "scenarios/")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*BPF probes need root*"])
