@@ -1,0 +1,614 @@
+"""Score verdict rules on recorded sessions: A/A false FAILs and detection of real regressions.
+
+Reads every ``data/*.json.gz`` written by ``record.py`` (or the files given) and needs no
+root, fio or BPF: the scorecard can be recomputed from the stored rounds at any time.
+
+How comparisons are made
+------------------------
+
+A *session* holds the per-round metric values of one recording of ``randread-4k`` (30
+rounds of 0.5 s after a warm-up) under one condition. A comparison pairs a baseline
+session with a current session:
+
+- **A/A**: every ordered pair of two different ``A`` sessions (``n * (n - 1)`` pairs for
+  ``n`` sessions): same settings on both sides, so any FAIL is false;
+- **detection**: every ``A`` session as the baseline against every session of the
+  regression (``n_A * n_X`` pairs).
+
+Pairs share sessions, so comparisons are not independent: the rates are descriptive of
+these recordings, and the number of distinct sessions bounds how much they generalise.
+
+The baseline side always uses the first ``--baseline-rounds`` rounds of its session (a
+stored baseline). The current side uses the first 10 rounds, and the sequential rule may
+take more of the same session's rounds, in order, up to 30 -- exactly what the harness
+would have measured next.
+
+The rules, each applied to the gated metrics (p50, p90, p99 of ``block.latency.read`` and
+``fio.clat.read``, and ``fio.iops.read``); a comparison FAILs when any metric FAILs:
+
+- ``perfcheck``: the gate -- exact one-sided Mann-Whitney per metric, FAIL iff p < alpha and
+  the median moved past the metric's threshold (p50 10%, p90 15%, p99 20%, IOPS 10%);
+  10 rounds against 10, sequential rounds up to 30 with alpha spent over the looks;
+- ``perfcheck, no sequential``: the same on 10 against 10 rounds, one look;
+- ``perfcheck + history``: with the baseline's history holding the summaries of the other
+  ``A`` sessions (neither side of the comparison): thresholds widen to the measured
+  session-to-session spread (perfcheck.history);
+- ``perfcheck + history + control``: also the drift control of both sessions
+  (perfcheck.drift): a FAIL while the machine's control got slower is INCONCLUSIVE;
+- ``median 10%`` (pytest-benchmark's ``--benchmark-compare-fail=median:10%``): the median of
+  each side's 10 rounds, FAIL when any metric is more than 10% worse;
+- ``LKP ranges``: FAIL when every current round is worse than every baseline round (the
+  ranges do not overlap) and the mean moved past the metric's threshold (our thresholds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import json
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from perfcheck.ab import abba_sides  # noqa: E402
+from perfcheck.drift import ControlMeasurement, check_drift  # noqa: E402
+from perfcheck.gate import is_gated  # noqa: E402
+from perfcheck.history import HistoryThresholds, SessionSummary  # noqa: E402
+from perfcheck.sequential import SequentialPlan, run_sequential  # noqa: E402
+from perfcheck.verdict import (  # noqa: E402
+    DEFAULT_ALPHA,
+    Direction,
+    MetricComparison,
+    MetricRule,
+    Verdict,
+    compare_series,
+    default_rule,
+)
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+RESULTS_MD = ROOT / "bench" / "RESULTS.md"
+SECTION = "## Detection scorecard"
+CONDITIONS = ("A", "bfq", "mq-deadline", "throttle", "cpu30", "cpu70")
+CONDITION_TEXT = {
+    "A": "A/A (none vs none): false FAIL",
+    "bfq": "none -> bfq",
+    "mq-deadline": "none -> mq-deadline",
+    "throttle": "blkio throttle at 90% of A's IOPS",
+    "cpu30": "stress-ng 30% load on fio's CPU",
+    "cpu70": "stress-ng 70% load on fio's CPU",
+}
+INITIAL_ROUNDS = 10
+MAX_ROUNDS = 30
+#: Most rounds per side an interleaved comparison may use (sequential looks).
+MAX_INTERLEAVED = 20
+#: Interleaved windows start every ABBA block (4 rounds).
+WINDOW_STEP = 4
+
+
+@dataclass
+class Session:
+    condition: str
+    index: int
+    started_at: str
+    rounds: list[dict[str, float]]
+    control: ControlMeasurement | None
+    source: str
+
+    def series(self, first: int) -> dict[str, list[float]]:
+        """Gated metric -> its values in the first ``first`` rounds."""
+        names = [m for m in self.rounds[0] if is_gated(m)]
+        return {m: [r[m] for r in self.rounds[:first]] for m in sorted(names)}
+
+    def summary(self) -> SessionSummary:
+        medians = {m: float(statistics.median(v)) for m, v in self.series(INITIAL_ROUNDS).items()}
+        return SessionSummary(self.started_at, "recorded", INITIAL_ROUNDS, medians)
+
+
+@dataclass
+class Interleaved:
+    """A run of rounds of two sides in ABBA order (``record.py --interleaved``)."""
+
+    condition: str
+    index: int
+    labelled: list[tuple[str, dict[str, float]]]
+
+
+def load_sessions(paths: Iterable[Path]) -> list[Session]:
+    return load(paths)[0]
+
+
+# -- comparisons ------------------------------------------------------------------------------
+
+
+@dataclass
+class Pair:
+    """One comparison: a baseline side and a current side, able to take more rounds.
+
+    ``sides(n)`` gives (baseline series, current series) with ``n`` current rounds: the
+    baseline's rounds are fixed for a stored baseline and grow alongside for interleaved
+    sides. ``max_rounds`` is the most current rounds the recording holds for this pair.
+    """
+
+    sides: Callable[[int], tuple[dict[str, list[float]], dict[str, list[float]]]]
+    max_rounds: int
+    others: list[Session] = field(default_factory=list)
+    base_control: ControlMeasurement | None = None
+    cur_control: ControlMeasurement | None = None
+
+
+def session_pair(base: Session, cur: Session, others: list[Session], base_rounds: int) -> Pair:
+    base_series = base.series(base_rounds)
+    return Pair(
+        lambda n: (base_series, cur.series(n)),
+        min(MAX_ROUNDS, len(cur.rounds)),
+        others,
+        base.control,
+        cur.control,
+    )
+
+
+def _gated(rounds: Sequence[Mapping[str, float]]) -> dict[str, list[float]]:
+    names = sorted(m for m in rounds[0] if is_gated(m))
+    return {m: [r[m] for r in rounds] for m in names}
+
+
+def window_pair(labelled: Sequence[tuple[str, Mapping[str, float]]], start: int) -> Pair:
+    """Rounds from ``start`` of an ABBA-ordered run: B judged against A, both sides growing."""
+
+    def sides(per_side: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        chosen = labelled[start : start + 2 * per_side]
+        a = [r for side, r in chosen if side == "A"]
+        b = [r for side, r in chosen if side == "B"]
+        return _gated(a), _gated(b)
+
+    return Pair(sides, min(MAX_INTERLEAVED, (len(labelled) - start) // 2))
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    verdict: Verdict
+    current_rounds: int
+
+
+Rule = Callable[[Pair], Decision]
+
+
+def _scenario_verdict(comparisons: Sequence[MetricComparison]) -> Verdict:
+    verdicts = {c.verdict for c in comparisons}
+    if Verdict.FAIL in verdicts:
+        return Verdict.FAIL
+    if Verdict.INCONCLUSIVE in verdicts:
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS
+
+
+def _rules_for(
+    metrics: Iterable[str], history: HistoryThresholds | None = None
+) -> dict[str, MetricRule]:
+    rules = {}
+    for metric in metrics:
+        rule = default_rule(metric)
+        if history is not None:
+            threshold, _ = history.widen(metric, rule.threshold)
+            rule = MetricRule(rule.direction, threshold)
+        rules[metric] = rule
+    return rules
+
+
+def perfcheck_rule(sequential: bool, use_history: bool = False, use_control: bool = False) -> Rule:
+    def rule(pair: Pair) -> Decision:
+        history = None
+        if use_history:
+            history = HistoryThresholds.from_history([s.summary() for s in pair.others][-20:])
+        rules = _rules_for(pair.sides(INITIAL_ROUNDS)[0], history)
+        taken = [INITIAL_ROUNDS]
+
+        def judge(alpha: float) -> list[MetricComparison]:
+            base, cur = pair.sides(taken[0])
+            return compare_series(base, cur, rules, alpha)
+
+        def more(rounds: int) -> None:
+            taken[0] += rounds
+
+        plan = SequentialPlan(INITIAL_ROUNDS, pair.max_rounds, 5, DEFAULT_ALPHA)
+        result = run_sequential(plan, judge, more if sequential else None)
+        verdict = _scenario_verdict(result.comparisons)
+        if use_control and verdict is Verdict.FAIL:
+            drift = check_drift(pair.base_control, pair.cur_control)
+            if drift is not None and drift.drifted:
+                verdict = Verdict.INCONCLUSIVE
+        return Decision(verdict, taken[0])
+
+    return rule
+
+
+def _worse_by(rule: MetricRule, before: float, after: float) -> float:
+    change = (after - before) / abs(before) if before else 0.0
+    return change if rule.direction is Direction.HIGHER_IS_WORSE else -change
+
+
+def median_10_percent(pair: Pair) -> Decision:
+    base_series, cur_series = pair.sides(INITIAL_ROUNDS)
+    for metric, values in base_series.items():
+        rule = default_rule(metric)
+        worse = _worse_by(rule, statistics.median(values), statistics.median(cur_series[metric]))
+        if worse > 0.10:
+            return Decision(Verdict.FAIL, INITIAL_ROUNDS)
+    return Decision(Verdict.PASS, INITIAL_ROUNDS)
+
+
+def lkp_ranges(pair: Pair) -> Decision:
+    base_series, cur_series = pair.sides(INITIAL_ROUNDS)
+    for metric, values in base_series.items():
+        rule = default_rule(metric)
+        now = cur_series[metric]
+        if rule.direction is Direction.HIGHER_IS_WORSE:
+            apart = min(now) > max(values)
+        else:
+            apart = max(now) < min(values)
+        moved = _worse_by(rule, statistics.fmean(values), statistics.fmean(now))
+        if apart and moved > rule.threshold:
+            return Decision(Verdict.FAIL, INITIAL_ROUNDS)
+    return Decision(Verdict.PASS, INITIAL_ROUNDS)
+
+
+#: Rules scored on pairs of sessions (a stored baseline against a later run).
+SESSION_RULES: dict[str, Rule] = {
+    "perfcheck": perfcheck_rule(sequential=True),
+    "perfcheck, no sequential": perfcheck_rule(sequential=False),
+    "perfcheck + history": perfcheck_rule(sequential=True, use_history=True),
+    "perfcheck + history + control": perfcheck_rule(
+        sequential=True, use_history=True, use_control=True
+    ),
+    "median 10%": median_10_percent,
+    "LKP ranges": lkp_ranges,
+}
+
+#: Rules scored on interleaved sides (perfcheck ab): no stored baseline, so no history or
+#: control.
+INTERLEAVED_RULES: dict[str, Rule] = {
+    "perfcheck ab": perfcheck_rule(sequential=True),
+    "perfcheck ab, no sequential": perfcheck_rule(sequential=False),
+    "median 10%": median_10_percent,
+    "LKP ranges": lkp_ranges,
+}
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    fail: int = 0
+    inconclusive: int = 0
+    total: int = 0
+    rounds: list[int] = field(default_factory=list)
+
+    def add(self, decision: Decision) -> None:
+        self.total += 1
+        self.fail += decision.verdict is Verdict.FAIL
+        self.inconclusive += decision.verdict is Verdict.INCONCLUSIVE
+        self.rounds.append(decision.current_rounds)
+
+    def text(self, show_inconclusive: bool) -> str:
+        rate = 100.0 * self.fail / self.total if self.total else float("nan")
+        out = f"{rate:.1f}% ({self.fail}/{self.total})"
+        if show_inconclusive and self.inconclusive:
+            out += f", {100.0 * self.inconclusive / self.total:.0f}% inc."
+        return out
+
+
+def pairs(sessions: list[Session], condition: str) -> list[tuple[Session, Session]]:
+    a_sessions = [s for s in sessions if s.condition == "A"]
+    if condition == "A":
+        return list(itertools.permutations(a_sessions, 2))
+    others = [s for s in sessions if s.condition == condition]
+    return [(a, x) for a in a_sessions for x in others]
+
+
+def score_sessions(
+    sessions: list[Session], base_rounds: int, rules: Mapping[str, Rule] = SESSION_RULES
+) -> dict[str, dict[str, Cell]]:
+    """Condition -> rule name -> counts, over pairs of sessions."""
+    a_sessions = [s for s in sessions if s.condition == "A"]
+    table: dict[str, dict[str, Cell]] = {}
+    for condition in CONDITIONS:
+        found = pairs(sessions, condition)
+        if not found:
+            continue
+        row = {name: Cell() for name in rules}
+        for base, cur in found:
+            others = [s for s in a_sessions if s is not base and s is not cur]
+            pair = session_pair(base, cur, others, base_rounds)
+            for name, rule in rules.items():
+                row[name].add(rule(pair))
+        table[condition] = row
+    return table
+
+
+def _windows(labelled: Sequence[tuple[str, Mapping[str, float]]]) -> list[Pair]:
+    last = len(labelled) - 2 * INITIAL_ROUNDS
+    return [window_pair(labelled, start) for start in range(0, last + 1, WINDOW_STEP)]
+
+
+def _swapped(labelled: Sequence[tuple[str, Mapping[str, float]]]) -> list[tuple[str, Any]]:
+    return [("B" if side == "A" else "A", r) for side, r in labelled]
+
+
+def interleaved_pairs(runs: list[Interleaved], sessions: list[Session]) -> dict[str, list[Pair]]:
+    """Row label -> windows. A/A comes from AA runs, and from A-only sessions whose rounds
+    are labelled in ABBA order (both ways round: each label judged against the other)."""
+    found: dict[str, list[Pair]] = {}
+    aa = [w for run in runs if run.condition == "AA" for w in _windows(run.labelled)]
+    if aa:
+        found["AA"] = aa
+    split: list[Pair] = []
+    for session in sessions:
+        if session.condition == "A":
+            labelled = list(zip(abba_sides(0, len(session.rounds)), session.rounds, strict=True))
+            split += _windows(labelled) + _windows(_swapped(labelled))
+    if split:
+        found["A-split"] = split
+    for condition in CONDITIONS[1:]:
+        windows = [w for run in runs if run.condition == condition for w in _windows(run.labelled)]
+        if windows:
+            found[condition] = windows
+    return found
+
+
+def score_interleaved(
+    found: Mapping[str, list[Pair]], rules: Mapping[str, Rule] = INTERLEAVED_RULES
+) -> dict[str, dict[str, Cell]]:
+    table: dict[str, dict[str, Cell]] = {}
+    for label, windows in found.items():
+        row = {name: Cell() for name in rules}
+        for pair in windows:
+            for name, rule in rules.items():
+                row[name].add(rule(pair))
+        table[label] = row
+    return table
+
+
+def effect_sizes(sessions: list[Session]) -> dict[str, dict[str, float]]:
+    """Condition -> metric -> median over sessions of the session median, relative to A."""
+    by_condition: dict[str, dict[str, list[float]]] = {}
+    for s in sessions:
+        for metric, values in s.series(MAX_ROUNDS).items():
+            by_condition.setdefault(s.condition, {}).setdefault(metric, []).append(
+                statistics.median(values)
+            )
+    base = {m: statistics.median(v) for m, v in by_condition.get("A", {}).items()}
+    return {
+        c: {m: statistics.median(v) / base[m] - 1.0 for m, v in metrics.items() if base.get(m)}
+        for c, metrics in by_condition.items()
+    }
+
+
+def interleaved_effects(runs: list[Interleaved]) -> dict[str, dict[str, float]]:
+    """Condition -> metric -> median over runs of (median of B rounds / median of A) - 1."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        a = _gated([r for side, r in run.labelled if side == "A"])
+        b = _gated([r for side, r in run.labelled if side == "B"])
+        for metric, values in a.items():
+            ratio = statistics.median(b[metric]) / statistics.median(values) - 1.0
+            out.setdefault(run.condition, {}).setdefault(metric, []).append(ratio)
+    return {c: {m: statistics.median(v) for m, v in ms.items()} for c, ms in out.items()}
+
+
+SHOWN_METRICS = ("block.latency.read.p50", "block.latency.read.p99", "fio.iops.read")
+ROW_TEXT = {
+    **CONDITION_TEXT,
+    "AA": "A/A interleaved (AA runs): false FAIL",
+    "A-split": "A/A (A sessions' rounds split ABBA): false FAIL",
+}
+AA_ROWS = ("A", "AA", "A-split")
+
+
+def goal_lines(table: Mapping[str, Mapping[str, Cell]]) -> list[str]:
+    """The scorecard's goals, checked per rule: A/A false FAIL <= 1%, bfq always detected,
+    and which regressions are detected in >= 80% of comparisons."""
+    names = list(next(iter(table.values())).keys())
+    lines = ["| goal | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+
+    def rate(cell: Cell) -> float:
+        return cell.fail / cell.total if cell.total else float("nan")
+
+    aa = [row for label, row in table.items() if label in AA_ROWS]
+    cells = []
+    for name in names:
+        worst = max(rate(row[name]) for row in aa) if aa else float("nan")
+        cells.append(f"{'yes' if worst <= 0.01 else 'no'} ({worst * 100:.1f}%)")
+    lines.append("| A/A false FAIL <= 1% (worst A/A row) | " + " | ".join(cells) + " |")
+    if "bfq" in table:
+        cells = [
+            f"{'yes' if table['bfq'][n].fail == table['bfq'][n].total else 'no'}"
+            f" ({table['bfq'][n].fail}/{table['bfq'][n].total})"
+            for n in names
+        ]
+        lines.append("| none -> bfq detected in every comparison | " + " | ".join(cells) + " |")
+    cells = []
+    for name in names:
+        caught = [c for c in CONDITIONS[1:] if c in table and rate(table[c][name]) >= 0.80]
+        cells.append(", ".join(caught) or "none")
+    lines.append("| regressions detected in >= 80% | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _effects_table(effects: Mapping[str, Mapping[str, float]], rows: Iterable[str]) -> list[str]:
+    lines = ["| condition | " + " | ".join(SHOWN_METRICS) + " |", "|---|" + "---|" * 3]
+    for c in rows:
+        if c in effects:
+            cells = [f"{effects[c].get(m, float('nan')) * 100:+.0f}%" for m in SHOWN_METRICS]
+            lines.append(f"| {ROW_TEXT[c]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _score_table(table: Mapping[str, Mapping[str, Cell]], first_rule: str) -> list[str]:
+    names = list(next(iter(table.values())).keys())
+    lines = ["| comparison | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, row in table.items():
+        cells = [row[n].text(n.startswith("perfcheck")) for n in names]
+        lines.append(f"| {ROW_TEXT[label]} | " + " | ".join(cells) + " |")
+    used = [r for row in table.values() for r in row[first_rule].rounds]
+    lines += [
+        "",
+        f"Rounds per side used by `{first_rule}` (sequential looks): mean"
+        f" {statistics.fmean(used):.1f}, max {max(used)}.",
+    ]
+    return lines
+
+
+def markdown(
+    sessions: list[Session],
+    runs: list[Interleaved],
+    session_tables: Mapping[int, Mapping[str, Mapping[str, Cell]]],
+    interleaved_table: Mapping[str, Mapping[str, Cell]],
+    meta: Mapping[str, Any],
+) -> str:
+    counts = {c: sum(1 for s in sessions if s.condition == c) for c in CONDITIONS}
+    run_counts = {c: sum(1 for r in runs if r.condition == c) for c in ("AA", *CONDITIONS[1:])}
+    seconds = meta["round_seconds"]
+    lines = [
+        SECTION,
+        "",
+        "Recomputed by `.venv/bin/python -m bench.detection.score --write` from the rounds"
+        " stored in `bench/detection/data/` (recorded by `bench/detection/record.py`: real"
+        " fio `randread-4k`, real `block.latency` BPF probe, a fresh scratch loop device per"
+        " session, workqueue affinity scope `cpu`, rounds of"
+        f" {seconds:g} s). Recorded {meta['recorded']} on {meta['machine']} (kernel"
+        f" {meta['kernel']}), {meta['elapsed_min']:.0f} min of machine time in all, while"
+        " other jobs (test suites, benchmarks) shared the 2-CPU VM: load average 3 to 6.",
+        "",
+        "A comparison FAILs when any gated metric FAILs (p50/p90/p99 of `block.latency.read`"
+        " and `fio.clat.read`, `fio.iops.read`). Percentages are FAIL rates; `inc.` is the"
+        " share left INCONCLUSIVE. The rules are described in `bench/detection/score.py`.",
+        "",
+        "### Against a stored baseline (one session against another)",
+        "",
+        f"{len(sessions)} sessions ({', '.join(f'{c} {n}' for c, n in counts.items())}),"
+        f" each a warm-up and {MAX_ROUNDS} rounds; sessions alternate A and a regression."
+        " A/A = every ordered pair of two A sessions; detection = every A session as the"
+        " baseline against every session of the regression. Pairs share sessions, so they are"
+        f" not independent. The baseline is a session's first {INITIAL_ROUNDS} rounds; the"
+        f" current side starts with {INITIAL_ROUNDS} and sequential looks take up to"
+        f" {MAX_ROUNDS} ({MAX_ROUNDS * seconds:g} s of fio). History = summaries of the other"
+        " A sessions; control = the drift control measured at each session's start.",
+        "",
+        "Effect of each condition (median over its sessions of the session median, vs the A"
+        " sessions'):",
+        "",
+        *_effects_table(effect_sizes(sessions), CONDITIONS[1:]),
+        "",
+    ]
+    for base_rounds, table in session_tables.items():
+        lines += [f"Baseline of {base_rounds} rounds:", ""]
+        lines += _score_table(table, "perfcheck")
+        lines += ["", *goal_lines(table), ""]
+    if runs:
+        lines += [
+            "### Interleaved (`perfcheck ab`: A and B alternate in one run)",
+            "",
+            f"{len(runs)} runs ({', '.join(f'{c} {n}' for c, n in run_counts.items())}), each"
+            " on a fresh scratch device: warm-up, then rounds of A (scheduler none) and B (the"
+            " regression switched on) in ABBA order. A comparison is a window of the run"
+            f" starting at an ABBA block boundary (every {WINDOW_STEP} rounds):"
+            f" {INITIAL_ROUNDS} rounds per side, sequential looks up to"
+            f" {MAX_INTERLEAVED} per side ({MAX_INTERLEAVED * seconds:g} s of fio per side)"
+            " while the run has them. Windows of one run overlap, so they are not"
+            " independent; the A/A row from A sessions labels their rounds A and B in ABBA"
+            " order, both ways round.",
+            "",
+            "Effect within runs (median over runs of median B / median A):",
+            "",
+            *_effects_table(interleaved_effects(runs), CONDITIONS[1:]),
+            "",
+            *_score_table(interleaved_table, "perfcheck ab"),
+            "",
+            *goal_lines(interleaved_table),
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_section(text: str, path: Path = RESULTS_MD) -> None:
+    """Replace (or add) the scorecard section of ``path``, leaving other sections alone."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = old.find(SECTION + "\n")
+    if start < 0:
+        new = old.rstrip() + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + text + ("\n" + old[end + 1 :] if end >= 0 else "")
+    path.write_text(new)
+
+
+def load(paths: Iterable[Path]) -> tuple[list[Session], list[Interleaved], list[dict[str, Any]]]:
+    sessions: list[Session] = []
+    runs: list[Interleaved] = []
+    docs: list[dict[str, Any]] = []
+    for path in sorted(paths):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            document = json.load(fh)
+        docs.append(document)
+        for raw in document["sessions"]:
+            if raw.get("mode") == "interleaved":
+                labelled = [
+                    (r["side"], {k: v for k, v in r.items() if k != "side"})
+                    for r in raw["sequence"]
+                ]
+                runs.append(Interleaved(raw["condition"], int(raw["index"]), labelled))
+            else:
+                control = raw.get("control")
+                sessions.append(
+                    Session(
+                        condition=raw["condition"],
+                        index=int(raw["index"]),
+                        started_at=raw["started_at"],
+                        rounds=raw["rounds"],
+                        control=None if control is None else ControlMeasurement.from_dict(control),
+                        source=path.name,
+                    )
+                )
+    return sessions, runs, docs
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", type=Path, help="data files (default: data/*.json.gz)")
+    parser.add_argument("--write", action="store_true", help=f"update {RESULTS_MD.name}")
+    args = parser.parse_args(argv)
+    files = args.files or sorted(p for p in DATA_DIR.glob("*.json.gz") if "quick" not in p.name)
+    if not files:
+        print(f"score: no data in {DATA_DIR}; record some with record.py", file=sys.stderr)
+        return 2
+    sessions, runs, docs = load(files)
+    meta = {
+        "recorded": ", ".join(sorted({d["recorded_at"][:10] for d in docs})),
+        "machine": ", ".join(sorted({d["machine_class"] for d in docs})),
+        "kernel": ", ".join(sorted({d["kernel"] for d in docs})),
+        "round_seconds": docs[0]["round_seconds"],
+        "elapsed_min": sum(d["elapsed_s"] for d in docs) / 60.0,
+    }
+    session_tables = {INITIAL_ROUNDS: score_sessions(sessions, INITIAL_ROUNDS)} if sessions else {}
+    interleaved_table = score_interleaved(interleaved_pairs(runs, sessions)) if runs else {}
+    text = markdown(sessions, runs, session_tables, interleaved_table, meta)
+    print(text)
+    if args.write:
+        write_section(text)
+        print(f"score: written to {RESULTS_MD}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
