@@ -32,7 +32,9 @@ How it is kept cheap (see ``bench/RESULTS.md``):
   hash lookup is a helper call. A tag set allocates its requests in contiguous,
   cache-line aligned chunks, so a disk's requests mostly get slots of their own; the
   slot keeps the address it belongs to, and a request whose slot another in-flight
-  request holds is kept in an overflow hash table instead (exact, just slower).
+  request holds is kept in an overflow hash table instead (exact, just slower; only
+  two requests sharing a slot and claiming it in the same instant on two CPUs can lose
+  one sample).
 * The target disk is recognised by its ``request_queue`` pointer, learned once from
   ``rq->q->disk`` and cached in the config map, so a request costs one field read to
   filter. Field offsets come from the kernel's BTF (:mod:`perfcheck.probes.btf`) and
@@ -120,7 +122,7 @@ struct pc_blk_config {
     u32 off_rq_q;
     u32 off_rq_cmd_flags;
     u32 off_rq_data_len;
-    u32 off_rq_window;  /* the three request fields in one PC_BLK_WINDOW-byte read ... */
+    u32 off_rq_window;  /* the three request fields in one read of PC_BLK_WINDOW_WORDS ... */
     u32 word_q;         /* ... at these u64 words of it */
     u32 word_cmd_flags;
     u32 word_data_len;
@@ -286,11 +288,14 @@ static __always_inline struct pc_blk_request *pc_blk_state(struct pc_blk_config 
     if (!claim)
         return 0;
     if (r->generation != cfg->generation || !(r->issue_ns || r->insert_ns)) {
-        r->rq = rq;
-        r->generation = cfg->generation;
-        r->insert_ns = 0;
-        r->issue_ns = 0;
-        return r;
+        /* Compare-and-swap: of two CPUs claiming the slot at once, one gets it. */
+        u64 owner = r->rq;
+        if (__sync_val_compare_and_swap(&r->rq, owner, rq) == owner) {
+            r->generation = cfg->generation;
+            r->insert_ns = 0;
+            r->issue_ns = 0;
+            return r;
+        }
     }
     if (o) {
         o->generation = cfg->generation;
