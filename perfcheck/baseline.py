@@ -235,29 +235,9 @@ def check_baseline_data(data: Any, where: str) -> None:
 
 def load_baseline_file(path: Path) -> Baseline:
     """Read, parse and validate one baseline file; every problem is a ``BaselineError``."""
-    text = _read_limited_text(path)
-    try:
-        data = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys_object,
-        )
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            what = f"truncated: the JSON ends early at line {exc.lineno}:{exc.colno}"
-        else:
-            what = f"not valid JSON at line {exc.lineno}:{exc.colno} ({exc.msg})"
-        raise BaselineError(f"{path}: {what}; {RESTORE_HINT}") from exc
-    except ValueError as exc:
-        # Non-finite numbers, duplicate keys, integers beyond Python's digit limit.
-        raise BaselineError(
-            f"{path}: not valid JSON ({_one_line(str(exc))}); {RESTORE_HINT}"
-        ) from exc
-    except RecursionError as exc:
-        raise BaselineError(
-            f"{path}: not a baseline (JSON nested too deeply); {RESTORE_HINT}"
-        ) from exc
+    data = read_json_file(
+        path, noun="baseline file", max_bytes=MAX_BASELINE_BYTES, fix=RESTORE_HINT
+    )
     return Baseline.from_dict(data, path=path)
 
 
@@ -389,35 +369,54 @@ class BaselineStore:
         return written
 
 
-def _read_limited_text(path: Path) -> str:
+def read_json_file(path: Path, *, noun: str, max_bytes: int, fix: str) -> Any:
+    """Read one JSON document strictly: size-limited, UTF-8, finite numbers only, no key
+    twice in an object, bounded nesting. Every problem is a one-line ``BaselineError``
+    naming ``path``, what is wrong, and ``fix``. Shared by baseline and results files."""
     try:
         with open(path, "rb") as fh:
-            raw = fh.read(MAX_BASELINE_BYTES + 1)
+            raw = fh.read(max_bytes + 1)
     except FileNotFoundError as exc:
-        raise BaselineError(f"{path}: no such baseline file; {REFRESH_HINT}") from exc
+        raise BaselineError(f"{path}: no such file; {fix}") from exc
     except IsADirectoryError as exc:
-        raise BaselineError(
-            f"{path}: is a directory, not a baseline file; remove it or {REFRESH_HINT}"
-        ) from exc
+        raise BaselineError(f"{path}: is a directory, not a {noun}; {fix}") from exc
     except OSError as exc:
         raise BaselineError(
-            f"{path}: cannot read baseline ({exc.strerror or exc}); check its permissions"
+            f"{path}: cannot read {noun} ({exc.strerror or exc}); check its permissions"
         ) from exc
-    if len(raw) > MAX_BASELINE_BYTES:
+    if len(raw) > max_bytes:
         raise BaselineError(
-            f"{path}: larger than {MAX_BASELINE_BYTES // (1024 * 1024)} MiB, not a baseline; "
-            f"{RESTORE_HINT}"
+            f"{path}: larger than {max_bytes // (1024 * 1024)} MiB, not a {noun}; {fix}"
         )
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BaselineError(
-            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); {RESTORE_HINT}"
+            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); {fix}"
         ) from exc
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys_object,
+        )
+    except json.JSONDecodeError as exc:
+        # A cut inside a string is reported where the string starts: still a truncation.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            what = f"truncated: the JSON ends early at line {exc.lineno}:{exc.colno}"
+        else:
+            what = f"not valid JSON at line {exc.lineno}:{exc.colno} ({exc.msg})"
+        raise BaselineError(f"{path}: {what}; {fix}") from exc
+    except ValueError as exc:
+        # Non-finite numbers, duplicate keys, integers beyond Python's digit limit.
+        raise BaselineError(f"{path}: not valid JSON ({_one_line(str(exc))}); {fix}") from exc
+    except RecursionError as exc:
+        raise BaselineError(f"{path}: not a {noun} (JSON nested too deeply); {fix}") from exc
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a baseline can hold")
+    raise ValueError(f"{name} is not a number these files can hold")
 
 
 def _finite_float(text: str) -> float:

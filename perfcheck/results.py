@@ -54,6 +54,7 @@ from perfcheck.baseline import (
     BASELINE_KIND,
     Baseline,
     dump_json,
+    read_json_file,
     utc_timestamp,
     write_json_atomic,
 )
@@ -521,67 +522,9 @@ def load_results(path: Path) -> Results:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_RESULTS_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise BaselineError(f"{path}: no such file; check the path") from exc
-    except IsADirectoryError as exc:
-        raise BaselineError(f"{path}: is a directory, not a results or baseline file") from exc
-    except OSError as exc:
-        raise BaselineError(
-            f"{path}: cannot read ({exc.strerror or exc}); check its permissions"
-        ) from exc
-    if len(raw) > MAX_RESULTS_BYTES:
-        raise BaselineError(
-            f"{path}: larger than {MAX_RESULTS_BYTES // (1024 * 1024)} MiB, "
-            "not a results or baseline file"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BaselineError(
-            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); {RECREATE_HINT}"
-        ) from exc
-    try:
-        return json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
-        )
-    except json.JSONDecodeError as exc:
-        # A cut inside a string is reported where the string starts: still a truncation.
-        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
-            what = f"truncated: the JSON ends early at line {exc.lineno}:{exc.colno}"
-        else:
-            what = f"not valid JSON at line {exc.lineno}:{exc.colno} ({exc.msg})"
-        raise BaselineError(f"{path}: {what}; {RECREATE_HINT}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise BaselineError(
-            f"{path}: not valid JSON ({_one_line(str(exc)) or 'nested too deeply'}); "
-            f"{RECREATE_HINT}"
-        ) from exc
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number perfcheck stores")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"key {_short(key)} appears twice in one object")
-        result[key] = value
-    return result
+    return read_json_file(
+        path, noun="results or baseline file", max_bytes=MAX_RESULTS_BYTES, fix=RECREATE_HINT
+    )
 
 
 def _short(value: object) -> str:
