@@ -1,7 +1,7 @@
 # perfcheck: set up this machine, then run the scenario suite, the tests, the benchmarks or
 # the linters. Every target that runs code sets up first; a second set-up changes nothing.
 #
-#   make perfcheck   scenario suite:   pytest --perfcheck scenarios/ $(PYTEST_ARGS)
+#   make perfcheck   scenario suite:   pytest --perfcheck --perfcheck-control scenarios/ $(PYTEST_ARGS)
 #   make test        project tests:    pytest tests/ $(PYTEST_ARGS)
 #   make bench       benchmarks:       python bench/run.py $(BENCH_ARGS)
 #   make lint        ruff check, ruff format --check, mypy --strict
@@ -39,7 +39,7 @@ define run_pytest
 endef
 
 perfcheck: setup
-	$(call run_pytest,--perfcheck scenarios/)
+	$(call run_pytest,--perfcheck --perfcheck-control scenarios/)
 
 test: setup
 	$(call run_pytest,tests/)
