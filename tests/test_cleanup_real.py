@@ -25,7 +25,8 @@ from tests.realcaps import requires_bpf, requires_fio
 pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]
 
 ROOT = Path(__file__).resolve().parent.parent
-TRIALS = 3
+# Trials per signal; PERFCHECK_KILL_TRIALS=20 for the full hygiene check.
+TRIALS = int(os.environ.get("PERFCHECK_KILL_TRIALS", "3"))
 
 
 def scratch_files_of(pid: int) -> list[Path]:
