@@ -9,8 +9,10 @@ a finer member of the same log-linear family).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
+import os
 import re
 import shutil
 import signal
@@ -34,6 +36,9 @@ _WRITE_MODES = frozenset(
     {"write", "randwrite", "rw", "readwrite", "randrw", "trim", "randtrim", "trimwrite"}
 )
 
+#: Prefix of the temporary directory holding a run's job file: ``perfcheck-fio-<pid>-``.
+JOB_DIR_MARKER = "perfcheck-fio-"
+
 FIO_INSTALL_HINT = "install it with `apt-get install fio` (or `make setup`)"
 
 
@@ -42,6 +47,60 @@ def die_with_parent() -> None:
     workload outlives the run that started it (Linux PR_SET_PDEATHSIG)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+
+def run_in_own_group(cmd: list[str], timeout: float) -> tuple[int | None, str, str]:
+    """Run a workload in a process group of its own and wait for it.
+
+    fio forks a process per job; killing only the one we started would orphan them. On a
+    time-out (returncode None) or any interruption (Ctrl-C, SIGTERM turned into
+    KeyboardInterrupt) the whole group is killed before returning or re-raising.
+    """
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return None, "", ""
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return proc.returncode, stdout, stderr
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def kill_leftover_workloads(proc_root: Path = Path("/proc")) -> list[str]:
+    """Kill fio processes of runs that no longer exist (a SIGKILLed run's forked jobs)."""
+    killed: list[str] = []
+    pattern = re.compile(rf"{JOB_DIR_MARKER}(\d+)-")
+    for cmdline in proc_root.glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        match = pattern.search(text)
+        if match is None or not text.lstrip().split(" ", 1)[0].endswith("fio"):
+            continue
+        owner = int(match.group(1))
+        if Path(proc_root, str(owner)).exists():
+            continue
+        pid = int(cmdline.parent.name)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(f"killed fio process {pid} (left by process {owner})")
+    return killed
 
 
 def require_fio() -> str:
@@ -202,28 +261,20 @@ class FioRunner:
         return head + self.job.text
 
     def run(self, seconds: float) -> FioResult:
-        with tempfile.TemporaryDirectory(prefix="perfcheck-fio-") as tmp:
+        # The run's pid in the job path lets a later run find fio left by a killed one.
+        with tempfile.TemporaryDirectory(prefix=f"{JOB_DIR_MARKER}{os.getpid()}-") as tmp:
             jobfile = Path(tmp) / self.job.path.name
             jobfile.write_text(self.job_text(seconds))
             cmd = self.command(jobfile)
-            try:
-                # subprocess.run kills fio if we are interrupted (Ctrl-C, timeout).
-                proc = subprocess.run(
-                    cmd,
-                    capture_output=True,
-                    text=True,
-                    timeout=seconds + 120,
-                    check=False,
-                    preexec_fn=die_with_parent,
-                )
-            except subprocess.TimeoutExpired as exc:
+            returncode, stdout, stderr = run_in_own_group(cmd, timeout=seconds + 120)
+            if returncode is None:
                 raise WorkloadError(
                     f"{self.job.path}: fio did not finish within {seconds + 120:.0f} s; killed"
-                ) from exc
-        if proc.returncode != 0:
-            err = (proc.stderr or proc.stdout).strip().splitlines()
+                )
+        if returncode != 0:
+            err = (stderr or stdout).strip().splitlines()
             raise WorkloadError(
-                f"{self.job.path}: fio exited {proc.returncode} on {self.target}:"
+                f"{self.job.path}: fio exited {returncode} on {self.target}:"
                 f" {err[-1] if err else 'no message'}"
             )
-        return parse_fio_output(proc.stdout, source=str(self.job.path))
+        return parse_fio_output(stdout, source=str(self.job.path))

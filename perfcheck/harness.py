@@ -19,6 +19,7 @@ from perfcheck import environment
 from perfcheck.baseline import Baseline, BaselineStore, utc_timestamp
 from perfcheck.drift import ControlMeasurement, check_drift, downgrade_for_drift, measure_control
 from perfcheck.errors import BaselineError, CapabilityError
+from perfcheck.fio import kill_leftover_workloads
 from perfcheck.gate import ScenarioVerdict, is_gated, judge
 from perfcheck.history import SOURCE_RECORD, SOURCE_REFRESH, appended, summarize
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
@@ -196,7 +197,10 @@ class Harness:
         if not self._cleaned_leftovers:
             self._cleaned_leftovers = True
             cleaned = (
-                restore_leftover_knobs() + remove_leftover_scratch() + remove_leftover_network()
+                kill_leftover_workloads()
+                + restore_leftover_knobs()
+                + remove_leftover_scratch()
+                + remove_leftover_network()
             )
             self.notices += [f"cleaned up after an earlier killed run: {c}" for c in cleaned]
 
