@@ -18,6 +18,7 @@ from perfcheck.drift import (
     metric_name,
 )
 from perfcheck.verdict import Verdict, compare_metric
+from tests.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -128,22 +129,6 @@ CONFTEST = textwrap.dedent(
             size_bytes=0, description="fake target",
         )
         harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
-    """
-)
-
-SCENARIO = textwrap.dedent(
-    """
-    description = "fake reads"
-    probes = ["block.latency"]
-
-    [workload]
-    kind = "fio"
-    job = "reads.fio"
-
-    [rounds]
-    count = 5
-    warmup = 1
-    seconds = 0.5
     """
 )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ from perfcheck.history import (
 )
 from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.verdict import Verdict
+from tests.test_plugin_workflow import FAKE_CONFTEST as CONFTEST
+from tests.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -207,50 +208,6 @@ def test_history_entry_with_a_bad_source_is_refused(tmp_path: Path) -> None:
 
 
 # -- the workflow through the plugin -------------------------------------------------------------
-
-CONFTEST = textwrap.dedent(
-    """
-    import math
-    import os
-    import random
-    from pathlib import Path
-
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-    from perfcheck.targets import BlockTarget
-
-
-    def pytest_perfcheck_harness(config, harness):
-        backend = FakeProbeBackend()
-        slowdown = float(os.environ.get("FAKE_SLOWDOWN", "1.0"))
-        rng = random.Random(int(os.environ.get("FAKE_SEED", "1")))
-
-        def latency(round_no, i):
-            return int(rng.lognormvariate(math.log(10_000 * slowdown), 0.05))
-
-        harness.probe_factory = lambda names: backend
-        harness.target_factory = lambda writes: BlockTarget(
-            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
-            size_bytes=0, description="fake target",
-        )
-        harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
-    """
-)
-
-SCENARIO = textwrap.dedent(
-    """
-    description = "fake reads"
-    probes = ["block.latency"]
-
-    [workload]
-    kind = "fio"
-    job = "reads.fio"
-
-    [rounds]
-    count = 5
-    warmup = 1
-    seconds = 0.5
-    """
-)
 
 
 @pytest.fixture

@@ -99,7 +99,8 @@ def test_without_bpf_the_workloads_own_metrics_are_still_compared(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*BPF probes skipped, only the workloads' own metrics were compared: BPF probes need root*"
+            "*BPF probes skipped, only the workloads' own metrics were compared:"
+            " BPF probes need root*"
         ]
     )
 

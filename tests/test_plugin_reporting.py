@@ -18,6 +18,7 @@ from perfcheck import cli
 from perfcheck.harness import Status
 from perfcheck.results import load_results
 from tests.realcaps import requires_bpf, requires_fio
+from tests.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -56,22 +57,6 @@ FAKE_CONFTEST = textwrap.dedent(
         if os.environ.get("FAKE_TTY") == "1":
             reporter = config.pluginmanager.getplugin("terminalreporter")
             reporter.isatty = lambda: True
-    """
-)
-
-SCENARIO = textwrap.dedent(
-    """
-    description = "fake reads"
-    probes = ["block.latency"]
-
-    [workload]
-    kind = "fio"
-    job = "reads.fio"
-
-    [rounds]
-    count = 5
-    warmup = 1
-    seconds = 0.5
     """
 )
 

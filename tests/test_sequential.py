@@ -25,6 +25,7 @@ from perfcheck.verdict import (
     Verdict,
     compare_metric,
 )
+from tests.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -222,22 +223,6 @@ NOISY_CONFTEST = textwrap.dedent(
             size_bytes=0, description="fake target",
         )
         harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
-    """
-)
-
-SCENARIO = textwrap.dedent(
-    """
-    description = "fake reads"
-    probes = ["block.latency"]
-
-    [workload]
-    kind = "fio"
-    job = "reads.fio"
-
-    [rounds]
-    count = 5
-    warmup = 1
-    seconds = 0.5
     """
 )
 
