@@ -258,7 +258,8 @@ class Harness:
                 self._cleanup.enter_context(sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"))
         # A loop device keeps its queue settings between uses, so the scratch device is
         # put on a known scheduler ("none") unless the run asks for another.
-        scheduler = self.settings.scheduler or ("none" if target.created_by_harness else None)
+        default = "none" if isinstance(target, ScratchLoopDevice) else None
+        scheduler = self.settings.scheduler or default
         if scheduler and target.disk not in self._scheduled_disks:
             self._cleanup.enter_context(io_scheduler(target.disk, scheduler))
             self._scheduled_disks.add(target.disk)
