@@ -486,11 +486,17 @@ def _json_type(value: Any) -> str:
 
 
 def _json_path(error: jsonschema.exceptions.ValidationError) -> str:
-    parts = [str(part) for part in error.absolute_path]
+    parts = [_printable(part) for part in error.absolute_path]
     if "propertyNames" in error.absolute_schema_path:
         # The offending key itself, which jsonschema leaves out of the path.
-        parts.append(str(error.instance))
+        parts.append(_printable(error.instance))
     return "/".join(parts) if parts else "(top level)"
+
+
+def _printable(part: object) -> str:
+    """A path part as text that keeps the message on one line (keys may hold newlines)."""
+    text = str(part)
+    return text if text.isprintable() else repr(text)
 
 
 def _describe_violation(error: jsonschema.exceptions.ValidationError) -> str:

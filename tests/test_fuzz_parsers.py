@@ -149,3 +149,16 @@ def test_deeply_nested_fio_output_is_a_one_line_error() -> None:
         assert "\n" not in str(exc)
     else:
         raise AssertionError("nested garbage parsed")
+
+
+def test_a_bucket_key_with_a_newline_is_still_a_one_line_error() -> None:
+    # Found by the mutation fuzzer: the offending key is echoed in the JSON path.
+    data = json.loads(VALID_BASELINE)
+    data["measurement"]["rounds"][1]["histograms"]["block.latency.read"]["buckets"]["\n"] = 1
+    path = write("newline-key.json", json.dumps(data).encode())
+    try:
+        load_baseline_file(path)
+    except BaselineError as exc:
+        assert "\n" not in str(exc) and "buckets/'\\n'" in str(exc)
+    else:
+        raise AssertionError("a bucket key that is not a number was accepted")
