@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.errors import TargetError
+from perfcheck.processes import pid_alive
 
 JOURNAL_DIR = Path("/dev/shm")
 JOURNAL_PREFIX = "perfcheck-scratch-"
@@ -96,22 +97,12 @@ def _forget(journal: Path, knob: Path) -> None:
     _write_journal(journal, entries)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def restore_leftover_knobs(directory: Path | None = None) -> list[str]:
     """Put back settings changed by runs that died without restoring them."""
     restored: list[str] = []
     for journal in sorted((directory or JOURNAL_DIR).glob(f"{JOURNAL_PREFIX}*-knobs.json")):
         pid_text = journal.name[len(JOURNAL_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         for knob, old in _read_journal(journal).items():
             with contextlib.suppress(OSError):

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from perfcheck.cgroup import CGROUP_MARKER, cgroup2_root
 from perfcheck.errors import CapabilityError, TargetError
+from perfcheck.processes import pid_alive
 
 #: Every namespace the harness creates is named ``<marker><pid>-<token>``.
 NETNS_MARKER = "perfcheck-net-"
@@ -128,16 +129,6 @@ def parse_qdisc(text: str) -> QdiscSpec:
     return QdiscSpec(kind, params)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def namespace_pids(name: str) -> list[int]:
     """Processes running inside namespace ``name`` (``ip netns pids``)."""
     ip = require_iproute2()
@@ -153,7 +144,7 @@ def _kill_all(pids: list[int], grace_s: float = 2.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while any(_pid_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -253,7 +244,7 @@ def leftover_namespaces(run_dir: Path = NETNS_RUN_DIR) -> list[tuple[str, int]]:
     found = []
     for name in names:
         match = _NAME_RE.match(name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             found.append((name, int(match.group(1))))
     return found
 
@@ -289,7 +280,7 @@ def remove_leftover_cgroups(root: Path | None = None) -> list[str]:
     with contextlib.suppress(OSError):
         for path in sorted(root.iterdir()):
             match = _CGROUP_NAME_RE.match(path.name)
-            if not match or not path.is_dir() or _pid_alive(int(match.group(1))):
+            if not match or not path.is_dir() or pid_alive(int(match.group(1))):
                 continue
             try:
                 path.rmdir()  # only an empty cgroup can go; a busy one is left alone

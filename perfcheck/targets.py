@@ -24,6 +24,7 @@ from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.knobs import sysfs_setting
+from perfcheck.processes import pid_alive
 
 #: Every file and device the harness creates carries this marker in its name, so a
 #: later run can find what a killed run left behind.
@@ -272,16 +273,6 @@ def io_scheduler(disk: str, name: str) -> Iterator[str]:
         yield old
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftover_scratch(directory: Path = SCRATCH_DIR) -> list[str]:
     """Remove scratch devices and files left by runs that were killed (SIGKILL, power loss).
 
@@ -292,7 +283,7 @@ def remove_leftover_scratch(directory: Path = SCRATCH_DIR) -> list[str]:
     removed: list[str] = []
     for backing in sorted(directory.glob(f"{SCRATCH_MARKER}*.img")):
         pid_text = backing.name[len(SCRATCH_MARKER) :].split("-", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         if shutil.which("losetup") is not None:
             found = subprocess.run(
