@@ -45,6 +45,7 @@ from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.features import kprobes_missing
 from perfcheck.probes.session import ProbeSession, build_program
 from perfcheck.targets import ScratchLoopDevice, io_scheduler
+from tests.blockcounts import probe_saw_requests
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = [pytest.mark.realbpf, requires_bpf]
@@ -93,8 +94,7 @@ def measure_fio(
 
 
 def close_to(probe_count: int, fio_count: int) -> bool:
-    # fio's count and the kernel's agree; a round rarely differs by a request in 10^4.
-    return abs(probe_count - fio_count) <= max(1, fio_count // 10_000)
+    return probe_saw_requests(probe_count, fio_count)
 
 
 def dominates(later: LogLinearHistogram, earlier: LogLinearHistogram) -> bool:

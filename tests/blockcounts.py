@@ -1,0 +1,28 @@
+"""How closely a block probe's request count must match the workload's own count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def merged_requests(disk: str) -> dict[str, int]:
+    """The block layer's own count of I/Os merged into another request, per operation.
+
+    A merged I/O completes as part of the request it joined, so the probe (which sees
+    requests) counts it once while fio counts both; /sys/block/<disk>/stat says how many.
+    """
+    fields = (Path("/sys/block") / disk / "stat").read_text().split()
+    return {"read": int(fields[1]), "write": int(fields[5])}
+
+
+def probe_saw_requests(probe: int, fio: int, merged: int = 0) -> bool:
+    """Whether the probe saw every request fio's I/Os made, give or take a rare few.
+
+    Now and then (1 round in 25 on the development machine, at most 4 requests of
+    ~45,000) the kernel counts a completion in /sys/block/<disk>/stat that the
+    completion program never ran for: its run count (kernel.bpf_stats_enabled) is short
+    by as many, with no recursion misses. Up to 0.05% short is that; a probe seeing more
+    requests than were made, or losing more, is a bug.
+    """
+    requests = fio - merged
+    return probe <= requests and requests - probe <= max(1, fio // 2_000)
