@@ -128,11 +128,13 @@ def compare_results(
     """Judge each scenario of ``after`` against the same scenario of ``before``.
 
     Thresholds are those the files' own comparisons used (scenario overrides
-    included; ``after``'s first), else the defaults. Two single-scenario files (two
-    baselines, say) are compared whatever their names. Returns the verdicts by name
-    and the names found only in ``before`` and only in ``after``. Raises
-    :class:`BadRequest` when there is nothing to compare.
+    included; ``after``'s first), else the defaults. When both files carry a drift
+    control, a FAIL while the control moved is INCONCLUSIVE (:mod:`perfcheck.drift`).
+    Two single-scenario files (two baselines, say) are compared whatever their names.
+    Returns the verdicts by name and the names found only in ``before`` and only in
+    ``after``. Raises :class:`BadRequest` when there is nothing to compare.
     """
+    from perfcheck.drift import check_drift, downgrade_for_drift
     from perfcheck.gate import judge
     from perfcheck.verdict import DEFAULT_ALPHA
 
@@ -149,16 +151,21 @@ def compare_results(
             f"{', '.join(before_names) or 'none'}; after: {', '.join(after_names) or 'none'})"
         )
     lookup = _threshold_lookup(after.thresholds, before.thresholds)
-    verdicts = {
-        after_name: judge(
+    # Both files' drift controls (--perfcheck-control): a FAIL while the machine itself
+    # got slower between the runs is INCONCLUSIVE, as in a pytest run.
+    drift = check_drift(before.control, after.control, alpha)
+    verdicts = {}
+    for before_name, after_name in pairs:
+        verdict = judge(
             after_name,
             after.scenarios[after_name].measurement,
             _as_baseline(before, before_name),
             lookup,
             alpha,
         )
-        for before_name, after_name in pairs
-    }
+        verdict.drift = drift
+        verdict.comparisons = downgrade_for_drift(verdict.comparisons, drift)
+        verdicts[after_name] = verdict
     paired_before = {b for b, _ in pairs}
     only_before = [n for n in before_names if n not in paired_before]
     only_after = [n for n in after_names if n not in verdicts]
@@ -173,7 +180,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two results/baseline files; exit 1 on any FAIL, 2 on bad files."""
 
     def body() -> int:
-        from perfcheck.results import comparison_to_json, load_results
+        from perfcheck.results import comparison_to_json, decision_of, load_results
 
         if args.alpha is not None and not 0.0 < args.alpha < 1.0:
             raise BadRequest(f"--alpha {args.alpha}: give a number between 0 and 1")
@@ -194,6 +201,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     name: {
                         "verdict": _status_of(v),
                         "comparisons": [comparison_to_json(c) for c in v.comparisons],
+                        "decision": decision_of(v),
                     }
                     for name, v in sorted(verdicts.items())
                 },
@@ -258,6 +266,12 @@ def _print_comparison(
         )
         for key, was, now in changed:
             console.print(Text(f"  environment {key}: {was} -> {now}"))
+        drift = verdict.drift
+        if drift is not None:
+            note = drift.text or (
+                f"not compared ({drift.skipped})" if drift.skipped else "the machine's speed held"
+            )
+            console.print(Text(f"  drift control: {note}"))
     for label, names in (("only in BEFORE", only_before), ("only in AFTER", only_after)):
         if names:
             console.print(Text(f"{label} (not compared): {', '.join(names)}"))
@@ -268,7 +282,7 @@ def _write_comparison_report(
 ) -> None:
     from perfcheck.harness import Status
     from perfcheck.report_html import write_report
-    from perfcheck.results import Results, ScenarioResult
+    from perfcheck.results import Results, ScenarioResult, decision_of
 
     scenarios = {
         name: ScenarioResult(
@@ -278,6 +292,7 @@ def _write_comparison_report(
             baseline=v.baseline,
             baseline_path=v.baseline.path,
             comparisons=list(v.comparisons),
+            decision=decision_of(v),
         )
         for name, v in verdicts.items()
     }

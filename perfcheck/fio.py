@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,20 +49,30 @@ def die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
-def run_in_own_group(cmd: list[str], timeout: float) -> tuple[int | None, str, str]:
+def run_in_own_group(
+    cmd: list[str], timeout: float, preexec: Callable[[], None] | None = None
+) -> tuple[int | None, str, str]:
     """Run a workload in a process group of its own and wait for it.
 
     fio forks a process per job; killing only the one we started would orphan them. On a
     time-out (returncode None) or any interruption (Ctrl-C, SIGTERM turned into
     KeyboardInterrupt) the whole group is killed before returning or re-raising.
+    ``preexec`` runs in the child before exec, after it is tied to the harness's life
+    (e.g. :meth:`perfcheck.cgroup.WorkloadCgroup.preexec_fn`, to start in a cgroup).
     """
+
+    def child_setup() -> None:
+        die_with_parent()
+        if preexec is not None:
+            preexec()
+
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=die_with_parent,
+        preexec_fn=child_setup,
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -238,6 +248,8 @@ class FioRunner:
     job: FioJobFile
     target: Path
     options: Mapping[str, str] = field(default_factory=dict)
+    #: Run in each fio child before exec (e.g. joining the workload's cgroup).
+    preexec: Callable[[], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for key in self.options:
@@ -266,7 +278,9 @@ class FioRunner:
             jobfile = Path(tmp) / self.job.path.name
             jobfile.write_text(self.job_text(seconds))
             cmd = self.command(jobfile)
-            returncode, stdout, stderr = run_in_own_group(cmd, timeout=seconds + 120)
+            returncode, stdout, stderr = run_in_own_group(
+                cmd, timeout=seconds + 120, preexec=self.preexec
+            )
             if returncode is None:
                 raise WorkloadError(
                     f"{self.job.path}: fio did not finish within {seconds + 120:.0f} s; killed"

@@ -26,7 +26,12 @@ from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sy
 from perfcheck.measurement import Measurement
 from perfcheck.netload import NetworkLoad, NetworkSetup
 from perfcheck.netns import remove_leftover_network
-from perfcheck.probes import CATALOG
+from perfcheck.probes import CATALOG, filter_on
+from perfcheck.probes.features import (
+    Unavailable,
+    bpf_prerequisites_missing,
+    partition_available,
+)
 from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.rounds import ProgressCallback, Workload
 from perfcheck.runner import fio_workload, measure, measure_network, scenario_writes
@@ -112,6 +117,23 @@ def default_probe_factory(names: list[str]) -> ProbeBackend:
     return ProbeSession([CATALOG[name]() for name in names])
 
 
+#: Which of these probes cannot load on this machine, and why (name -> reason).
+ProbeAvailability = Callable[[list[str]], dict[str, Unavailable]]
+
+
+def catalog_unavailable(names: list[str]) -> dict[str, Unavailable]:
+    """Probes of the catalog that cannot load here, each with its reason and fix.
+
+    Only asked when the machine-wide prerequisites (root, bcc, headers, tracefs) are
+    there: without them every probe is out, and starting the session says which one is
+    missing, once.
+    """
+    if bpf_prerequisites_missing() is not None:
+        return {}
+    _, skipped = partition_available([CATALOG[name] for name in names if name in CATALOG])
+    return skipped
+
+
 NetworkFactory = Callable[[Scenario], NetworkSetup]
 
 
@@ -121,12 +143,7 @@ def default_network_factory(scenario: Scenario) -> NetworkSetup:
     spec = scenario.workload.network
     if spec is None:
         raise ValueError(f"{scenario.name} is not a network scenario")
-    with_cgroup = any(
-        "cgroup_id" in getattr(CATALOG[name], "filters", ())
-        for name in scenario.probes
-        if name in CATALOG
-    )
-    return NetworkLoad.start(spec, with_cgroup=with_cgroup)
+    return NetworkLoad.start(spec, with_cgroup=filter_on(scenario.probes, "cgroup_id"))
 
 
 @dataclass
@@ -140,6 +157,10 @@ class Harness:
     notices: list[str] = field(default_factory=list)
     #: Why the probes could not start (no root, no bcc, ...), when they could not.
     probes_unavailable: str | None = None
+    #: Probes named by scenarios that this machine cannot load, left out of the session.
+    skipped_probes: dict[str, Unavailable] = field(default_factory=dict)
+    #: Says which probes cannot load here; replaceable for tests.
+    probe_availability: ProbeAvailability = catalog_unavailable
     _probes: ProbeBackend | None = None
     _probe_names: tuple[str, ...] = ()
     _scratch: BlockTarget | None = None
@@ -173,7 +194,11 @@ class Harness:
             return None
         if self._probes is None:
             self.want_probes(names)
-            backend = self.probe_factory(list(self._probe_names))
+            self._skip_unavailable_probes()
+            loadable = [n for n in self._probe_names if n not in self.skipped_probes]
+            if not loadable:
+                return None
+            backend = self.probe_factory(loadable)
             try:
                 backend.start()
             except CapabilityError as exc:
@@ -190,7 +215,24 @@ class Harness:
         missing = set(names) - set(self._probe_names)
         if missing:
             raise RuntimeError(f"probes {sorted(missing)} were not declared before the session")
+        if self._probes is None or not set(names) - set(self.skipped_probes):
+            return None
         return self._probes
+
+    def _skip_unavailable_probes(self) -> None:
+        """Leave out the declared probes this machine cannot load, each with a notice.
+
+        An optional probe (``func.latency``, ``ufunc.latency``) is left out even with
+        ``require_bpf``: its absence is a fact of the kernel, not a broken set-up. A
+        probe the product relies on is not: with ``require_bpf`` its absence is an error.
+        """
+        skipped = self.probe_availability(list(self._probe_names))
+        for name, reason in sorted(skipped.items()):
+            optional = bool(getattr(CATALOG.get(name), "optional", False))
+            if self.settings.require_bpf and not optional:
+                raise CapabilityError(f"probe {name} cannot load here: {reason}")
+            self.skipped_probes[name] = reason
+            self.notices.append(f"probe {name} skipped, its metrics were not compared: {reason}")
 
     def _clean_leftovers(self) -> None:
         """Once per run: undo what killed runs left (settings, devices, namespaces)."""
@@ -295,6 +337,11 @@ class Harness:
             workload=workload,
             progress=progress,
         )
+
+    @property
+    def measured_control(self) -> ControlMeasurement | None:
+        """The drift control if this run measured it (never measures it)."""
+        return self._control
 
     def control_measurement(self) -> ControlMeasurement | None:
         """The drift control of this run, measured on first need (None unless enabled)."""

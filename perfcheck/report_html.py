@@ -79,6 +79,7 @@ _CSS: Final[str] = """
 .pc-verdict.inconclusive { background: #fff1cc; color: #6b4a00; }
 .pc-verdict.neutral { background: #e8e8e8; color: #333; }
 .pc-meta { color: #444; font-size: 0.92em; }
+.pc-decision { font-size: 0.92em; }
 .pc-plots { display: flex; flex-wrap: wrap; gap: 12px; }
 .pc-plots figure { margin: 0; }
 .pc-plots figcaption { font-size: 0.85em; color: #444; max-width: 640px; }
@@ -578,6 +579,47 @@ def _environment_table(result: ScenarioResult) -> str:
     return "".join(rows)
 
 
+def _decision_list(result: ScenarioResult) -> str:
+    """How the verdict was reached: rounds and sequential looks, thresholds the baseline's
+    history widened, the drift control, and the environment changes (from the results
+    file's ``decision``)."""
+    decision = result.decision
+    if not decision:
+        return ""
+    items = []
+    looks = decision.get("looks")
+    rounds = (
+        f"{decision.get('current_rounds', '?')} rounds now against"
+        f" {decision.get('baseline_rounds', '?')} in the baseline"
+    )
+    if isinstance(looks, int) and looks > 1:
+        rounds += f", decided after {looks} looks (rounds were added while undecided)"
+    items.append(rounds)
+    for widened in decision.get("widened_thresholds") or []:
+        items.append(
+            f"threshold of {widened.get('metric')} widened from"
+            f" {_percent(widened.get('threshold'))} to {_percent(widened.get('widened_to'))}:"
+            f" the baseline's {widened.get('sessions')} past sessions differ by"
+            f" {_percent(widened.get('spread'))} (robust SD)"
+        )
+    drift = decision.get("drift")
+    if isinstance(drift, dict) and drift.get("text"):
+        prefix = "drift control moved: " if drift.get("drifted") else "drift control: "
+        items.append(prefix + str(drift["text"]))
+    changes = decision.get("environment_changes") or []
+    if changes:
+        listed = ", ".join(
+            f"{c.get('key')}: {c.get('baseline')} -> {c.get('current')}" for c in changes
+        )
+        items.append(f"environment changed since the baseline: {listed}")
+    body = "".join(f"<li>{_e(item)}</li>" for item in items)
+    return f'<div class="pc-decision"><p>How this was decided:</p><ul>{body}</ul></div>'
+
+
+def _percent(value: object) -> str:
+    return f"{value * 100:.1f}%" if isinstance(value, int | float) else "?"
+
+
 # -- sections ------------------------------------------------------------------------------
 
 
@@ -635,6 +677,7 @@ def scenario_section(result: ScenarioResult, heading_level: int = 2) -> str:
     parts.append(f'<p class="pc-meta">{_e("; ".join(meta))}</p>')
     if result.comparisons:
         parts.append(_comparison_table(result.comparisons))
+    parts.append(_decision_list(result))
     current_hists = {k: h for k, h in measurement.merged_histograms().items() if h.total}
     baseline_hists = (
         {k: h for k, h in result.baseline.measurement.merged_histograms().items() if h.total}

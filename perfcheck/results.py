@@ -21,8 +21,9 @@ single measurement). The layout, checked on load against
                     "environment_changes", "widened_thresholds",      verdict was reached)
                     "drift"}
       }
-     }
-    }
+     },
+     "control": {"workload", "recorded_at", "rounds"}   (optional: the run's drift
+    }                                                   control, --perfcheck-control)
 
 JSON has no infinity, so a comparison's ``change`` and ``worse_by`` -- infinite
 when the baseline median is 0 and the current one is not -- are stored as the
@@ -58,6 +59,7 @@ from perfcheck.baseline import (
     utc_timestamp,
     write_json_atomic,
 )
+from perfcheck.drift import ControlMeasurement
 from perfcheck.errors import BaselineError
 from perfcheck.gate import ScenarioVerdict
 from perfcheck.harness import Status
@@ -88,6 +90,8 @@ RECREATE_HINT: Final[str] = "re-create it with `pytest --perfcheck --perfcheck-s
 _SCHEMA_RESOURCE = f"schemas/results-v{RESULTS_SCHEMA_VERSION}.json"
 # Measurements are laid out as in baseline schema version 1 (unchanged since).
 _BASELINE_SCHEMA_RESOURCE = "schemas/baseline-v1.json"
+# The drift control is laid out as in baseline schema version 2.
+_CONTROL_SCHEMA_RESOURCE = "schemas/baseline-v2.json"
 _INFINITY_TEXT: Final[Mapping[str, float]] = {"+inf": math.inf, "-inf": -math.inf}
 _MAX_MESSAGE_CHARS = 160
 
@@ -335,6 +339,8 @@ class Results:
     perfcheck_version: str = __version__
     path: Path | None = None
     source_kind: str = RESULTS_KIND
+    #: The run's drift control (--perfcheck-control), or a baseline file's.
+    control: ControlMeasurement | None = None
 
     @classmethod
     def from_outcomes(
@@ -350,12 +356,14 @@ class Results:
 
     @classmethod
     def from_harness(cls, harness: Harness) -> Results:
-        return cls.from_outcomes(
+        results = cls.from_outcomes(
             harness.outcomes,
             harness.machine_class,
             alpha=harness.settings.alpha,
             update=harness.settings.update,
         )
+        results.control = harness.measured_control
+        return results
 
     @classmethod
     def from_baseline(cls, baseline: Baseline) -> Results:
@@ -373,6 +381,7 @@ class Results:
             perfcheck_version=baseline.perfcheck_version,
             path=baseline.path,
             source_kind=BASELINE_KIND,
+            control=baseline.control,
         )
 
     @property
@@ -381,7 +390,7 @@ class Results:
         return {c.metric: c.rule.threshold for s in self.scenarios.values() for c in s.comparisons}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "schema_version": RESULTS_SCHEMA_VERSION,
             "kind": RESULTS_KIND,
             "created_at": self.created_at,
@@ -391,6 +400,9 @@ class Results:
             "update": self.update,
             "scenarios": {name: s.to_dict() for name, s in sorted(self.scenarios.items())},
         }
+        if self.control is not None:
+            data["control"] = self.control.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, path: Path | None = None) -> Results:
@@ -422,6 +434,11 @@ class Results:
             created_at=data["created_at"],
             perfcheck_version=data["perfcheck_version"],
             path=path,
+            control=(
+                ControlMeasurement.from_dict(data["control"])
+                if data.get("control") is not None
+                else None
+            ),
         )
 
 
@@ -437,12 +454,15 @@ def _schema_resource(name: str) -> dict[str, Any]:
 @cache
 def _results_validator() -> jsonschema.Draft202012Validator:
     schema = _schema_resource(_SCHEMA_RESOURCE)
-    baseline_schema = _schema_resource(_BASELINE_SCHEMA_RESOURCE)
     jsonschema.Draft202012Validator.check_schema(schema)
-    # The measurement layout is defined once, in the baseline schema.
-    registry: referencing.Registry[Any] = referencing.Registry().with_resource(
-        baseline_schema["$id"], referencing.Resource.from_contents(baseline_schema)
-    )
+    # The measurement layout (and the drift control's) is defined once, in the baseline
+    # schemas.
+    registry: referencing.Registry[Any] = referencing.Registry()
+    for name in (_BASELINE_SCHEMA_RESOURCE, _CONTROL_SCHEMA_RESOURCE):
+        baseline_schema = _schema_resource(name)
+        registry = registry.with_resource(
+            baseline_schema["$id"], referencing.Resource.from_contents(baseline_schema)
+        )
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 

@@ -16,17 +16,20 @@ probes and rounds put together. Used by the pytest plugin and usable from a shel
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from perfcheck import environment
+from perfcheck.cgroup import WorkloadCgroup
 from perfcheck.environment import block_device_facts
 from perfcheck.errors import ScenarioError
 from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
 from perfcheck.measurement import Measurement
 from perfcheck.netload import NetworkSetup, whole_seconds
+from perfcheck.probes import filter_on
 from perfcheck.probes.session import ProbeBackend
 from perfcheck.rounds import ProgressCallback, RoundPlan, Workload, WorkloadReport, run_rounds
 from perfcheck.scenario import Scenario
@@ -59,9 +62,15 @@ def _job_path(scenario: Scenario) -> Path:
     return scenario.workload.job
 
 
-def fio_workload(scenario: Scenario, target: BlockTarget) -> FioWorkload:
+def fio_workload(
+    scenario: Scenario, target: BlockTarget, cgroup: WorkloadCgroup | None = None
+) -> FioWorkload:
+    """The scenario's fio job on ``target``; with ``cgroup``, fio starts inside it."""
     job = load_job_file(_job_path(scenario))
-    return FioWorkload(FioRunner(job, target.path, dict(scenario.workload.options)))
+    preexec = cgroup.preexec_fn() if cgroup is not None else None
+    return FioWorkload(
+        FioRunner(job, target.path, dict(scenario.workload.options), preexec=preexec)
+    )
 
 
 def scenario_writes(scenario: Scenario) -> bool:
@@ -96,16 +105,25 @@ def measure(
         warmup=scenario.warmup,
         seconds=seconds if seconds is not None else scenario.round_seconds,
     )
-    if probes is not None:
-        probes.configure({"dev": target.probe_dev})
-    results = run_rounds(
-        plan,
-        workload or fio_workload(scenario, target),
-        probes if scenario.probes else None,
-        # On a file target the disk also carries the filesystem's own I/O.
-        check_block_counts=target.path.is_block_device(),
-        progress=progress,
-    )
+    extra: dict[str, object] = {}
+    with contextlib.ExitStack() as stack:
+        settings = {"dev": target.probe_dev}
+        cgroup = None
+        if workload is None and probes is not None and filter_on(scenario.probes, "cgroup_id"):
+            # Scheduler and syscall probes time fio's tasks only, not the whole machine.
+            cgroup = stack.enter_context(WorkloadCgroup.create())
+            settings["cgroup_id"] = cgroup.id
+            extra["probes.filter"] = "workload cgroup"
+        if probes is not None:
+            probes.configure(settings)
+        results = run_rounds(
+            plan,
+            workload or fio_workload(scenario, target, cgroup),
+            probes if scenario.probes else None,
+            # On a file target the disk also carries the filesystem's own I/O.
+            check_block_counts=target.path.is_block_device(),
+            progress=progress,
+        )
     for rnd in results:
         keep = _keep_probe_series(rnd.histograms, scenario.probes)
         rnd.histograms = {
@@ -114,7 +132,7 @@ def measure(
     provenance: dict[str, list[str]] = {"fio": list(FIO_PROVENANCE)}
     if probes is not None:
         provenance.update({k: v for k, v in probes.provenance().items() if k in scenario.probes})
-    extra = block_device_facts(target.disk)
+    extra.update(block_device_facts(target.disk))
     extra["target.kind"] = "scratch" if target.created_by_harness else "given"
     extra["round.seconds"] = plan.seconds
     if WORKQUEUE_AFFINITY_SCOPE.exists():

@@ -12,17 +12,32 @@ import pytest
 from perfcheck import cli
 from perfcheck.baseline import BaselineStore
 from perfcheck.cli_results import describe_refresh, refresh_command, snapshot_baselines
+from perfcheck.drift import ControlMeasurement
 from perfcheck.harness import ScenarioOutcome, Status
 from perfcheck.results import Results, write_results
 from tests.test_plugin_reporting import FAKE_CONFTEST, SCENARIO
 from tests.test_results import make_baseline, make_measurement, make_results
 
 
-def write_run(path: Path, scale: float, seed: int, name: str = "randread-4k") -> Path:
+def write_run(
+    path: Path,
+    scale: float,
+    seed: int,
+    name: str = "randread-4k",
+    control: ControlMeasurement | None = None,
+) -> Path:
     """A results file of one scenario measured at ``scale`` x the reference latency."""
     outcome = ScenarioOutcome(name, Status.RECORDED, make_measurement(name, scale, seed=seed))
-    write_results(path, Results.from_outcomes([outcome], "test-machine"))
+    results = Results.from_outcomes([outcome], "test-machine")
+    results.control = control
+    write_results(path, results)
     return path
+
+
+def control(scale: float) -> ControlMeasurement:
+    """A drift control whose passes took ``scale`` x a steady reference (8 rounds a CPU)."""
+    values = [1000.0 + 3 * i for i in range(8)]
+    return ControlMeasurement({cpu: [v * scale for v in values] for cpu in (0, 1)})
 
 
 def write_baseline(root: Path, scale: float, seed: int, name: str = "randread-4k") -> Path:
@@ -53,6 +68,36 @@ def test_compare_fails_on_a_regression(tmp_path: Path, capsys: pytest.CaptureFix
     row = next(line for line in out.splitlines() if "block.latency.read.p50" in line)
     assert "FAIL" in row and "+10%" in row and "+" in row
     assert "randread-4k: FAIL" in out
+
+
+def test_compare_downgrades_a_fail_when_the_machine_drifted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = write_run(tmp_path / "before.json", 1.0, seed=1, control=control(1.0))
+    slower_machine = write_run(tmp_path / "after.json", 1.5, seed=2, control=control(1.4))
+    assert cli.main(["compare", str(before), str(slower_machine)]) == 0
+    out = capsys.readouterr().out
+    assert "randread-4k: INCONCLUSIVE" in out
+    assert "drift control: machine is 40% slower" in out
+
+    assert cli.main(["compare", "--json", str(before), str(slower_machine)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    drift = document["scenarios"]["randread-4k"]["decision"]["drift"]
+    assert drift["drifted"] is True and abs(drift["slowdown"] - 0.4) < 1e-9
+
+    # The same machine speed: the regression stands.
+    steady = write_run(tmp_path / "steady.json", 1.5, seed=2, control=control(1.0))
+    assert cli.main(["compare", str(before), str(steady)]) == 1
+    out = capsys.readouterr().out
+    assert "randread-4k: FAIL" in out
+    assert "drift control: the machine's speed held" in out
+
+    # The control survives the file round trip; a file without one compares as before.
+    loaded = Results.from_dict(json.loads(slower_machine.read_text())).control
+    assert loaded is not None and loaded.rounds == control(1.4).rounds
+    plain = write_run(tmp_path / "plain.json", 1.5, seed=2)
+    assert cli.main(["compare", str(before), str(plain)]) == 1
+    assert "drift control" not in capsys.readouterr().out
 
 
 def test_compare_passes_without_a_change(

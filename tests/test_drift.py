@@ -159,8 +159,13 @@ def test_control_is_stored_and_a_slower_machine_makes_a_fail_inconclusive(
 
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
     monkeypatch.setenv("FAKE_MACHINE_SLOWDOWN", "1.5")
-    result = run(project, "--perfcheck", "--perfcheck-control", "scenarios/")
+    saved = project.path / "slower.json"
+    result = run(
+        project, "--perfcheck", "--perfcheck-control", f"--perfcheck-save={saved}", "scenarios/"
+    )
     result.assert_outcomes(passed=2)
+    # The results file keeps the run's control, so `perfcheck compare` can check drift too.
+    assert set(json.loads(saved.read_text())["control"]["rounds"]) == {"0", "1"}
     result.stdout.fnmatch_lines(
         [
             "*fake-reads*block.latency.read.p50*(+*%, threshold +10%, p=0.004) INCONCLUSIVE*",

@@ -299,3 +299,52 @@ def test_recorded_section_names_where_it_was_written(tmp_path: Path) -> None:
     )
     page = render_report(Results.from_outcomes([outcome], "m"))
     assert f"Recorded as the new baseline to {tmp_path / 'b' / 'fresh.json'}" in page
+
+
+def test_decision_says_how_the_verdict_was_reached(tmp_path: Path) -> None:
+    results = make_results(tmp_path)
+    slower = results.scenarios["slower"]
+    slower.decision = {
+        "looks": 3,
+        "baseline_rounds": 10,
+        "current_rounds": 20,
+        "environment_changes": [
+            {"key": "target.scheduler", "baseline": "none", "current": "<bfq>"}
+        ],
+        "widened_thresholds": [
+            {
+                "metric": "fio.clat.read.p99",
+                "threshold": 0.2,
+                "widened_to": 0.412,
+                "spread": 0.137,
+                "sessions": 6,
+            }
+        ],
+        "drift": {"drifted": True, "slowdown": 0.18, "text": "machine is 18% slower"},
+    }
+    page = render_report(results)
+    [block] = [
+        d
+        for d in section(parse(page), "slower").iter("div")
+        if "pc-decision" in d.attrs.get("class", "")
+    ]
+    items = [li.all_text() for li in block.iter("li")]
+    assert (
+        items[0] == "20 rounds now against 10 in the baseline, decided after 3 looks"
+        " (rounds were added while undecided)"
+    )
+    assert "fio.clat.read.p99 widened from 20.0% to 41.2%" in items[1]
+    assert "6 past sessions differ by 13.7%" in items[1]
+    assert items[2] == "drift control moved: machine is 18% slower"
+    assert items[3] == "environment changed since the baseline: target.scheduler: none -> <bfq>"
+    assert "<bfq>" not in page  # escaped
+    # Scenarios without a verdict (recorded, no baseline) have no such block.
+    for name in ("recorded", "missing"):
+        divs = section(parse(page), name).iter("div")
+        assert not any("pc-decision" in d.attrs.get("class", "") for d in divs)
+    same = [
+        d
+        for d in section(parse(page), "same").iter("div")
+        if "pc-decision" in d.attrs.get("class", "")
+    ]
+    assert same

@@ -41,6 +41,11 @@ def probe_names() -> list[str]:
     return sorted(CATALOG)
 
 
+def filter_on(names: tuple[str, ...] | list[str], setting: str) -> bool:
+    """Whether any of the named catalog probes filters on ``setting`` (e.g. ``cgroup_id``)."""
+    return any(setting in getattr(CATALOG.get(name), "filters", ()) for name in names)
+
+
 __all__ = [
     "CATALOG",
     "BlockLatencyProbe",
@@ -56,6 +61,7 @@ __all__ = [
     "TcpSrttProbe",
     "Unavailable",
     "UserFuncLatencyProbe",
+    "filter_on",
     "partition_available",
     "probe_names",
 ]
