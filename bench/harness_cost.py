@@ -88,11 +88,15 @@ def main() -> int:
                 snaps.append(time.perf_counter() - started)
         finally:
             session.close()
-    print(f"harness cost per round (round - fio's own run): {spread(costs, 'ms', 1e3)}"
-          "  [goal <= 100 ms]")
+    print(
+        f"harness cost per round (round - fio's own run): {spread(costs, 'ms', 1e3)}"
+        "  [goal <= 100 ms]"
+    )
     print(f"  of which one map snapshot: {spread(snaps, 'ms', 1e3)} (two per round)")
-    print(f"  fio's own run for {args.seconds} s of I/O: "
-          f"{spread(workload.durations, 'ms', 1e3)} (process start, job set-up, exit)")
+    print(
+        f"  fio's own run for {args.seconds} s of I/O: "
+        f"{spread(workload.durations, 'ms', 1e3)} (process start, job set-up, exit)"
+    )
     return 0
 
 

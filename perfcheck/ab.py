@@ -10,8 +10,8 @@ How a scenario runs
 -------------------
 
 1. The target is opened (with the default scratch loop device its name is only known
-   now) and the A command runs, then the scenario's warm-up rounds; then the B command
-   and B's warm-up rounds.
+   now; a network scenario's namespace and server are started) and the A command runs,
+   then the scenario's warm-up rounds; then the B command and B's warm-up rounds.
 2. Measured rounds alternate in ABBA order (A B B A A B B A ...), so that slow drift of
    the machine during the run falls on both sides alike. The set-up command of a side
    runs each time the side changes.
@@ -22,10 +22,13 @@ How a scenario runs
    more if B's was the last one run, so the machine is left in the A state.
 
 The commands run with ``/bin/sh -c`` and these environment variables:
-``PERFCHECK_DISK`` (``loop0``), ``PERFCHECK_DEVICE`` (``/dev/loop0``), ``PERFCHECK_SIDE``
-(``A`` or ``B``) and ``PERFCHECK_SCENARIO``. A command that exits non-zero stops the
-scenario with a one-line error. perfcheck does not know what a command changed:
-restoring anything beyond "run A again" (a sysctl on the host, say) is the user's job.
+``PERFCHECK_SIDE`` (``A`` or ``B``), ``PERFCHECK_SCENARIO``, and for a disk scenario
+``PERFCHECK_DISK`` (``loop0``) and ``PERFCHECK_DEVICE`` (``/dev/loop0``), for a network
+scenario ``PERFCHECK_NETNS`` (the namespace its client and server run in, e.g. for
+``ip netns exec "$PERFCHECK_NETNS" sysctl -w ...`` or a ``tc qdisc`` on its ``lo``).
+A command that exits non-zero stops the scenario with a one-line error. perfcheck does
+not know what a command changed: restoring anything beyond "run A again" (a sysctl on
+the host, say) is the user's job.
 A scratch device, and so anything set on it, disappears at the end of the run.
 
 No baseline is read or written; ``--perfcheck-save`` and ``--perfcheck-report`` work as
@@ -36,16 +39,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from perfcheck.baseline import Baseline, utc_timestamp
 from perfcheck.errors import WorkloadError
 from perfcheck.measurement import Measurement, RoundResult
-from perfcheck.probes.session import ProbeBackend
-from perfcheck.rounds import Workload
-from perfcheck.runner import fio_workload, measure, scenario_writes
+from perfcheck.runner import scenario_writes
 from perfcheck.scenario import Scenario
 from perfcheck.targets import BlockTarget
 
@@ -103,18 +104,18 @@ def runs_of(sides: Sequence[str]) -> Iterator[tuple[str, int]]:
         index = end
 
 
-def command_environment(side: str, target: BlockTarget, scenario: str) -> dict[str, str]:
-    return {
-        ENV_SIDE: side,
-        ENV_DISK: target.disk,
-        ENV_DEVICE: str(target.path),
-        ENV_SCENARIO: scenario,
-    }
+def target_environment(target: BlockTarget) -> dict[str, str]:
+    """What a block scenario's commands are told: the scratch device's names."""
+    return {ENV_DISK: target.disk, ENV_DEVICE: str(target.path)}
 
 
-def run_command(command: str, side: str, target: BlockTarget, scenario: str) -> None:
-    """Run one side's set-up command; a failure is a one-line ``WorkloadError``."""
-    env = {**os.environ, **command_environment(side, target, scenario)}
+def run_command(command: str, side: str, scenario: str, context: Mapping[str, str]) -> None:
+    """Run one side's set-up command; a failure is a one-line ``WorkloadError``.
+
+    ``context`` is what the command is told about the run's target (the scratch device,
+    or the network scenario's namespace) besides the side and the scenario.
+    """
+    env = {**os.environ, **context, ENV_SIDE: side, ENV_SCENARIO: scenario}
     try:
         proc = subprocess.run(
             ["/bin/sh", "-c", command],
@@ -131,11 +132,15 @@ def run_command(command: str, side: str, target: BlockTarget, scenario: str) -> 
         ) from exc
     if proc.returncode != 0:
         said = (proc.stderr or proc.stdout).strip().splitlines()
+        told = " ".join(f"{k}={v}" for k, v in sorted(context.items()))
         raise WorkloadError(
             f"perfcheck ab: the {side} command `{command}` exited {proc.returncode}"
-            f" ({said[-1] if said else 'no message'}); it ran with {ENV_DISK}={target.disk}"
-            f" {ENV_DEVICE}={target.path}"
+            f" ({said[-1] if said else 'no message'}); it ran with {told or 'no target'}"
         )
+
+
+#: Measures a scenario (its warm-up, then the given number of rounds) for one side.
+SideMeasurer = Callable[[Scenario, int], Measurement]
 
 
 @dataclass
@@ -145,10 +150,9 @@ class InterleavedRun:
     scenario: Scenario
     name: str
     commands: ABCommands
-    target: BlockTarget
-    workload: Workload
-    probes: ProbeBackend | None
-    seconds: float | None = None
+    measure_rounds: SideMeasurer
+    #: What the commands are told about the target (see :func:`run_command`).
+    context: Mapping[str, str]
     sides: dict[str, Measurement] = field(default_factory=dict)
     measured: int = 0
     last_side: str | None = None
@@ -159,17 +163,10 @@ class InterleavedRun:
         if self.last_side != side:
             self.last_side = side
             self.commands_run.append(side)
-            run_command(self.commands.of(side), side, self.target, self.name)
+            run_command(self.commands.of(side), side, self.name, self.context)
 
     def _measure(self, side: str, rounds: int, warmup: int) -> Measurement:
-        return measure(
-            replace(self.scenario, warmup=warmup),
-            self.target,
-            self.probes,
-            rounds=rounds,
-            seconds=self.seconds,
-            workload=self.workload,
-        )
+        return self.measure_rounds(replace(self.scenario, warmup=warmup), rounds)
 
     def warm_up(self) -> None:
         for side in (SIDE_A, SIDE_B):
@@ -225,15 +222,17 @@ def run_ab(
     """Measure A and B interleaved and judge B against A; the outcome is the harness's."""
     from perfcheck.harness import ScenarioOutcome, status_of
 
-    target = harness.target(scenario_writes(scenario))
-    probes = harness.probes(scenario.probes)
-    workload = (
-        harness.workload_factory(scenario, target)
-        if harness.workload_factory is not None
-        else fio_workload(scenario, target)
-    )
+    # The target exists before the first command runs, so the commands can be told its name.
+    if scenario.workload.network is not None:
+        context = harness.network(scenario).command_environment()
+    else:
+        context = target_environment(harness.target(scenario_writes(scenario)))
     run = InterleavedRun(
-        scenario, name, commands, target, workload, probes, seconds=harness.settings.seconds
+        scenario,
+        name,
+        commands,
+        harness.measure_rounds,
+        context,
     )
     rounds = harness.settings.rounds if harness.settings.rounds is not None else scenario.rounds
     try:

@@ -133,9 +133,11 @@ def judge(
     baseline: Baseline,
     thresholds: ThresholdLookup | None = None,
     alpha: float = DEFAULT_ALPHA,
+    holm: bool = False,
 ) -> ScenarioVerdict:
     """Compare every gated metric present in both; ``thresholds`` overrides defaults, and
-    the baseline's session history may widen them (:mod:`perfcheck.history`).
+    the baseline's session history may widen them (:mod:`perfcheck.history`). With
+    ``holm``, alpha holds for the scenario as a whole (:func:`~perfcheck.verdict.compare_series`).
 
     Raises a one-line ``BaselineError`` when a probe's provenance differs from the
     baseline's.
@@ -158,7 +160,7 @@ def judge(
             widened.append(widening)
             rule = MetricRule(direction=rule.direction, threshold=threshold)
         rules[metric] = rule
-    comparisons = compare_series(base_series, cur_series, rules, alpha)
+    comparisons = compare_series(base_series, cur_series, rules, alpha, holm=holm)
     return ScenarioVerdict(name, measurement, baseline, comparisons, widened=widened)
 
 

@@ -34,7 +34,7 @@ from perfcheck.probes.features import (
 )
 from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.rounds import ProgressCallback, Workload
-from perfcheck.runner import fio_workload, measure, measure_network, scenario_writes
+from perfcheck.runner import measure, measure_network, scenario_writes
 from perfcheck.scenario import Scenario
 from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS, SequentialPlan, run_sequential
 from perfcheck.targets import (
@@ -74,6 +74,8 @@ class HarnessSettings:
     batch: int = DEFAULT_BATCH
     #: INCONCLUSIVE fails the test (--perfcheck-strict).
     strict: bool = False
+    #: Alpha per scenario, not per metric: Holm's correction (--perfcheck-holm).
+    holm: bool = False
     #: Add passing sessions to their baseline's history (--perfcheck-record).
     record: bool = False
     #: Measure the drift control once per run (--perfcheck-control).
@@ -317,24 +319,31 @@ class Harness:
     # -- one scenario --------------------------------------------------------------------
 
     def measure(self, scenario: Scenario, progress: ProgressCallback | None = None) -> Measurement:
+        return self.measure_rounds(scenario, self.settings.rounds, progress)
+
+    def measure_rounds(
+        self, scenario: Scenario, rounds: int | None, progress: ProgressCallback | None = None
+    ) -> Measurement:
+        """The scenario's warm-up and ``rounds`` measured rounds (None: the scenario's), on
+        its block target or in its network namespace, under the run's probes."""
         if scenario.workload.network is not None:
-            return self._measure_network(scenario, self.settings.rounds, progress)
+            return self._measure_network(scenario, rounds, progress)
         self._stop_network()  # no idle server of an earlier scenario during disk rounds
         target = self.target(scenario_writes(scenario))
         probes = self.probes(scenario.probes)
         self.control_measurement()  # before the first scenario loads the machine
-        workload = (
-            self.workload_factory(scenario, target)
-            if self.workload_factory is not None
-            else fio_workload(scenario, target)
-        )
         return measure(
             scenario,
             target,
             probes,
-            rounds=self.settings.rounds,
+            rounds=rounds,
             seconds=self.settings.seconds,
-            workload=workload,
+            # None: fio, in a cgroup of its own when a probe filters on one.
+            workload=(
+                self.workload_factory(scenario, target)
+                if self.workload_factory is not None
+                else None
+            ),
             progress=progress,
         )
 
@@ -357,28 +366,7 @@ class Harness:
         progress: ProgressCallback | None = None,
     ) -> None:
         """Append ``rounds`` more measured rounds (no warm-up: the run is already warm)."""
-        if scenario.workload.network is not None:
-            more_rounds = self._measure_network(replace(scenario, warmup=0), rounds, progress)
-            for rnd in more_rounds.rounds:
-                rnd.index = len(measurement.rounds)
-                measurement.rounds.append(rnd)
-            return
-        target = self.target(scenario_writes(scenario))
-        probes = self.probes(scenario.probes)
-        workload = (
-            self.workload_factory(scenario, target)
-            if self.workload_factory is not None
-            else fio_workload(scenario, target)
-        )
-        more = measure(
-            replace(scenario, warmup=0),
-            target,
-            probes,
-            rounds=rounds,
-            seconds=self.settings.seconds,
-            workload=workload,
-            progress=progress,
-        )
+        more = self.measure_rounds(replace(scenario, warmup=0), rounds, progress)
         for rnd in more.rounds:
             rnd.index = len(measurement.rounds)
             measurement.rounds.append(rnd)
@@ -432,7 +420,7 @@ class Harness:
         last: list[ScenarioVerdict] = []
 
         def look(alpha: float) -> list[MetricComparison]:
-            last[:] = [judge(name, measurement, baseline, thresholds, alpha)]
+            last[:] = [judge(name, measurement, baseline, thresholds, alpha, self.settings.holm)]
             return last[0].comparisons
 
         result = run_sequential(self.sequential_plan(len(measurement.rounds)), look, measure_more)

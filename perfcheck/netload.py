@@ -589,6 +589,7 @@ class NetworkSetup(Protocol):
     def probe_settings(self) -> dict[str, int]: ...
     def facts(self) -> dict[str, Any]: ...
     def provenance(self) -> dict[str, list[str]]: ...
+    def command_environment(self) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 
@@ -651,6 +652,10 @@ class NetworkLoad:
 
     def provenance(self) -> dict[str, list[str]]:
         return {self.spec.kind: list(PROVENANCE[self.spec.kind])}
+
+    def command_environment(self) -> dict[str, str]:
+        """For ``perfcheck ab``'s commands: the namespace the scenario's traffic runs in."""
+        return {"PERFCHECK_NETNS": self.target.name}
 
     def close(self) -> None:
         if self._closed:

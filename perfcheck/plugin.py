@@ -54,6 +54,7 @@ OPT_SAVE = "--perfcheck-save"
 OPT_REPORT = "--perfcheck-report"
 OPT_MAX_ROUNDS = "--perfcheck-max-rounds"
 OPT_STRICT = "--perfcheck-strict"
+OPT_HOLM = "--perfcheck-holm"
 OPT_RECORD = "--perfcheck-record"
 OPT_CONTROL = "--perfcheck-control"
 OPT_AB_A = "--perfcheck-ab-a"
@@ -174,6 +175,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="an INCONCLUSIVE scenario fails its test (by default it passes and is listed)",
     )
     group.addoption(
+        OPT_HOLM,
+        action="store_true",
+        help="hold alpha for each scenario as a whole, not per metric (Holm's correction over"
+        " its metrics): fewer false FAILs, less power",
+    )
+    group.addoption(
         OPT_RECORD,
         action="store_true",
         help="add each PASSING scenario's session to its baseline's history (the rounds stay);"
@@ -255,6 +262,7 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         require_bpf=opt(OPT_REQUIRE) == "bpf",
         max_rounds=max_rounds if max_rounds is not None else DEFAULT_MAX_ROUNDS,
         strict=bool(opt(OPT_STRICT)),
+        holm=bool(opt(OPT_HOLM)),
         record=record,
         control=bool(opt(OPT_CONTROL) or config.getini("perfcheck_control")),
         ab_commands=(ab_a, ab_b) if ab_a is not None and ab_b is not None else None,

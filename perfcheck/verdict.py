@@ -65,7 +65,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -405,17 +405,52 @@ def compare_series(
     current: Mapping[str, Sequence[float]],
     rules: Mapping[str, MetricRule] | None = None,
     alpha: float = DEFAULT_ALPHA,
+    holm: bool = False,
 ) -> list[MetricComparison]:
     """Compare every metric present on both sides, sorted by name.
 
     ``rules[metric]`` overrides :func:`default_rule` for that metric. Metrics present
-    on only one side are not compared.
+    on only one side are not compared. With ``holm``, ``alpha`` holds for the scenario
+    as a whole instead of each metric: Holm's step-down correction over the k metrics
+    compared (the smallest p-value is tested at alpha/k, the next at alpha/(k-1), ...,
+    stopping at the first that is not below its level; every later metric keeps that
+    level). A FAIL that does not survive it is INCONCLUSIVE, saying so.
     """
     rules = rules or {}
-    return [
-        compare_metric(name, baseline[name], current[name], rules.get(name), alpha)
-        for name in sorted(baseline.keys() & current.keys())
-    ]
+    names = sorted(baseline.keys() & current.keys())
+    first = [compare_metric(n, baseline[n], current[n], rules.get(n), alpha) for n in names]
+    if not holm or len(first) < 2:
+        return first
+    levels = holm_levels([c.p_value for c in first], alpha)
+    out = []
+    for c, level in zip(first, levels, strict=True):
+        if level == alpha:
+            out.append(c)
+            continue
+        again = compare_metric(c.metric, c.baseline, c.current, c.rule, level)
+        if c.verdict is Verdict.FAIL and again.verdict is not Verdict.FAIL:
+            again = replace(
+                again,
+                reason=f"{again.reason} (Holm's correction over the scenario's {len(first)}"
+                f" metrics holds this one to p < {level:.2g})",
+            )
+        out.append(again)
+    return out
+
+
+def holm_levels(p_values: Sequence[float], alpha: float) -> list[float]:
+    """The significance level each p-value is held to under Holm's step-down procedure."""
+    k = len(p_values)
+    order = sorted(range(k), key=lambda i: p_values[i])
+    levels = [alpha] * k
+    for rank, i in enumerate(order):
+        level = alpha / (k - rank)
+        if p_values[i] >= level:
+            for rest in order[rank:]:
+                levels[rest] = level
+            break
+        levels[i] = level
+    return levels
 
 
 _VERDICT_SEVERITY = {Verdict.FAIL: 0, Verdict.INCONCLUSIVE: 1}

@@ -104,3 +104,33 @@ def test_rate_limited_loopback_fails_and_recovers(pytester: pytest.Pytester) -> 
     # median past a threshold without the rounds confirming it; never FAIL.
     assert back.ret == 0, back.stdout.str()
     back.stdout.fnmatch_lines(["perfcheck: 1 measured on *: 1 [PI]*"])
+
+
+def test_ab_on_a_network_scenario_switches_the_qdisc_inside_its_namespace(
+    pytester: pytest.Pytester,
+) -> None:
+    """`perfcheck ab` on a network scenario: the commands get the namespace's name and
+    shape its loopback; B (rate-limited) FAILs against A, and the run ends in A."""
+    scenario = pytester.path / "scenarios" / "net-stream.toml"
+    scenario.parent.mkdir()
+    scenario.write_text(scenario_text(None).replace("count = 10", "count = 6"))
+    log = pytester.path / "commands.log"
+    netns = 'ip netns exec "$PERFCHECK_NETNS"'
+    record = f' && echo "$PERFCHECK_SIDE $PERFCHECK_NETNS $({netns} tc qdisc show dev lo)" >> {log}'
+    a = f"{{ {netns} tc qdisc del dev lo root 2>/dev/null || true; }}{record}"
+    b = f"{netns} tc qdisc replace dev lo root {QDISC}{record}"
+    result = perfcheck(pytester, scenario, f"--perfcheck-ab-a={a}", f"--perfcheck-ab-b={b}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*net-stream regressed*",
+            "*iperf3.bits_per_second: * Gbit/s -> 1.00 Gbit/s (-*%, threshold -50%, p=*) FAIL*",
+            "*baseline: side A (`*`), measured alternately with B in this run*",
+        ]
+    )
+    lines = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    assert [side for side, _, _ in lines][:2] == ["A", "B"] and lines[-1][0] == "A"
+    # One namespace for the whole run, perfcheck's own; the qdisc B set was in it.
+    assert len({ns for _, ns, _ in lines}) == 1 and lines[0][1].startswith("perfcheck-")
+    assert all(("tbf" in shown) == (side == "B") for side, _, shown in lines)
+    assert not (pytester.path / "baselines").exists()

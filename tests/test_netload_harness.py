@@ -71,6 +71,9 @@ class FakeNetworkSetup:
     def provenance(self) -> dict[str, list[str]]:
         return {self.spec.kind: ["fake round trips"]}
 
+    def command_environment(self) -> dict[str, str]:
+        return {"PERFCHECK_NETNS": "fake-netns"}
+
     def close(self) -> None:
         self.closes += 1
 
@@ -236,6 +239,9 @@ PLUGIN_CONFTEST = textwrap.dedent(
 
         def provenance(self):
             return {"iperf3": ["fake"], "sockperf": ["fake"]}
+
+        def command_environment(self):
+            return {"PERFCHECK_NETNS": "fake-netns"}
 
         def close(self):
             pass

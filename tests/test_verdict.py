@@ -25,6 +25,7 @@ from perfcheck.verdict import (
     estimate_rounds_needed,
     format_comparison,
     format_value,
+    holm_levels,
     min_rounds_to_decide,
     worst,
 )
@@ -555,3 +556,56 @@ def test_effect_free_rounds_rarely_fail(bucketed: bool) -> None:
     # Without a threshold the gate is the bare test (exact size 2/252 = 0.0079 on
     # continuous data, less with ties): it must fire sometimes but within alpha.
     assert 0.0 < bare_rate <= alpha
+
+
+# -- Holm's correction over a scenario's metrics ------------------------------------------------
+
+
+def test_holm_levels_step_down_and_stop_at_the_first_miss() -> None:
+    # Sorted p: 0.001 (< 0.01/4), 0.003 (< 0.01/3), 0.006 (not < 0.01/2): stop there.
+    assert holm_levels([0.006, 0.001, 0.5, 0.003], 0.01) == pytest.approx(
+        [0.005, 0.0025, 0.005, 0.01 / 3]
+    )
+    assert holm_levels([0.2], 0.01) == [0.01]
+    assert holm_levels([], 0.01) == []
+
+
+@given(st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=12))
+def test_holm_levels_lie_between_bonferroni_and_alpha(p_values: list[float]) -> None:
+    levels = holm_levels(p_values, 0.01)
+    k = len(p_values)
+    assert all(0.01 / k - 1e-15 <= level <= 0.01 for level in levels)
+    rejected = [p < level for p, level in zip(p_values, levels, strict=True)]
+    # Whatever Bonferroni rejects, Holm rejects; a rejected p is never above a kept one.
+    assert all(r for p, r in zip(p_values, rejected, strict=True) if p < 0.01 / k)
+    kept = [p for p, r in zip(p_values, rejected, strict=True) if not r]
+    assert not kept or all(p <= min(kept) for p, r in zip(p_values, rejected, strict=True) if r)
+
+
+def test_holm_keeps_the_family_wise_error_at_alpha_under_the_null() -> None:
+    rng = np.random.default_rng(7)
+    trials, k = 20_000, 7
+    any_rejected = 0
+    for p_values in rng.uniform(size=(trials, k)):
+        levels = holm_levels(list(p_values), 0.01)
+        any_rejected += any(p < level for p, level in zip(p_values, levels, strict=True))
+    # At most alpha (0.01) for independent metrics; 3 standard errors of slack.
+    assert any_rejected / trials <= 0.01 + 3 * math.sqrt(0.01 * 0.99 / trials)
+    uncorrected = sum(any(p < 0.01 for p in row) for row in rng.uniform(size=(trials, k)))
+    assert uncorrected / trials > 0.05  # what one scenario of 7 metrics would see without it
+
+
+def test_holm_turns_a_lone_marginal_fail_inconclusive_and_keeps_a_clear_one() -> None:
+    base = [100.0 + i for i in range(10)]
+    clear = [200.0 + i for i in range(10)]  # every round worse: p = 1/C(20,10)
+    marginal = [102.0, 104.0, 106.0, 108.0, 112.0, 113.0, 114.0, 116.0, 117.0, 119.0]  # p=0.007
+    rules = {m: MetricRule(Direction.HIGHER_IS_WORSE, 0.05) for m in ("a.p50", "b.p50")}
+    flat = {f"m{i}.p50": base for i in range(5)}
+    baseline = {"a.p50": base, "b.p50": base, **flat}
+    current = {"a.p50": clear, "b.p50": marginal, **flat}
+    alone = {c.metric: c for c in compare_series(baseline, current, rules)}
+    assert alone["b.p50"].verdict is Verdict.FAIL and alone["b.p50"].p_value > 0.01 / 7
+    held = {c.metric: c for c in compare_series(baseline, current, rules, holm=True)}
+    assert held["a.p50"].verdict is Verdict.FAIL
+    assert held["b.p50"].verdict is Verdict.INCONCLUSIVE
+    assert "Holm's correction over the scenario's 7 metrics" in held["b.p50"].reason

@@ -233,6 +233,13 @@ def schedule(blocks: int) -> list[str]:
     return order
 
 
+def load_span(loads: list[float]) -> dict[str, Any] | None:
+    """The 1-minute load average seen at the sessions' starts, for the scorecard's text."""
+    if not loads:
+        return None
+    return {"min": min(loads), "max": max(loads), "source": "1-min load at each session start"}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=4, help="sessions per regression")
@@ -259,6 +266,7 @@ def main(argv: list[str]) -> int:
     probes = default_probe_factory(["block.latency"])
     probes.start()
     began = time.monotonic()
+    loads: list[float] = []
     try:
         with sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"):
             for number, condition in enumerate(schedule(args.blocks), 1):
@@ -269,6 +277,7 @@ def main(argv: list[str]) -> int:
                 ]
                 throttle = int(THROTTLE_SHARE * statistics.median(a_iops)) if a_iops else 0
                 t0 = time.monotonic()
+                loads.append(os.getloadavg()[0])
                 session = record_session(condition, probes, args.rounds, args.seconds, throttle)
                 session["index"] = number
                 sessions.append(session)
@@ -292,6 +301,7 @@ def main(argv: list[str]) -> int:
             "kernel": platform.release(),
             "recorded_at": utc_timestamp(),
             "elapsed_s": round(time.monotonic() - began, 1),
+            "load_average": load_span(loads),
             "sessions": sessions,
         }
         if sessions:
@@ -314,11 +324,13 @@ def main_interleaved(args: argparse.Namespace) -> int:
     probes = default_probe_factory(["block.latency"])
     probes.start()
     began = time.monotonic()
+    loads: list[float] = []
     lock = HostLock()
     try:
         with sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"):
             for number, condition in enumerate(order, 1):
                 t0 = time.monotonic()
+                loads.append(os.getloadavg()[0])
                 # One session at a time on this host: other perfcheck runs wait between ours.
                 lock.acquire(900)
                 try:
@@ -344,6 +356,7 @@ def main_interleaved(args: argparse.Namespace) -> int:
             "kernel": platform.release(),
             "recorded_at": utc_timestamp(),
             "elapsed_s": round(time.monotonic() - began, 1),
+            "load_average": load_span(loads),
             "sessions": sessions,
         }
         if sessions:

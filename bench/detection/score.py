@@ -35,6 +35,12 @@ The rules, each applied to the gated metrics (p50, p90, p99 of ``block.latency.r
   session-to-session spread (perfcheck.history);
 - ``perfcheck + history + control``: also the drift control of both sessions
   (perfcheck.drift): a FAIL while the machine's control got slower is INCONCLUSIVE;
+- ``perfcheck, shipped thresholds`` (and ``+ history + control``): the same with the
+  thresholds ``scenarios/randread-4k.toml`` ships (p50 15%, p90 100%, p99 200%, IOPS 35%),
+  set from this machine's measured session-to-session spread: what ``make perfcheck``
+  applies;
+- ``+ Holm``: alpha held for the comparison as a whole instead of per metric (Holm's
+  step-down correction over its metrics, ``compare_series(holm=True)``);
 - ``median 10%`` (pytest-benchmark's ``--benchmark-compare-fail=median:10%``): the median of
   each side's 10 rounds, FAIL when any metric is more than 10% worse;
 - ``LKP ranges``: FAIL when every current round is worse than every baseline round (the
@@ -61,6 +67,7 @@ from perfcheck.ab import abba_sides  # noqa: E402
 from perfcheck.drift import ControlMeasurement, check_drift  # noqa: E402
 from perfcheck.gate import is_gated  # noqa: E402
 from perfcheck.history import HistoryThresholds, SessionSummary  # noqa: E402
+from perfcheck.scenario import load_scenario, threshold_for  # noqa: E402
 from perfcheck.sequential import SequentialPlan, run_sequential  # noqa: E402
 from perfcheck.verdict import (  # noqa: E402
     DEFAULT_ALPHA,
@@ -193,11 +200,16 @@ def _scenario_verdict(comparisons: Sequence[MetricComparison]) -> Verdict:
 
 
 def _rules_for(
-    metrics: Iterable[str], history: HistoryThresholds | None = None
+    metrics: Iterable[str],
+    history: HistoryThresholds | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, MetricRule]:
     rules = {}
     for metric in metrics:
         rule = default_rule(metric)
+        override = threshold_for(thresholds, metric) if thresholds else None
+        if override is not None:
+            rule = MetricRule(rule.direction, override)
         if history is not None:
             threshold, _ = history.widen(metric, rule.threshold)
             rule = MetricRule(rule.direction, threshold)
@@ -205,17 +217,23 @@ def _rules_for(
     return rules
 
 
-def perfcheck_rule(sequential: bool, use_history: bool = False, use_control: bool = False) -> Rule:
+def perfcheck_rule(
+    sequential: bool,
+    use_history: bool = False,
+    use_control: bool = False,
+    thresholds: Mapping[str, float] | None = None,
+    holm: bool = False,
+) -> Rule:
     def rule(pair: Pair) -> Decision:
         history = None
         if use_history:
             history = HistoryThresholds.from_history([s.summary() for s in pair.others][-20:])
-        rules = _rules_for(pair.sides(INITIAL_ROUNDS)[0], history)
+        rules = _rules_for(pair.sides(INITIAL_ROUNDS)[0], history, thresholds)
         taken = [INITIAL_ROUNDS]
 
         def judge(alpha: float) -> list[MetricComparison]:
             base, cur = pair.sides(taken[0])
-            return compare_series(base, cur, rules, alpha)
+            return compare_series(base, cur, rules, alpha, holm=holm)
 
         def more(rounds: int) -> None:
             taken[0] += rounds
@@ -262,6 +280,12 @@ def lkp_ranges(pair: Pair) -> Decision:
     return Decision(Verdict.PASS, INITIAL_ROUNDS)
 
 
+#: The thresholds the shipped scenario sets (scenarios/randread-4k.toml): what
+#: `make perfcheck` applies to the recorded workload.
+SHIPPED_THRESHOLDS: dict[str, float] = dict(
+    load_scenario(ROOT / "scenarios" / "randread-4k.toml").thresholds
+)
+
 #: Rules scored on pairs of sessions (a stored baseline against a later run).
 SESSION_RULES: dict[str, Rule] = {
     "perfcheck": perfcheck_rule(sequential=True),
@@ -270,6 +294,11 @@ SESSION_RULES: dict[str, Rule] = {
     "perfcheck + history + control": perfcheck_rule(
         sequential=True, use_history=True, use_control=True
     ),
+    "perfcheck, shipped thresholds": perfcheck_rule(sequential=True, thresholds=SHIPPED_THRESHOLDS),
+    "perfcheck, shipped thresholds + history + control": perfcheck_rule(
+        sequential=True, use_history=True, use_control=True, thresholds=SHIPPED_THRESHOLDS
+    ),
+    "perfcheck + Holm": perfcheck_rule(sequential=True, holm=True),
     "median 10%": median_10_percent,
     "LKP ranges": lkp_ranges,
 }
@@ -279,6 +308,7 @@ SESSION_RULES: dict[str, Rule] = {
 INTERLEAVED_RULES: dict[str, Rule] = {
     "perfcheck ab": perfcheck_rule(sequential=True),
     "perfcheck ab, no sequential": perfcheck_rule(sequential=False),
+    "perfcheck ab + Holm": perfcheck_rule(sequential=True, holm=True),
     "median 10%": median_10_percent,
     "LKP ranges": lkp_ranges,
 }
@@ -469,14 +499,29 @@ def _score_table(table: Mapping[str, Mapping[str, Cell]], first_rule: str) -> li
     return lines
 
 
+def _load_text(doc: Mapping[str, Any]) -> str:
+    load = doc.get("load_average")
+    if not isinstance(load, Mapping):
+        return "load average not recorded"
+    return f"load average {load['min']:.1f} to {load['max']:.1f} ({load.get('source', 'sampled')})"
+
+
+def _recording_text(doc: Mapping[str, Any], sessions: list[Session]) -> str:
+    counts = {c: sum(1 for s in sessions if s.condition == c) for c in CONDITIONS}
+    return (
+        f"Recorded {doc['recorded_at'][:16].replace('T', ' ')} UTC (`{doc['file']}`),"
+        f" {doc['elapsed_s'] / 60:.0f} min of machine time, {_load_text(doc)}:"
+        f" {len(sessions)} sessions ({', '.join(f'{c} {n}' for c, n in counts.items())})."
+    )
+
+
 def markdown(
-    sessions: list[Session],
+    recordings: Sequence[tuple[Mapping[str, Any], list[Session]]],
     runs: list[Interleaved],
-    session_tables: Mapping[int, Mapping[str, Mapping[str, Cell]]],
+    session_tables: Sequence[Mapping[str, Mapping[str, Cell]]],
     interleaved_table: Mapping[str, Mapping[str, Cell]],
     meta: Mapping[str, Any],
 ) -> str:
-    counts = {c: sum(1 for s in sessions if s.condition == c) for c in CONDITIONS}
     run_counts = {c: sum(1 for r in runs if r.condition == c) for c in ("AA", *CONDITIONS[1:])}
     seconds = meta["round_seconds"]
     lines = [
@@ -486,9 +531,8 @@ def markdown(
         " stored in `bench/detection/data/` (recorded by `bench/detection/record.py`: real"
         " fio `randread-4k`, real `block.latency` BPF probe, a fresh scratch loop device per"
         " session, workqueue affinity scope `cpu`, rounds of"
-        f" {seconds:g} s). Recorded {meta['recorded']} on {meta['machine']} (kernel"
-        f" {meta['kernel']}), {meta['elapsed_min']:.0f} min of machine time in all, while"
-        " other jobs (test suites, benchmarks) shared the 2-CPU VM: load average 3 to 6.",
+        f" {seconds:g} s) on {meta['machine']} (kernel {meta['kernel']}), a 2-CPU VM shared"
+        " with other jobs; each recording below says how loaded the machine was.",
         "",
         "A comparison FAILs when any gated metric FAILs (p50/p90/p99 of `block.latency.read`"
         " and `fio.clat.read`, `fio.iops.read`). Percentages are FAIL rates; `inc.` is the"
@@ -496,25 +540,34 @@ def markdown(
         "",
         "### Against a stored baseline (one session against another)",
         "",
-        f"{len(sessions)} sessions ({', '.join(f'{c} {n}' for c, n in counts.items())}),"
-        f" each a warm-up and {MAX_ROUNDS} rounds; sessions alternate A and a regression."
-        " A/A = every ordered pair of two A sessions; detection = every A session as the"
-        " baseline against every session of the regression. Pairs share sessions, so they are"
-        f" not independent. The baseline is a session's first {INITIAL_ROUNDS} rounds; the"
-        f" current side starts with {INITIAL_ROUNDS} and sequential looks take up to"
-        f" {MAX_ROUNDS} ({MAX_ROUNDS * seconds:g} s of fio). History = summaries of the other"
-        " A sessions; control = the drift control measured at each session's start.",
-        "",
-        "Effect of each condition (median over its sessions of the session median, vs the A"
-        " sessions'):",
-        "",
-        *_effects_table(effect_sizes(sessions), CONDITIONS[1:]),
+        f"Each session is a warm-up and {MAX_ROUNDS} rounds; sessions alternate A and a"
+        " regression. A/A = every ordered pair of two A sessions of one recording; detection"
+        " = every A session as the baseline against every session of the regression. Pairs"
+        " share sessions, so they are not independent. The baseline is a session's first"
+        f" {INITIAL_ROUNDS} rounds; the current side starts with {INITIAL_ROUNDS} and"
+        f" sequential looks take up to {MAX_ROUNDS} ({MAX_ROUNDS * seconds:g} s of fio)."
+        " History = summaries of the other A sessions; control = the drift control measured"
+        " at each session's start.",
         "",
     ]
-    for base_rounds, table in session_tables.items():
-        lines += [f"Baseline of {base_rounds} rounds:", ""]
-        lines += _score_table(table, "perfcheck")
-        lines += ["", *goal_lines(table), ""]
+    for (doc, sessions), table in zip(recordings, session_tables, strict=True):
+        lines += [
+            f"#### {doc['recorded_at'][:16].replace('T', ' ')} UTC, {_load_text(doc)}",
+            "",
+            _recording_text(doc, sessions),
+            "",
+            "Effect of each condition (median over its sessions of the session median, vs the"
+            " A sessions'):",
+            "",
+            *_effects_table(effect_sizes(sessions), CONDITIONS[1:]),
+            "",
+            f"Baseline of {INITIAL_ROUNDS} rounds:",
+            "",
+            *_score_table(table, "perfcheck"),
+            "",
+            *goal_lines(table),
+            "",
+        ]
     if runs:
         lines += [
             "### Interleaved (`perfcheck ab`: A and B alternate in one run)",
@@ -560,6 +613,7 @@ def load(paths: Iterable[Path]) -> tuple[list[Session], list[Interleaved], list[
     for path in sorted(paths):
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             document = json.load(fh)
+        document["file"] = path.name
         docs.append(document)
         for raw in document["sessions"]:
             if raw.get("mode") == "interleaved":
@@ -594,15 +648,20 @@ def main(argv: list[str]) -> int:
         return 2
     sessions, runs, docs = load(files)
     meta = {
-        "recorded": ", ".join(sorted({d["recorded_at"][:10] for d in docs})),
         "machine": ", ".join(sorted({d["machine_class"] for d in docs})),
         "kernel": ", ".join(sorted({d["kernel"] for d in docs})),
         "round_seconds": docs[0]["round_seconds"],
-        "elapsed_min": sum(d["elapsed_s"] for d in docs) / 60.0,
     }
-    session_tables = {INITIAL_ROUNDS: score_sessions(sessions, INITIAL_ROUNDS)} if sessions else {}
+    # Each recording is scored on its own: sessions of a loaded afternoon and of a quiet
+    # evening are different machines as far as noise goes.
+    recordings = [
+        (doc, [s for s in sessions if s.source == doc["file"]])
+        for doc in docs
+        if any(s.source == doc["file"] for s in sessions)
+    ]
+    session_tables = [score_sessions(group, INITIAL_ROUNDS) for _, group in recordings]
     interleaved_table = score_interleaved(interleaved_pairs(runs, sessions)) if runs else {}
-    text = markdown(sessions, runs, session_tables, interleaved_table, meta)
+    text = markdown(recordings, runs, session_tables, interleaved_table, meta)
     print(text)
     if args.write:
         write_section(text)
