@@ -14,5 +14,6 @@ if TYPE_CHECKING:
 def pytest_perfcheck_harness(config: pytest.Config, harness: Harness) -> None:
     """Called once the run's :class:`~perfcheck.harness.Harness` exists, before any
     measurement. A conftest may replace its ``probe_factory``, ``target_factory`` or
-    ``workload_factory`` (for example with fakes in fast tests of a plugin built on
-    perfcheck)."""
+    ``workload_factory``, for example with fakes in fast tests of a plugin built on
+    perfcheck: ``perfcheck.probes.fake.use_fakes(harness, lambda rnd, i: 10_000)``
+    replaces all three."""

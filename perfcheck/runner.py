@@ -27,7 +27,7 @@ from perfcheck.environment import block_device_facts
 from perfcheck.errors import ScenarioError
 from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
-from perfcheck.measurement import Measurement
+from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.netload import NetworkSetup, whole_seconds
 from perfcheck.probes import filter_on
 from perfcheck.probes.session import ProbeBackend
@@ -97,20 +97,16 @@ def measure(
 ) -> Measurement:
     """Run the scenario's rounds on ``target`` under the already started ``probes``.
 
-    Only the series of the probes the scenario names are kept (a shared probe session
-    may hold more); fio's own series are always kept.
+    Without ``workload``, fio runs the scenario's job; when one of its probes filters on a
+    cgroup (scheduler, syscalls), fio starts in a cgroup of its own and they time it only.
+    Series are kept as :func:`_measurement` says; fio's own are always kept.
     """
-    plan = RoundPlan(
-        rounds=rounds if rounds is not None else scenario.rounds,
-        warmup=scenario.warmup,
-        seconds=seconds if seconds is not None else scenario.round_seconds,
-    )
+    plan = _plan(scenario, rounds, seconds)
     extra: dict[str, object] = {}
     with contextlib.ExitStack() as stack:
         settings = {"dev": target.probe_dev}
         cgroup = None
         if workload is None and probes is not None and filter_on(scenario.probes, "cgroup_id"):
-            # Scheduler and syscall probes time fio's tasks only, not the whole machine.
             cgroup = stack.enter_context(WorkloadCgroup.create())
             settings["cgroup_id"] = cgroup.id
             extra["probes.filter"] = "workload cgroup"
@@ -124,30 +120,56 @@ def measure(
             check_block_counts=target.path.is_block_device(),
             progress=progress,
         )
-    for rnd in results:
-        keep = _keep_probe_series(rnd.histograms, scenario.probes)
-        rnd.histograms = {
-            k: h for k, h in rnd.histograms.items() if k in keep or k.startswith("fio.")
-        }
-    provenance: dict[str, list[str]] = {"fio": list(FIO_PROVENANCE)}
-    if probes is not None:
-        provenance.update({k: v for k, v in probes.provenance().items() if k in scenario.probes})
     extra.update(block_device_facts(target.disk))
     extra["target.kind"] = "scratch" if target.created_by_harness else "given"
     extra["round.seconds"] = plan.seconds
     if WORKQUEUE_AFFINITY_SCOPE.exists():
         extra["tune.workqueue_affinity_scope"] = current_value(WORKQUEUE_AFFINITY_SCOPE)
+    return _measurement(scenario, results, probes, "fio.", {"fio": list(FIO_PROVENANCE)}, extra)
+
+
+#: A probe series with fewer samples in a round is left out of that round: its
+#: percentiles would be a handful of values (a client's start-up syscalls), not statistics.
+#: Block probe series are exempt: their requests are the workload's own I/O, checked
+#: against its count, and a slow disk may make few in a short round.
+MIN_PROBE_SAMPLES_PER_ROUND = 100
+
+
+def _plan(scenario: Scenario, rounds: int | None, seconds: float | None) -> RoundPlan:
+    return RoundPlan(
+        rounds=rounds if rounds is not None else scenario.rounds,
+        warmup=scenario.warmup,
+        seconds=seconds if seconds is not None else scenario.round_seconds,
+    )
+
+
+def _measurement(
+    scenario: Scenario,
+    results: list[RoundResult],
+    probes: ProbeBackend | None,
+    tool_prefix: str,
+    provenance: dict[str, list[str]],
+    extra: dict[str, object],
+) -> Measurement:
+    """The measurement of ``results``: per round the workload tool's own series (names
+    starting ``tool_prefix``) and the series of the probes the scenario names (a shared
+    probe session may hold more) with enough samples; the probes' provenance."""
+    for rnd in results:
+        keep = _keep_probe_series(rnd.histograms, scenario.probes)
+        rnd.histograms = {
+            k: h
+            for k, h in rnd.histograms.items()
+            if k.startswith(tool_prefix)
+            or (k in keep and (k.startswith("block.") or h.total >= MIN_PROBE_SAMPLES_PER_ROUND))
+        }
+    if probes is not None:
+        provenance.update({k: v for k, v in probes.provenance().items() if k in scenario.probes})
     return Measurement(
         scenario=scenario.name,
         rounds=results,
         environment=environment.capture(extra),
         provenance=provenance,
     )
-
-
-#: A probe series with fewer samples in a round is left out of that round: its
-#: percentiles would be a handful of values (a client's start-up syscalls), not statistics.
-MIN_PROBE_SAMPLES_PER_ROUND = 100
 
 
 def measure_network(
@@ -162,16 +184,9 @@ def measure_network(
 ) -> Measurement:
     """Run a network scenario's rounds against its already started ``load`` (namespace,
     server) under the already started ``probes``, which are filtered to the server's
-    port and the workload's cgroup.
-
-    Only the series of the probes the scenario names and the tool's own are kept, and
-    of the probes' series only those with :data:`MIN_PROBE_SAMPLES_PER_ROUND` samples.
+    port and the workload's cgroup. Series are kept as :func:`_measurement` says.
     """
-    plan = RoundPlan(
-        rounds=rounds if rounds is not None else scenario.rounds,
-        warmup=scenario.warmup,
-        seconds=seconds if seconds is not None else scenario.round_seconds,
-    )
+    plan = _plan(scenario, rounds, seconds)
     if probes is not None:
         probes.configure(load.probe_settings())
     results = run_rounds(
@@ -181,22 +196,6 @@ def measure_network(
         check_block_counts=False,
         progress=progress,
     )
-    tool_prefix = f"{load.spec.kind}."
-    for rnd in results:
-        keep = _keep_probe_series(rnd.histograms, scenario.probes)
-        rnd.histograms = {
-            k: h
-            for k, h in rnd.histograms.items()
-            if k.startswith(tool_prefix) or (k in keep and h.total >= MIN_PROBE_SAMPLES_PER_ROUND)
-        }
-    provenance = load.provenance()
-    if probes is not None:
-        provenance.update({k: v for k, v in probes.provenance().items() if k in scenario.probes})
-    extra = load.facts()
+    extra: dict[str, object] = dict(load.facts())
     extra["round.seconds"] = float(whole_seconds(plan.seconds))
-    return Measurement(
-        scenario=scenario.name,
-        rounds=results,
-        environment=environment.capture(extra),
-        provenance=provenance,
-    )
+    return _measurement(scenario, results, probes, f"{load.spec.kind}.", load.provenance(), extra)

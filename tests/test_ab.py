@@ -85,8 +85,7 @@ CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-    from perfcheck.targets import BlockTarget
+    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
 
     STATE = Path(os.environ["FAKE_STATE"])
 
@@ -102,12 +101,7 @@ CONFTEST = textwrap.dedent(
                 slowdown["now"] = float(STATE.read_text())
             return int(rng.lognormvariate(math.log(10_000 * slowdown["now"]), 0.05))
 
-        harness.probe_factory = lambda names: backend
-        harness.target_factory = lambda writes: BlockTarget(
-            path=Path("/dev/fake0"), disk="fake0", probe_dev=1, created_by_harness=True,
-            size_bytes=0, description="fake target",
-        )
-        harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
+        use_fakes(harness, latency, backend)
     """
 )
 
@@ -173,7 +167,7 @@ def test_b_slower_than_a_fails_with_the_ab_report_and_ends_in_a(project: pytest.
     lines = log.read_text().splitlines()
     # Warm-up A then B, then ABBA over 6 rounds per side (A BB AA BB AA BB A), ending in A.
     assert [line.split()[0] for line in lines] == list("ABABABABA")
-    assert set(line.split(" ", 1)[1] for line in lines) == {"fake0 /dev/fake0 fake-reads"}
+    assert set(line.split(" ", 1)[1] for line in lines) == {"fake0 /dev/null fake-reads"}
     assert (project.path / "state").read_text().strip() == "1.0"
     assert not list(project.path.rglob("baselines/**/*.json"))
     scenario = json.loads(saved.read_text())["scenarios"]["fake-reads"]

@@ -104,8 +104,7 @@ CONFTEST = textwrap.dedent(
     from pathlib import Path
 
     from perfcheck.drift import ControlMeasurement
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-    from perfcheck.targets import BlockTarget
+    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):
@@ -123,12 +122,7 @@ CONFTEST = textwrap.dedent(
             return ControlMeasurement({0: values, 1: list(values)})
 
         harness.control_factory = control
-        harness.probe_factory = lambda names: backend
-        harness.target_factory = lambda writes: BlockTarget(
-            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
-            size_bytes=0, description="fake target",
-        )
-        harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
+        use_fakes(harness, latency, backend)
     """
 )
 

@@ -16,8 +16,7 @@ CONFTEST = textwrap.dedent(
     from pathlib import Path
 
     from perfcheck.errors import ProbeError, WorkloadError
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-    from perfcheck.targets import BlockTarget
+    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend, fake_target
 
 
     class CrashingWorkload(FakeBlockWorkload):
@@ -35,10 +34,7 @@ CONFTEST = textwrap.dedent(
     def pytest_perfcheck_harness(config, harness):
         backend = UnattachableProbes() if os.environ.get("FAKE_NO_PROBES") else FakeProbeBackend()
         harness.probe_factory = lambda names: backend
-        harness.target_factory = lambda writes: BlockTarget(
-            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
-            size_bytes=0, description="fake target",
-        )
+        harness.target_factory = lambda writes: fake_target()
 
         def workload(scenario, target):
             kind = CrashingWorkload if scenario.name == "crash" else FakeBlockWorkload

@@ -31,8 +31,7 @@ FAKE_CONFTEST = textwrap.dedent(
 
     import pytest
 
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-    from perfcheck.targets import BlockTarget
+    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):
@@ -43,12 +42,7 @@ FAKE_CONFTEST = textwrap.dedent(
         def latency(round_no, i):
             return int(rng.lognormvariate(math.log(10_000 * slowdown), 0.05))
 
-        harness.probe_factory = lambda names: backend
-        harness.target_factory = lambda writes: BlockTarget(
-            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
-            size_bytes=0, description="fake target",
-        )
-        harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
+        use_fakes(harness, latency, backend)
 
 
     @pytest.hookimpl(trylast=True)

@@ -25,9 +25,8 @@ CONFTEST = textwrap.dedent(
     import os
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
+    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
     from perfcheck.probes.features import Unavailable
-    from perfcheck.targets import BlockTarget
 
     MISSING = os.environ.get("FAKE_MISSING_PROBE", "func.latency")
 
@@ -39,19 +38,13 @@ CONFTEST = textwrap.dedent(
             Path("started-probes.json").write_text(json.dumps(names))
             return backend
 
-        harness.probe_factory = factory
         harness.probe_availability = lambda names: {
             name: Unavailable("kprobes are absent on this kernel", "boot a kernel with kprobes")
             for name in names
             if name == MISSING
         }
-        harness.target_factory = lambda writes: BlockTarget(
-            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
-            size_bytes=0, description="fake target",
-        )
-        harness.workload_factory = lambda scenario, target: FakeBlockWorkload(
-            backend, lambda r, i: 10_000 + i
-        )
+        use_fakes(harness, lambda r, i: 10_000 + i, backend)
+        harness.probe_factory = factory
     """
 )
 

@@ -201,8 +201,7 @@ NOISY_CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-    from perfcheck.targets import BlockTarget
+    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):
@@ -217,12 +216,7 @@ NOISY_CONFTEST = textwrap.dedent(
                 scale[round_no] = rng.lognormvariate(0.0, 0.15)
             return int(10_000 * slowdown * scale[round_no] * rng.lognormvariate(0.0, 0.02))
 
-        harness.probe_factory = lambda names: backend
-        harness.target_factory = lambda writes: BlockTarget(
-            path=Path(os.devnull), disk="fake0", probe_dev=1, created_by_harness=True,
-            size_bytes=0, description="fake target",
-        )
-        harness.workload_factory = lambda scenario, target: FakeBlockWorkload(backend, latency)
+        use_fakes(harness, latency, backend)
     """
 )
 

@@ -7,12 +7,19 @@ tested separately against the kernel; this never replaces those tests.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.block import BLOCK_OPS
 from perfcheck.rounds import WorkloadReport
+from perfcheck.targets import BlockTarget
+
+if TYPE_CHECKING:
+    from perfcheck.harness import Harness
 
 
 class FakeProbeBackend:
@@ -88,3 +95,34 @@ class FakeBlockWorkload:
             ios=self.requests,
             io_bytes=self.requests * self.size,
         )
+
+
+def fake_target() -> BlockTarget:
+    """A block target that is no device: for fake workloads, which never open it."""
+    return BlockTarget(
+        path=Path(os.devnull),
+        disk="fake0",
+        probe_dev=1,
+        created_by_harness=True,
+        size_bytes=0,
+        description="fake target",
+    )
+
+
+def use_fakes(
+    harness: Harness,
+    latency_ns: Callable[[int, int], int],
+    backend: FakeProbeBackend | None = None,
+) -> FakeProbeBackend:
+    """Make ``harness`` run every block scenario on fakes: the fake probe ``backend``
+    (a new one by default), :func:`fake_target` and a :class:`FakeBlockWorkload` whose
+    request latencies come from ``latency_ns(round_number, i)``.
+
+    For a ``pytest_perfcheck_harness`` hook in a conftest, to test a workflow (record,
+    compare, refresh, reports) in a second without root, fio or BPF. Returns the backend.
+    """
+    probes = backend if backend is not None else FakeProbeBackend()
+    harness.probe_factory = lambda names: probes
+    harness.target_factory = lambda writes: fake_target()
+    harness.workload_factory = lambda scenario, target: FakeBlockWorkload(probes, latency_ns)
+    return probes
