@@ -58,6 +58,8 @@ class ScenarioVerdict:
     drift: DriftCheck | None = None
     #: What the baseline is when it is not a stored file (perfcheck ab's side A).
     baseline_label: str | None = None
+    #: What repeating a FAIL in a fresh session showed (perfcheck.harness), or None.
+    repeat: str | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -94,6 +96,8 @@ class ScenarioVerdict:
         else:
             where = base.path if base.path is not None else "(not stored)"
             lines = [f"baseline: {where} (recorded {base.recorded_at}, {rounds})"]
+        if self.repeat is not None:
+            lines.append(f"repeated in a fresh session: {self.repeat}")
         if self.drift is not None and self.drift.drifted:
             lines.append(f"drift control: {self.drift.text}; FAILs are reported as INCONCLUSIVE")
         if self.widened:

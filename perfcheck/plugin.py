@@ -55,6 +55,7 @@ OPT_REPORT = "--perfcheck-report"
 OPT_MAX_ROUNDS = "--perfcheck-max-rounds"
 OPT_STRICT = "--perfcheck-strict"
 OPT_HOLM = "--perfcheck-holm"
+OPT_NO_REPEAT = "--perfcheck-no-repeat"
 OPT_RECORD = "--perfcheck-record"
 OPT_CONTROL = "--perfcheck-control"
 OPT_AB_A = "--perfcheck-ab-a"
@@ -175,6 +176,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="an INCONCLUSIVE scenario fails its test (by default it passes and is listed)",
     )
     group.addoption(
+        OPT_NO_REPEAT,
+        action="store_true",
+        help="report a FAIL against a stored baseline at once, without first repeating the"
+        " scenario in a fresh session (new scratch device) to confirm it",
+    )
+    group.addoption(
         OPT_HOLM,
         action="store_true",
         help="hold alpha for each scenario as a whole, not per metric (Holm's correction over"
@@ -263,6 +270,7 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         max_rounds=max_rounds if max_rounds is not None else DEFAULT_MAX_ROUNDS,
         strict=bool(opt(OPT_STRICT)),
         holm=bool(opt(OPT_HOLM)),
+        repeat_fails=not opt(OPT_NO_REPEAT),
         record=record,
         control=bool(opt(OPT_CONTROL) or config.getini("perfcheck_control")),
         ab_commands=(ab_a, ab_b) if ab_a is not None and ab_b is not None else None,
@@ -369,11 +377,13 @@ class ScenarioItem(pytest.Item):
                 outcome = run_ab(harness, scenario.name, scenario, commands, scenario.threshold_for)
             else:
                 measurement = _measure_with_progress(self, harness, scenario)
-
-                def more(rounds: int) -> None:
-                    harness.measure_more(scenario, measurement, rounds)
-
-                outcome = harness.check(scenario.name, measurement, scenario.threshold_for, more)
+                outcome = harness.check(
+                    scenario.name,
+                    measurement,
+                    scenario.threshold_for,
+                    _more_rounds(harness, scenario, measurement),
+                    _measure_again(self, harness, scenario),
+                )
         except PerfcheckError as exc:
             pytest.fail(str(exc), pytrace=False)
         _apply_outcome(self, outcome)
@@ -475,6 +485,8 @@ class PendingGate:
     thresholds: dict[str, float]
     #: Adds current rounds for sequential looks (perfcheck.sequential).
     more: Callable[[int], None] | None = None
+    #: Measures the scenario anew, to repeat a FAIL in a fresh session.
+    again: Callable[[], tuple[Measurement, Callable[[int], None] | None]] | None = None
 
 
 def _resolve_scenario(request: pytest.FixtureRequest, ref: str) -> Path:
@@ -523,11 +535,13 @@ def block_latency(request: pytest.FixtureRequest) -> BlockLatencyRounds:
         pytest.fail(str(exc), pytrace=False)
     name = kwargs.get("baseline") or baseline_name_for(request.node.nodeid.split("::", 1)[-1])
     thresholds = {**scenario.thresholds, **dict(kwargs.get("thresholds") or {})}
-
-    def more(rounds: int) -> None:
-        harness.measure_more(scenario, measurement, rounds)
-
-    request.node.stash[GATE_KEY] = PendingGate(name, measurement, thresholds, more)
+    request.node.stash[GATE_KEY] = PendingGate(
+        name,
+        measurement,
+        thresholds,
+        _more_rounds(harness, scenario, measurement),
+        _measure_again(request.node, harness, scenario),
+    )
     return BlockLatencyRounds(measurement)
 
 
@@ -550,6 +564,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
                 pending.measurement,
                 lambda metric: threshold_for(thresholds, metric),
                 pending.more,
+                pending.again,
             )
         except PerfcheckError as exc:
             pytest.fail(str(exc), pytrace=False)
@@ -659,6 +674,29 @@ def _check_output_paths(config: pytest.Config) -> None:
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise pytest.UsageError(f"{option} {path}: cannot create a file in {existing}")
+
+
+def _more_rounds(
+    harness: Harness, scenario: Scenario, measurement: Measurement
+) -> Callable[[int], None]:
+    """Adds current rounds to ``measurement`` for sequential looks (perfcheck.sequential)."""
+
+    def more(rounds: int) -> None:
+        harness.measure_more(scenario, measurement, rounds)
+
+    return more
+
+
+def _measure_again(
+    item: pytest.Item, harness: Harness, scenario: Scenario
+) -> Callable[[], tuple[Measurement, Callable[[int], None] | None]]:
+    """Measures the scenario anew, for a FAIL to be repeated in a fresh session."""
+
+    def again() -> tuple[Measurement, Callable[[int], None] | None]:
+        measurement = _measure_with_progress(item, harness, scenario)
+        return measurement, _more_rounds(harness, scenario, measurement)
+
+    return again
 
 
 def _measure_with_progress(item: pytest.Item, harness: Harness, scenario: Scenario) -> Measurement:

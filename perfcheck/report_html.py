@@ -602,6 +602,8 @@ def _decision_list(result: ScenarioResult) -> str:
             f" the baseline's {widened.get('sessions')} past sessions differ by"
             f" {_percent(widened.get('spread'))} (robust SD)"
         )
+    if decision.get("repeat"):
+        items.append(f"repeated in a fresh session: {decision['repeat']}")
     drift = decision.get("drift")
     if isinstance(drift, dict) and drift.get("text"):
         prefix = "drift control moved: " if drift.get("drifted") else "drift control: "

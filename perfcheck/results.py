@@ -224,6 +224,7 @@ def decision_of(verdict: ScenarioVerdict) -> dict[str, Any]:
         "drift": None
         if drift is None
         else {"drifted": drift.drifted, "slowdown": drift.slowdown, "text": drift.text},
+        "repeat": verdict.repeat,
     }
 
 

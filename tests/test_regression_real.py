@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from perfcheck.processes import pid_alive
 from perfcheck.targets import io_scheduler
 from tests.realcaps import requires_bpf, requires_fio
 
@@ -52,7 +53,28 @@ def assert_regression_reported(result: pytest.RunResult, baselines: Path) -> Non
             "*usecs*count*distribution*usecs*count*distribution*",
         ]
     )
+    # Before it stood, the FAIL was measured again from a fresh start, and FAILed again
+    # (with the scratch device, on a new device set to bfq once more).
+    result.stdout.fnmatch_lines(["*repeated in a fresh session: FAILed again (* + * rounds)*"])
     assert "Traceback" not in out
+
+
+def perfcheck_leftovers() -> list[str]:
+    """Scratch files, and loop devices over them, of perfcheck runs no longer running
+    (another run on the host may hold its own meanwhile; a run cleans up dead runs'
+    leftovers when it starts, so after a run any left are that run's)."""
+    dead = [
+        str(path)
+        for path in Path("/dev/shm").glob("perfcheck-scratch-*.img")
+        if not pid_alive(int(path.name.split("-")[2]))
+    ]
+    attached = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return dead + [line for line in attached.splitlines() if any(f in line for f in dead)]
 
 
 def assert_no_regression(result: pytest.RunResult) -> None:
@@ -72,6 +94,8 @@ def test_bfq_regression_fails_and_recovers_on_the_scratch_device(
 
     slower = perfcheck(pytester, baselines, "--perfcheck-scheduler=bfq")
     assert_regression_reported(slower, baselines)
+    # Both sessions' scratch devices are gone (the first one before the repeat began).
+    assert perfcheck_leftovers() == []
 
     back = perfcheck(pytester, baselines, "--perfcheck-scheduler=none")
     assert_no_regression(back)

@@ -39,6 +39,10 @@ The rules, each applied to the gated metrics (p50, p90, p99 of ``block.latency.r
   thresholds ``scenarios/randread-4k.toml`` ships (p50 15%, p90 100%, p99 200%, IOPS 35%),
   set from this machine's measured session-to-session spread: what ``make perfcheck``
   applies;
+- ``+ repeat``: a FAIL must repeat against the same baseline in the next session of the
+  current side's condition (the recordings' sessions each had a fresh scratch device),
+  else it is INCONCLUSIVE: what the harness does by default (``--perfcheck-no-repeat``
+  turns it off);
 - ``+ Holm``: alpha held for the comparison as a whole instead of per metric (Holm's
   step-down correction over its metrics, ``compare_series(holm=True)``);
 - ``median 10%`` (pytest-benchmark's ``--benchmark-compare-fail=median:10%``): the median of
@@ -148,9 +152,18 @@ class Pair:
     others: list[Session] = field(default_factory=list)
     base_control: ControlMeasurement | None = None
     cur_control: ControlMeasurement | None = None
+    #: The same baseline against another session of the current side's condition: what
+    #: repeating a FAIL in a fresh session would have measured.
+    repeat: Pair | None = None
 
 
-def session_pair(base: Session, cur: Session, others: list[Session], base_rounds: int) -> Pair:
+def session_pair(
+    base: Session,
+    cur: Session,
+    others: list[Session],
+    base_rounds: int,
+    repeat: Session | None = None,
+) -> Pair:
     base_series = base.series(base_rounds)
     return Pair(
         lambda n: (base_series, cur.series(n)),
@@ -158,7 +171,20 @@ def session_pair(base: Session, cur: Session, others: list[Session], base_rounds
         others,
         base.control,
         cur.control,
+        session_pair(base, repeat, others, base_rounds) if repeat is not None else None,
     )
+
+
+def repeat_session(sessions: list[Session], base: Session, cur: Session) -> Session | None:
+    """The next session of ``cur``'s condition after it (in recording order, wrapping
+    round), other than ``base``: the fresh session a repeated FAIL would measure."""
+    same = [s for s in sessions if s.condition == cur.condition]
+    start = same.index(cur)
+    for step in range(1, len(same)):
+        candidate = same[(start + step) % len(same)]
+        if candidate is not base:
+            return candidate
+    return None
 
 
 def _gated(rounds: Sequence[Mapping[str, float]]) -> dict[str, list[float]]:
@@ -280,6 +306,22 @@ def lkp_ranges(pair: Pair) -> Decision:
     return Decision(Verdict.PASS, INITIAL_ROUNDS)
 
 
+def with_repeat(rule: Rule) -> Rule:
+    """``rule``, but a FAIL stands only if the repeat session FAILs too; else INCONCLUSIVE
+    (what ``Harness.repeat_fail`` does). Rounds count both sessions."""
+
+    def repeated(pair: Pair) -> Decision:
+        first = rule(pair)
+        if first.verdict is not Verdict.FAIL or pair.repeat is None:
+            return first
+        second = rule(pair.repeat)
+        rounds = first.current_rounds + second.current_rounds
+        verdict = Verdict.FAIL if second.verdict is Verdict.FAIL else Verdict.INCONCLUSIVE
+        return Decision(verdict, rounds)
+
+    return repeated
+
+
 #: The thresholds the shipped scenario sets (scenarios/randread-4k.toml): what
 #: `make perfcheck` applies to the recorded workload.
 SHIPPED_THRESHOLDS: dict[str, float] = dict(
@@ -299,6 +341,10 @@ SESSION_RULES: dict[str, Rule] = {
         sequential=True, use_history=True, use_control=True, thresholds=SHIPPED_THRESHOLDS
     ),
     "perfcheck + Holm": perfcheck_rule(sequential=True, holm=True),
+    "perfcheck + repeat": with_repeat(perfcheck_rule(sequential=True)),
+    "perfcheck + repeat + history + control": with_repeat(
+        perfcheck_rule(sequential=True, use_history=True, use_control=True)
+    ),
     "median 10%": median_10_percent,
     "LKP ranges": lkp_ranges,
 }
@@ -359,7 +405,7 @@ def score_sessions(
         row = {name: Cell() for name in rules}
         for base, cur in found:
             others = [s for s in a_sessions if s is not base and s is not cur]
-            pair = session_pair(base, cur, others, base_rounds)
+            pair = session_pair(base, cur, others, base_rounds, repeat_session(sessions, base, cur))
             for name, rule in rules.items():
                 row[name].add(rule(pair))
         table[condition] = row

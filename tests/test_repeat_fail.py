@@ -1,0 +1,120 @@
+"""A FAIL against a stored baseline must repeat in a fresh session before it stands:
+a slowdown that lasts FAILs (the repeat's verdict is reported), one that was only the
+first session's is INCONCLUSIVE, and --perfcheck-no-repeat reports the first at once."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from tests.test_plugin_workflow import SCENARIO
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+CONFTEST = textwrap.dedent(
+    """
+    import math
+    import os
+    import random
+    from pathlib import Path
+
+    from perfcheck.probes.fake import use_fakes
+
+
+    def pytest_perfcheck_harness(config, harness):
+        slowdown = float(os.environ.get("FAKE_SLOWDOWN", "1.0"))
+        # How many sessions the slowdown lasts: FAKE_SLOW_SESSIONS=1 is only the first.
+        lasts = int(os.environ.get("FAKE_SLOW_SESSIONS", "99"))
+        rng = random.Random(1)
+
+        def latency(round_no, i):
+            factor = slowdown if harness.fresh_sessions < lasts else 1.0
+            return int(rng.lognormvariate(math.log(10_000 * factor), 0.05))
+
+        use_fakes(harness, latency)
+        real_fresh_session = harness.fresh_session
+
+        def fresh_session():
+            Path("sessions.log").open("a").write("fresh\\n")
+            real_fresh_session()
+
+        harness.fresh_session = fresh_session
+    """
+)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    scenarios = pytester.mkdir("scenarios")
+    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
+    (scenarios / "fake-reads.toml").write_text(SCENARIO)
+    run(pytester, "--perfcheck-update").assert_outcomes(passed=1)
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    return pytester
+
+
+def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return p.runpytest("-p", "no:cacheprovider", "-rs", *args, "scenarios/")
+
+
+def fresh_sessions(p: pytest.Pytester) -> int:
+    log = p.path / "sessions.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_lasting_slowdown_fails_after_repeating_in_a_fresh_session(
+    project: pytest.Pytester,
+) -> None:
+    saved = project.path / "results.json"
+    result = run(project, "--perfcheck", f"--perfcheck-save={saved}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*block.latency.read.p50: * -> * (+*%, threshold +10%, p=*) FAIL*",
+            "*repeated in a fresh session: FAILed again (5 + 5 rounds):"
+            " the first session's FAIL stands*",
+        ]
+    )
+    assert fresh_sessions(project) == 1
+    decision = json.loads(saved.read_text())["scenarios"]["fake-reads"]["decision"]
+    assert decision["repeat"].startswith("FAILed again")
+
+
+def test_a_slowdown_of_the_first_session_only_is_inconclusive(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SLOW_SESSIONS", "1")
+    result = run(project, "--perfcheck")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*block.latency.read.p50: * -> * (+*%, threshold +10%, p=*) INCONCLUSIVE*",
+            "*repeated in a fresh session: did not FAIL again (5 + 5 rounds; *),"
+            " so the FAIL is INCONCLUSIVE*",
+        ]
+    )
+    assert fresh_sessions(project) == 1
+    # Strict mode fails it, as any INCONCLUSIVE.
+    run(project, "--perfcheck", "--perfcheck-strict").assert_outcomes(failed=1)
+
+
+def test_no_repeat_reports_the_first_fail_at_once(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SLOW_SESSIONS", "1")
+    result = run(project, "--perfcheck", "--perfcheck-no-repeat")
+    result.assert_outcomes(failed=1)
+    assert "repeated in a fresh session" not in result.stdout.str()
+    assert fresh_sessions(project) == 0
+
+
+def test_a_pass_or_a_recording_is_never_repeated(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.0")
+    run(project, "--perfcheck").assert_outcomes(passed=1)
+    run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    assert fresh_sessions(project) == 0
