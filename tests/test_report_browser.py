@@ -175,6 +175,10 @@ def test_report_loads_without_console_messages_and_plots_are_in_the_dom(
     assert len(re.findall(r'<polyline class="pc-line pc-baseline"', dom)) == with_baseline
     assert len(re.findall(r'<circle class="pc-dot"', dom)) > 20
     assert 'id="scenario-slower"' in dom
+    # Each judged scenario says how it was decided, in the rendered page too.
+    decided = sum(1 for s in results.scenarios.values() if s.decision)
+    assert decided >= 2
+    assert dom.count('<div class="pc-decision"><p>How this was decided:</p>') == decided
 
 
 def test_screenshot_shows_the_plots_drawn(tmp_path: Path, report: tuple[Path, Results]) -> None:
