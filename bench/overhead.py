@@ -309,6 +309,64 @@ def load_bpftrace(_dev: int) -> Loaded:
     return LoadedBpftrace(process, [fd for fd in map(program_fd, new) if fd >= 0])
 
 
+#: The least any block-request probe can cost: two raw-tracepoint programs that do nothing.
+EMPTY_PAIR_C = """
+RAW_TRACEPOINT_PROBE(block_rq_issue) { return 0; }
+RAW_TRACEPOINT_PROBE(block_rq_complete) { return 0; }
+"""
+
+
+def load_empty_pair(_dev: int) -> Loaded:
+    from bcc import BPF
+
+    return LoadedProgram(BPF(text=EMPTY_PAIR_C.encode()))
+
+
+def bpf_time_only(repeats: int, seconds: float) -> str:
+    """BPF time per block request of the empty pair (the floor) and of block.latency, at
+    each setting, ``repeats`` runs each, alternating: a quick look at what the program
+    itself adds over the cost of running any program at all."""
+    configs: dict[str, Callable[[int], Loaded]] = {
+        "empty raw-tracepoint pair (floor)": load_empty_pair,
+        "block.latency": lambda dev: load_probes([BlockLatencyProbe()], dev),
+    }
+    found: dict[str, dict[str, list[float]]] = {
+        name: {setting: [] for setting in FIO_SETTINGS} for name in configs
+    }
+    with contextlib.ExitStack() as stack:
+        if WORKQUEUE_AFFINITY_SCOPE.exists():
+            stack.enter_context(sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"))
+        target = stack.enter_context(ScratchLoopDevice.create(256))
+        stack.enter_context(bpf_run_time_statistics())
+        for _ in range(repeats):
+            for setting, options in FIO_SETTINGS.items():
+                for name, load in configs.items():
+                    loaded = load(target.probe_dev)
+                    try:
+                        before = loaded.bpf_statistics()
+                        run_fio(target.path, seconds, options)
+                        after = loaded.bpf_statistics()
+                    finally:
+                        loaded.close()
+                    if before is not None and after is not None and after[1] > before[1]:
+                        per_io = (after[0] - before[0]) / (after[1] - before[1])
+                        found[name][setting].append(per_io)
+    lines = [
+        f"BPF ns per block request ({repeats} runs of {seconds:g} s each, alternating;"
+        " includes the statistics' own cost):",
+        "",
+        "| configuration | " + " | ".join(FIO_SETTINGS) + " |",
+        "|---|" + "---|" * len(FIO_SETTINGS),
+    ]
+    for name, by_setting in found.items():
+        cells = [
+            f"{statistics.median(v):.0f} ({min(v):.0f}..{max(v):.0f})" if v else "-"
+            for v in by_setting.values()
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 @dataclass
 class Configuration:
     name: str
@@ -497,12 +555,21 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--no-bpftrace", action="store_true", help="leave bpftrace out")
     parser.add_argument("--no-noise-control", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--bpf-time-only",
+        type=int,
+        metavar="N",
+        help="only BPF time per request of an empty program pair and block.latency, N runs",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds, args.compiles = 4, 1.5, 3
     if os.geteuid() != 0:
         print("overhead: needs root (BPF, loop devices)", file=sys.stderr)
         return 2
+    if args.bpf_time_only:
+        print(bpf_time_only(args.bpf_time_only, args.seconds))
+        return 0
     results = measure(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=True))
