@@ -51,3 +51,12 @@ def real_fio_missing() -> str | None:
 
 requires_bpf = pytest.mark.skipif(real_bpf_missing() is not None, reason=str(real_bpf_missing()))
 requires_fio = pytest.mark.skipif(real_fio_missing() is not None, reason=str(real_fio_missing()))
+
+
+def sigint_as_a_terminal_would() -> None:
+    """``preexec_fn`` for a run that a test interrupts with SIGINT: a shell's background
+    job (a CI script started with ``&``) passes SIGINT on ignored, and Python then never
+    turns it into KeyboardInterrupt; a run under a terminal's Ctrl-C has it at default."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

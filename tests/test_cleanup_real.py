@@ -21,7 +21,7 @@ from perfcheck.knobs import (
     restore_leftover_knobs,
 )
 from perfcheck.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
-from tests.realcaps import requires_bpf, requires_fio
+from tests.realcaps import requires_bpf, requires_fio, sigint_as_a_terminal_would
 
 pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]
 
@@ -92,6 +92,7 @@ def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=sigint_as_a_terminal_would,
     )
 
 

@@ -29,7 +29,7 @@ from perfcheck.netns import (
     parse_qdisc,
     remove_leftover_network,
 )
-from tests.realcaps import requires_bpf
+from tests.realcaps import requires_bpf, sigint_as_a_terminal_would
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,6 +203,7 @@ def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
             "--perfcheck-rounds=3", str(SCENARIO),
         ],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=sigint_as_a_terminal_would,
     )  # fmt: skip
 
 
