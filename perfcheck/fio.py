@@ -50,13 +50,19 @@ def die_with_parent() -> None:
 
 
 def run_in_own_group(
-    cmd: list[str], timeout: float, preexec: Callable[[], None] | None = None
+    cmd: list[str],
+    timeout: float,
+    preexec: Callable[[], None] | None = None,
+    marker: str | None = None,
 ) -> tuple[int | None, str, str]:
     """Run a workload in a process group of its own and wait for it.
 
     fio forks a process per job; killing only the one we started would orphan them. On a
     time-out (returncode None) or any interruption (Ctrl-C, SIGTERM turned into
-    KeyboardInterrupt) the whole group is killed before returning or re-raising.
+    KeyboardInterrupt) the whole group is killed before returning or re-raising, and so
+    is every process whose command line holds ``marker``: fio's job processes call
+    setsid(), leaving the group, and one forked just before its parent died waits
+    forever for the parent's go-ahead (while holding the output pipes open).
     ``preexec`` runs in the child before exec, after it is tied to the harness's life
     (e.g. :meth:`perfcheck.cgroup.WorkloadCgroup.preexec_fn`, to start in a cgroup).
     """
@@ -77,18 +83,39 @@ def run_in_own_group(
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        _kill_group(proc, marker)
         return None, "", ""
     except BaseException:
-        _kill_group(proc)
+        _kill_group(proc, marker)
         raise
     return proc.returncode, stdout, stderr
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _kill_group(proc: subprocess.Popen[str], marker: str | None) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    if marker is not None:
+        kill_processes_with(marker)
     proc.communicate()
+
+
+def kill_processes_with(marker: str, proc_root: Path = Path("/proc")) -> list[int]:
+    """SIGKILL every process whose command line contains ``marker`` (a path unique to one
+    workload run, such as its job file's directory); returns their pids."""
+    killed: list[int] = []
+    needle = marker.encode()
+    for cmdline in proc_root.glob("[0-9]*/cmdline"):
+        try:
+            if needle not in cmdline.read_bytes():
+                continue
+            pid = int(cmdline.parent.name)
+            if pid == os.getpid():
+                continue
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    return killed
 
 
 def kill_leftover_workloads(proc_root: Path = Path("/proc")) -> list[str]:
@@ -279,7 +306,7 @@ class FioRunner:
             jobfile.write_text(self.job_text(seconds))
             cmd = self.command(jobfile)
             returncode, stdout, stderr = run_in_own_group(
-                cmd, timeout=seconds + 120, preexec=self.preexec
+                cmd, timeout=seconds + 120, preexec=self.preexec, marker=tmp
             )
             if returncode is None:
                 raise WorkloadError(

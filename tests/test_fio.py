@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
-from perfcheck.fio import FioJobFile, FioRunner, load_job_file, parse_fio_output, require_fio
+from perfcheck.fio import (
+    FioJobFile,
+    FioRunner,
+    kill_processes_with,
+    load_job_file,
+    parse_fio_output,
+    require_fio,
+    run_in_own_group,
+)
+from perfcheck.processes import pid_alive
 from tests.realcaps import requires_fio
 
 
@@ -125,3 +138,46 @@ def test_real_fio_failure_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError) as info:
         FioRunner(load_job_file(job), tmp_path / "data").run(0.2)
     assert "fio exited" in str(info.value) and "\n" not in str(info.value)
+
+
+#: A workload that forks a job which leaves the process group (as fio's jobs do with
+#: setsid) and then waits forever, holding the output pipes, like a fio job forked just
+#: before its parent was killed.
+ESCAPING_JOB = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    open(sys.argv[1], "w").write(str(os.getpid()))
+    time.sleep(30)
+time.sleep(30)
+"""
+
+
+def test_a_timed_out_workload_and_its_escaped_jobs_are_all_killed(tmp_path: Path) -> None:
+    marker = str(tmp_path / "perfcheck-fio-test-marker")
+    job_pid_file = tmp_path / "job.pid"
+    cmd = [sys.executable, "-c", ESCAPING_JOB, str(job_pid_file), marker]
+    started = time.monotonic()
+    returncode, _, _ = run_in_own_group(cmd, timeout=1.0, marker=marker)
+    assert returncode is None
+    # Without the marker, communicate() would wait out the escaped job's 30 s.
+    assert time.monotonic() - started < 15
+    job = int(job_pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while pid_alive(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(job)
+
+
+def test_kill_processes_with_spares_others(tmp_path: Path) -> None:
+    marker = f"perfcheck-test-{tmp_path.name}"
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert kill_processes_with(marker) == [victim.pid]
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+        assert bystander.poll() is None
+    finally:
+        for proc in (victim, bystander):
+            proc.kill()
+            proc.wait()
