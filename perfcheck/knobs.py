@@ -76,19 +76,23 @@ def sysfs_setting(knob: Path, value: str) -> Iterator[str]:
     journal = journal_path()
     entries = _read_journal(journal)
     entries.setdefault(str(knob), old)
-    _write_journal(journal, entries)
+    # One try from the journal entry on: a Ctrl-C (or SIGTERM) landing anywhere in
+    # between still restores what was changed and forgets the entry.
     try:
-        knob.write_text(value)
-    except OSError as exc:
-        _forget(journal, knob)
-        raise TargetError(
-            f"{knob}: cannot set {value!r} ({exc.strerror}); run as root, or check the value"
-        ) from exc
-    try:
+        _write_journal(journal, entries)
+        try:
+            knob.write_text(value)
+        except OSError as exc:
+            raise TargetError(
+                f"{knob}: cannot set {value!r} ({exc.strerror}); run as root, or check the value"
+            ) from exc
         yield old
     finally:
-        knob.write_text(old)
-        _forget(journal, knob)
+        try:
+            if current_value(knob) != old:
+                knob.write_text(old)
+        finally:
+            _forget(journal, knob)
 
 
 def _forget(journal: Path, knob: Path) -> None:
