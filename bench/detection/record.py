@@ -240,6 +240,38 @@ def load_span(loads: list[float]) -> dict[str, Any] | None:
     return {"min": min(loads), "max": max(loads), "source": "1-min load at each session start"}
 
 
+def write_recording(
+    output: Path,
+    args: argparse.Namespace,
+    began: float,
+    loads: list[float],
+    sessions: list[dict[str, Any]],
+    what: str,
+) -> None:
+    """Write the recorded sessions (if any) with what the scorecard says about them."""
+    if not sessions:
+        return
+    document: dict[str, Any] = {
+        "kind": "perfcheck-detection-sessions",
+        "version": 1,
+        "scenario": SCENARIO.name,
+        "round_seconds": args.seconds,
+        "rounds_per_session": args.rounds,
+        "machine_class": environment.machine_class(),
+        "kernel": platform.release(),
+        "recorded_at": utc_timestamp(),
+        "elapsed_s": round(time.monotonic() - began, 1),
+        "load_average": load_span(loads),
+        "sessions": sessions,
+    }
+    if args.interleaved:
+        document["mode"] = "interleaved"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(output, "wt", encoding="utf-8") as fh:
+        json.dump(document, fh, separators=(",", ":"))
+    print(f"record: {len(sessions)} {what} written to {output}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=4, help="sessions per regression")
@@ -291,24 +323,7 @@ def main(argv: list[str]) -> int:
                 )
     finally:
         probes.close()
-        document = {
-            "kind": "perfcheck-detection-sessions",
-            "version": 1,
-            "scenario": SCENARIO.name,
-            "round_seconds": args.seconds,
-            "rounds_per_session": args.rounds,
-            "machine_class": environment.machine_class(),
-            "kernel": platform.release(),
-            "recorded_at": utc_timestamp(),
-            "elapsed_s": round(time.monotonic() - began, 1),
-            "load_average": load_span(loads),
-            "sessions": sessions,
-        }
-        if sessions:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            with gzip.open(output, "wt", encoding="utf-8") as fh:
-                json.dump(document, fh, separators=(",", ":"))
-            print(f"record: {len(sessions)} sessions written to {output}")
+        write_recording(output, args, began, loads, sessions, "sessions")
     return 0
 
 
@@ -345,25 +360,7 @@ def main_interleaved(args: argparse.Namespace) -> int:
                 )
     finally:
         probes.close()
-        document = {
-            "kind": "perfcheck-detection-sessions",
-            "version": 1,
-            "mode": "interleaved",
-            "scenario": SCENARIO.name,
-            "round_seconds": args.seconds,
-            "rounds_per_session": args.rounds,
-            "machine_class": environment.machine_class(),
-            "kernel": platform.release(),
-            "recorded_at": utc_timestamp(),
-            "elapsed_s": round(time.monotonic() - began, 1),
-            "load_average": load_span(loads),
-            "sessions": sessions,
-        }
-        if sessions:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            with gzip.open(output, "wt", encoding="utf-8") as fh:
-                json.dump(document, fh, separators=(",", ":"))
-            print(f"record: {len(sessions)} interleaved sessions written to {output}")
+        write_recording(output, args, began, loads, sessions, "interleaved sessions")
     return 0
 
 
