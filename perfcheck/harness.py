@@ -21,7 +21,14 @@ from perfcheck.drift import ControlMeasurement, check_drift, downgrade_for_drift
 from perfcheck.errors import BaselineError, CapabilityError
 from perfcheck.fio import kill_leftover_workloads
 from perfcheck.gate import ScenarioVerdict, is_gated, judge
-from perfcheck.history import SOURCE_RECORD, SOURCE_REFRESH, appended, summarize
+from perfcheck.history import (
+    DEFAULT_BASELINE_SESSIONS,
+    SOURCE_RECORD,
+    SOURCE_REFRESH,
+    appended,
+    central_session,
+    summarize,
+)
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.measurement import Measurement
 from perfcheck.netload import NetworkLoad, NetworkSetup
@@ -80,6 +87,9 @@ class HarnessSettings:
     repeat_fails: bool = True
     #: Add passing sessions to their baseline's history (--perfcheck-record).
     record: bool = False
+    #: A recording measures this many fresh sessions and keeps the most typical one as the
+    #: baseline, all of them going into its history (--perfcheck-baseline-sessions).
+    baseline_sessions: int = DEFAULT_BASELINE_SESSIONS
     #: Measure the drift control once per run (--perfcheck-control).
     control: bool = False
     #: Interleaved A/B: the set-up commands of sides A and B (perfcheck.ab).
@@ -103,6 +113,8 @@ class ScenarioOutcome:
     measurement: Measurement
     verdict: ScenarioVerdict | None = None
     baseline_path: Path | None = None
+    #: How a recording was made, e.g. which of several sessions became the baseline.
+    note: str | None = None
 
 
 ThresholdLookup = Callable[[str], "float | None"]
@@ -421,8 +433,20 @@ class Harness:
         measurement.scenario = name
         path = self.store.path_for(name, self.machine_class)
         if self.settings.update:
-            self.store.queue(self._recorded(name, measurement, thresholds))
-            outcome = ScenarioOutcome(name, Status.RECORDED, measurement, baseline_path=path)
+            sessions = self._sessions_to_record(name, measurement, measure_again)
+            chosen = central_session([_medians(m) for m in sessions])
+            measurement = sessions[chosen]
+            others = [m for i, m in enumerate(sessions) if i != chosen]
+            self.store.queue(self._recorded(name, measurement, thresholds, others))
+            note = None
+            if len(sessions) > 1:
+                note = (
+                    f"baseline from session {chosen + 1} of {len(sessions)} fresh sessions"
+                    " (the most typical; all of them added to its history)"
+                )
+            outcome = ScenarioOutcome(
+                name, Status.RECORDED, measurement, baseline_path=path, note=note
+            )
         else:
             baseline = self.store.load(name, self.machine_class)
             if baseline is None:
@@ -437,6 +461,26 @@ class Harness:
                     self._queue_history(baseline, measurement)
         self.outcomes.append(outcome)
         return outcome
+
+    def _sessions_to_record(
+        self, name: str, first: Measurement, measure_again: MeasureAgain | None
+    ) -> list[Measurement]:
+        """``first`` and, for a baseline from several sessions, that many more measured
+        each in a fresh session (new scratch device, restarted network scenario).
+
+        One session can be an outlier throughout on a shared machine (bench/RESULTS.md:
+        a few sessions in twenty run 1.5-2x faster or slower), and a baseline recorded in
+        one would make every later run FAIL or hide a regression; the most typical of
+        three is rarely one."""
+        sessions = [first]
+        if measure_again is None:
+            return sessions
+        for _ in range(self.settings.baseline_sessions - 1):
+            self.fresh_session()
+            measurement, _more = measure_again()
+            measurement.scenario = name
+            sessions.append(measurement)
+        return sessions
 
     def repeat_fail(
         self,
@@ -502,10 +546,15 @@ class Harness:
         return verdict
 
     def _recorded(
-        self, name: str, measurement: Measurement, thresholds: ThresholdLookup | None
+        self,
+        name: str,
+        measurement: Measurement,
+        thresholds: ThresholdLookup | None,
+        others: list[Measurement] | None = None,
     ) -> Baseline:
-        """A new baseline, carrying the old one's history plus this session (see
-        perfcheck.history: a recording that FAILs against the old one restarts it)."""
+        """A new baseline, carrying the old one's history plus this session and the
+        ``others`` measured with it (see perfcheck.history: a recording that FAILs
+        against the old one restarts the history)."""
         new = Baseline.record(measurement, self.machine_class)
         new.control = self.control_measurement()
         try:
@@ -520,8 +569,10 @@ class Harness:
                     history = list(old.history)
             except BaselineError:
                 pass  # other probe points: the old sessions measured something else
-        summary = summarize(measurement, new.recorded_at, SOURCE_REFRESH, _gated(measurement))
-        new.history = appended(history, summary)
+        for session in [*(others or []), measurement]:
+            summary = summarize(session, new.recorded_at, SOURCE_REFRESH, _gated(session))
+            history = appended(history, summary)
+        new.history = history
         return new
 
     def _queue_history(self, baseline: Baseline, measurement: Measurement) -> None:
@@ -543,6 +594,11 @@ def status_of(verdict: ScenarioVerdict) -> Status:
         Verdict.FAIL: Status.FAIL,
         Verdict.INCONCLUSIVE: Status.INCONCLUSIVE,
     }[verdict.verdict]
+
+
+def _medians(measurement: Measurement) -> dict[str, float]:
+    """Median of each gated metric's rounds: what sessions are compared by."""
+    return dict(summarize(measurement, "", SOURCE_REFRESH, _gated(measurement)).medians)
 
 
 def _gated(measurement: Measurement) -> list[str]:

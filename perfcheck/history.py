@@ -44,6 +44,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import scipy.stats
+
 from perfcheck.measurement import Measurement
 
 #: Sessions kept in a baseline's history (the newest).
@@ -54,6 +56,9 @@ MIN_SESSIONS = 5
 SPREAD_FACTOR = 3.0
 #: MAD -> standard deviation for normal data.
 MAD_TO_SD = 1.4826
+
+#: Fresh sessions a recording measures; the most typical becomes the baseline.
+DEFAULT_BASELINE_SESSIONS = 3
 
 SOURCE_REFRESH = "refresh"
 SOURCE_RECORD = "record"
@@ -183,3 +188,35 @@ class HistoryThresholds:
         if wider <= threshold:
             return threshold, None
         return wider, Widening(metric, threshold, wider, spread, sessions)
+
+
+def session_distances(sessions: Sequence[Mapping[str, float]]) -> list[float]:
+    """How far each session sits from the middle of the others: per metric the sessions
+    are ranked by their median (ties share their average rank), and a session's distance
+    is how far its ranks are from the middle rank, summed over the metrics all sessions
+    have."""
+    if not sessions:
+        return []
+    common = set(sessions[0]).intersection(*sessions[1:])
+    middle = (len(sessions) + 1) / 2  # ranks run from 1
+    distance = [0.0] * len(sessions)
+    for metric in sorted(common):
+        ranks = scipy.stats.rankdata([s[metric] for s in sessions], method="average")
+        for index, rank in enumerate(ranks):
+            distance[index] += abs(float(rank) - middle)
+    return distance
+
+
+def central_session(sessions: Sequence[Mapping[str, float]]) -> int:
+    """Index of the most typical of several sessions of one scenario, given each one's
+    per-metric medians: the least :func:`session_distances` (ties: the earliest).
+
+    A refresh records a baseline from several fresh sessions and keeps this one. A
+    session that ran faster or slower than the others throughout -- the usual outlier on
+    a shared machine -- ranks at an end on every metric and is not chosen, whichever
+    side it is on.
+    """
+    if not sessions:
+        raise ValueError("central_session needs at least one session")
+    distance = session_distances(sessions)
+    return min(range(len(sessions)), key=lambda i: (distance[i], i))

@@ -30,6 +30,7 @@ from perfcheck.harness import (
     baseline_name_for,
 )
 from perfcheck.histogram import LogLinearHistogram
+from perfcheck.history import DEFAULT_BASELINE_SESSIONS
 from perfcheck.lock import HostLock
 from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.probes import probe_names
@@ -57,6 +58,7 @@ OPT_STRICT = "--perfcheck-strict"
 OPT_HOLM = "--perfcheck-holm"
 OPT_NO_REPEAT = "--perfcheck-no-repeat"
 OPT_RECORD = "--perfcheck-record"
+OPT_BASELINE_SESSIONS = "--perfcheck-baseline-sessions"
 OPT_CONTROL = "--perfcheck-control"
 OPT_AB_A = "--perfcheck-ab-a"
 OPT_AB_B = "--perfcheck-ab-b"
@@ -194,6 +196,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " with enough sessions thresholds widen to how much sessions really differ",
     )
     group.addoption(
+        OPT_BASELINE_SESSIONS,
+        type=int,
+        metavar="N",
+        help="with --perfcheck-update: measure each scenario in N fresh sessions (new scratch"
+        " device each) and keep the most typical as its baseline, all N going into its"
+        f" history (default {DEFAULT_BASELINE_SESSIONS}; 1 records the one session)",
+    )
+    group.addoption(
         OPT_CONTROL,
         action="store_true",
         help="measure a drift control (fixed CPU+memory workload) once per run and store it"
@@ -241,6 +251,11 @@ def _settings(config: pytest.Config) -> HarnessSettings:
     max_rounds = opt(OPT_MAX_ROUNDS)
     if max_rounds is not None and not 3 <= max_rounds <= 100:
         raise pytest.UsageError(f"{OPT_MAX_ROUNDS} {max_rounds}: give 3 to 100 rounds")
+    baseline_sessions = opt(OPT_BASELINE_SESSIONS)
+    if baseline_sessions is not None and not 1 <= baseline_sessions <= 9:
+        raise pytest.UsageError(
+            f"{OPT_BASELINE_SESSIONS} {baseline_sessions}: give 1 to 9 sessions"
+        )
     ab_a, ab_b = opt(OPT_AB_A), opt(OPT_AB_B)
     if (ab_a is None) != (ab_b is None):
         raise pytest.UsageError(f"{OPT_AB_A} and {OPT_AB_B} go together: give both commands")
@@ -272,6 +287,9 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         holm=bool(opt(OPT_HOLM)),
         repeat_fails=not opt(OPT_NO_REPEAT),
         record=record,
+        baseline_sessions=(
+            baseline_sessions if baseline_sessions is not None else DEFAULT_BASELINE_SESSIONS
+        ),
         control=bool(opt(OPT_CONTROL) or config.getini("perfcheck_control")),
         ab_commands=(ab_a, ab_b) if ab_a is not None and ab_b is not None else None,
     )
@@ -425,6 +443,8 @@ def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
     """Turn an outcome into the item's result: fail, skip or pass (with properties)."""
     __tracebackhide__ = True
     item.user_properties.append(("perfcheck.status", outcome.status.value))
+    if outcome.note is not None:
+        item.user_properties.append(("perfcheck.note", outcome.note))
     item.user_properties.extend(_percentile_properties(outcome))
     item.stash[OUTCOME_KEY] = outcome
     if outcome.verdict is not None:
@@ -610,6 +630,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_line(line)
     if harness.settings.update:
         terminalreporter.write_line(f"perfcheck: baselines written to {where}/")
+        for outcome in harness.outcomes:
+            if outcome.note is not None:
+                terminalreporter.write_line(f"  {outcome.name}: {outcome.note}")
     for outcome in harness.outcomes:
         if outcome.status is Status.INCONCLUSIVE and outcome.verdict is not None:
             for c in outcome.verdict.inconclusive():

@@ -23,7 +23,9 @@ from perfcheck.history import (
     HistoryThresholds,
     SessionSummary,
     appended,
+    central_session,
     relative_spread,
+    session_distances,
     session_threshold,
     summarize,
 )
@@ -235,12 +237,13 @@ def test_refresh_adds_a_session_and_record_adds_passing_ones_keeping_the_rounds(
     run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
     first = stored(project)
     assert first["schema_version"] == 2
+    # A recording measures three fresh sessions by default: all three go into the history.
     history = first["history"]
-    assert isinstance(history, list) and [h["source"] for h in history] == ["refresh"]
+    assert isinstance(history, list) and [h["source"] for h in history] == ["refresh"] * 3
 
     monkeypatch.setenv("FAKE_SEED", "2")
     run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert [h["source"] for h in stored(project)["history"]] == ["refresh", "refresh"]
+    assert [h["source"] for h in stored(project)["history"]] == ["refresh"] * 6
 
     monkeypatch.setenv("FAKE_SEED", "3")
     rounds_before = stored(project)["measurement"]
@@ -248,14 +251,14 @@ def test_refresh_adds_a_session_and_record_adds_passing_ones_keeping_the_rounds(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*1 passing session(s) added to their baselines' history*"])
     after = stored(project)
-    assert [h["source"] for h in after["history"]] == ["refresh", "refresh", "record"]
+    assert [h["source"] for h in after["history"]] == ["refresh"] * 6 + ["record"]
     assert after["measurement"] == rounds_before
 
     # A FAIL is not a session of the baseline's performance: nothing is added.
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
     result = run(project, "--perfcheck", "--perfcheck-record", "scenarios/")
     result.assert_outcomes(failed=1)
-    assert len(stored(project)["history"]) == 3
+    assert len(stored(project)["history"]) == 7
 
 
 def test_refresh_after_a_real_change_restarts_the_history(
@@ -264,10 +267,12 @@ def test_refresh_after_a_real_change_restarts_the_history(
     for seed in ("1", "2"):
         monkeypatch.setenv("FAKE_SEED", seed)
         run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 2
+    assert len(stored(project)["history"]) == 6
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
     run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 1
+    assert len(stored(project)["history"]) == 3  # only the new recording's sessions
+    run(project, "--perfcheck-update", "--perfcheck-baseline-sessions=1", "scenarios/")
+    assert len(stored(project)["history"]) == 4
 
 
 def test_update_and_record_together_is_a_usage_error(project: pytest.Pytester) -> None:
@@ -287,4 +292,55 @@ def test_v1_baseline_still_gates_and_a_refresh_writes_v2(project: pytest.Pyteste
     run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
     rewritten = json.loads(path.read_text())
     assert rewritten["schema_version"] == 2
-    assert len(rewritten["history"]) == 1
+    assert len(rewritten["history"]) == 3
+
+
+# -- the most typical of several sessions ----------------------------------------------------
+
+session_medians = st.dictionaries(
+    st.sampled_from(["a.p50", "a.p90", "b.p50", "iops"]),
+    st.floats(min_value=1.0, max_value=1e6, allow_nan=False),
+    min_size=4,
+    max_size=4,
+)
+
+
+@given(st.lists(session_medians, min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_central_session_does_not_depend_on_the_order_of_the_sessions(
+    sessions: list[dict[str, float]], rng: Any
+) -> None:
+    order = list(range(len(sessions)))
+    rng.shuffle(order)
+    shuffled = [sessions[i] for i in order]
+    distances = session_distances(sessions)
+    assert session_distances(shuffled) == pytest.approx([distances[i] for i in order])
+    # The chosen session is one of the least distant, in any order.
+    assert distances[order[central_session(shuffled)]] == pytest.approx(min(distances))
+    assert distances[central_session(sessions)] == pytest.approx(min(distances))
+
+
+@given(
+    st.lists(session_medians, min_size=2, max_size=5),
+    st.sampled_from([0.2, 5.0]),
+)
+def test_a_session_off_on_every_metric_is_never_the_central_one(
+    typical: list[dict[str, float]], factor: float
+) -> None:
+    """An outlier session -- faster or slower than every other on every metric -- is not
+    chosen while at least two other sessions exist."""
+    top = {m: max(s[m] for s in typical) for m in typical[0]}
+    bottom = {m: min(s[m] for s in typical) for m in typical[0]}
+    outlier = {m: (top[m] * 2 if factor > 1 else bottom[m] / 2) for m in typical[0]}
+    sessions = [outlier, *typical]
+    assert central_session(sessions) != 0
+
+
+def test_central_session_of_three_known_sessions() -> None:
+    slow = {"lat.p50": 20_000.0, "iops": 20_000.0}
+    usual = {"lat.p50": 10_000.0, "iops": 40_000.0}
+    fast = {"lat.p50": 5_000.0, "iops": 90_000.0}
+    assert central_session([slow, usual, fast]) == 1
+    assert central_session([fast, slow, usual]) == 2
+    assert central_session([usual]) == 0
+    with pytest.raises(ValueError):
+        central_session([])

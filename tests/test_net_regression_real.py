@@ -80,7 +80,9 @@ def test_rate_limited_loopback_fails_and_recovers(pytester: pytest.Pytester) -> 
     scenario = pytester.path / "scenarios" / "net-stream.toml"
     scenario.parent.mkdir()
     scenario.write_text(scenario_text(None))
-    recorded = perfcheck(pytester, scenario, "--perfcheck-update")
+    recorded = perfcheck(
+        pytester, scenario, "--perfcheck-update", "--perfcheck-baseline-sessions=1"
+    )
     assert recorded.ret == 0, recorded.stdout.str()
     assert list((pytester.path / "baselines").rglob("net-stream.json"))
 

@@ -52,6 +52,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
     (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
     (scenarios / "fake-reads.toml").write_text(SCENARIO)
     run(pytester, "--perfcheck-update").assert_outcomes(passed=1)
+    (pytester.path / "sessions.log").unlink()  # the recording's own fresh sessions
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
     return pytester
 
@@ -111,10 +112,54 @@ def test_no_repeat_reports_the_first_fail_at_once(
     assert fresh_sessions(project) == 0
 
 
-def test_a_pass_or_a_recording_is_never_repeated(
+def test_a_pass_is_never_repeated_and_a_recording_measures_its_sessions(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.0")
     run(project, "--perfcheck").assert_outcomes(passed=1)
-    run(project, "--perfcheck-update").assert_outcomes(passed=1)
     assert fresh_sessions(project) == 0
+    run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    assert fresh_sessions(project) == 2  # the baseline comes from 3 sessions
+    run(project, "--perfcheck-update", "--perfcheck-baseline-sessions=1").assert_outcomes(passed=1)
+    assert fresh_sessions(project) == 2
+
+
+def baseline_p50(p: pytest.Pytester) -> float:
+    """The stored baseline's median p50 (its own session is the history's last entry)."""
+    [path] = sorted((p.path / "baselines").rglob("*.json"))
+    history = json.loads(path.read_text())["history"]
+    return float(history[-1]["medians"]["block.latency.read.p50"])
+
+
+@pytest.mark.parametrize("sessions", ["1", "3"])
+def test_a_baseline_from_three_sessions_leaves_out_an_outlier_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, sessions: str
+) -> None:
+    """The first session of the recording runs twice as fast as every later one: recorded
+    alone it is the baseline and an unchanged run FAILs against it; as one of three
+    sessions it is left out and the unchanged run PASSes."""
+    pytester.makeconftest(CONFTEST)
+    scenarios = pytester.mkdir("scenarios")
+    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
+    (scenarios / "fake-reads.toml").write_text(SCENARIO)
+    monkeypatch.setenv("FAKE_SLOWDOWN", "0.5")
+    monkeypatch.setenv("FAKE_SLOW_SESSIONS", "1")
+    result = run(pytester, "--perfcheck-update", f"--perfcheck-baseline-sessions={sessions}")
+    result.assert_outcomes(passed=1)
+    if sessions == "3":
+        result.stdout.fnmatch_lines(
+            ["*fake-reads: baseline from session [23] of 3 fresh sessions (the most typical*"]
+        )
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.0")
+    if sessions == "1":
+        assert baseline_p50(pytester) < 6_000
+        run(pytester, "--perfcheck").assert_outcomes(failed=1)
+    else:
+        assert 9_000 < baseline_p50(pytester) < 11_000
+        run(pytester, "--perfcheck").assert_outcomes(passed=1)
+
+
+def test_baseline_sessions_out_of_range_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = run(project, "--perfcheck-update", "--perfcheck-baseline-sessions=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perfcheck-baseline-sessions 0: give 1 to 9 sessions*"])
