@@ -16,6 +16,12 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("harness_cost.py", [], ["--sessions", "3", "--rounds", "5"]),
     ("overhead.py", [], ["--quick"]),
+    # The probe's cost at QD1, toggled under one fio run (overhead.py cannot resolve 1%).
+    (
+        "toggle.py",
+        ["--setting", "qd1", "--setting", "saturating"],
+        ["--setting", "qd1", "--seconds", "15"],
+    ),
     # The detection scorecard, recomputed from the recorded rounds in detection/data/
     # (recording new ones takes 20-40 minutes: python -m bench.detection.record).
     ("detection/score.py", [], []),

@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 from perfcheck.ab import abba_sides  # noqa: E402
 from perfcheck.drift import ControlMeasurement, check_drift  # noqa: E402
 from perfcheck.gate import is_gated  # noqa: E402
-from perfcheck.history import HistoryThresholds, SessionSummary  # noqa: E402
+from perfcheck.history import HistoryThresholds, SessionSummary, central_session  # noqa: E402
 from perfcheck.scenario import load_scenario, threshold_for  # noqa: E402
 from perfcheck.sequential import SequentialPlan, run_sequential  # noqa: E402
 from perfcheck.verdict import (  # noqa: E402
@@ -116,6 +116,10 @@ class Session:
         """Gated metric -> its values in the first ``first`` rounds."""
         names = [m for m in self.rounds[0] if is_gated(m)]
         return {m: [r[m] for r in self.rounds[:first]] for m in sorted(names)}
+
+    def medians(self, first: int) -> dict[str, float]:
+        """Gated metric -> median of its first ``first`` rounds."""
+        return {m: statistics.median(v) for m, v in self.series(first).items()}
 
     def summary(self) -> SessionSummary:
         medians = {m: float(statistics.median(v)) for m, v in self.series(INITIAL_ROUNDS).items()}
@@ -349,6 +353,18 @@ SESSION_RULES: dict[str, Rule] = {
     "LKP ranges": lkp_ranges,
 }
 
+#: Rules scored with a baseline recorded as a refresh records it by default: the most
+#: typical of three sessions (perfcheck.history.central_session), the baseline session of
+#: the pair and the next two A sessions recorded after it.
+CENTRAL_RULES: dict[str, Rule] = {
+    "perfcheck as shipped: 3-session baseline + repeat": with_repeat(
+        perfcheck_rule(sequential=True)
+    ),
+    "3-session baseline + repeat + history + control": with_repeat(
+        perfcheck_rule(sequential=True, use_history=True, use_control=True)
+    ),
+}
+
 #: Rules scored on interleaved sides (perfcheck ab): no stored baseline, so no history or
 #: control.
 INTERLEAVED_RULES: dict[str, Rule] = {
@@ -392,8 +408,24 @@ def pairs(sessions: list[Session], condition: str) -> list[tuple[Session, Sessio
     return [(a, x) for a in a_sessions for x in others]
 
 
+def baseline_trio(a_sessions: list[Session], base: Session, exclude: set[int]) -> list[Session]:
+    """``base`` and the next two A sessions recorded after it (wrapping round), leaving
+    out the comparison's current and repeat sessions (ids in ``exclude``): the three
+    sessions a refresh would have measured."""
+    start = a_sessions.index(base)
+    trio = [base]
+    for step in range(1, len(a_sessions)):
+        candidate = a_sessions[(start + step) % len(a_sessions)]
+        if id(candidate) not in exclude and len(trio) < 3:
+            trio.append(candidate)
+    return trio
+
+
 def score_sessions(
-    sessions: list[Session], base_rounds: int, rules: Mapping[str, Rule] = SESSION_RULES
+    sessions: list[Session],
+    base_rounds: int,
+    rules: Mapping[str, Rule] = SESSION_RULES,
+    central_rules: Mapping[str, Rule] = CENTRAL_RULES,
 ) -> dict[str, dict[str, Cell]]:
     """Condition -> rule name -> counts, over pairs of sessions."""
     a_sessions = [s for s in sessions if s.condition == "A"]
@@ -402,12 +434,20 @@ def score_sessions(
         found = pairs(sessions, condition)
         if not found:
             continue
-        row = {name: Cell() for name in rules}
+        row = {name: Cell() for name in [*rules, *central_rules]}
         for base, cur in found:
             others = [s for s in a_sessions if s is not base and s is not cur]
-            pair = session_pair(base, cur, others, base_rounds, repeat_session(sessions, base, cur))
+            repeat = repeat_session(sessions, base, cur)
+            pair = session_pair(base, cur, others, base_rounds, repeat)
             for name, rule in rules.items():
                 row[name].add(rule(pair))
+            if central_rules:
+                trio = baseline_trio(a_sessions, base, {id(cur), id(repeat)})
+                central = trio[central_session([t.medians(base_rounds) for t in trio])]
+                rest = [s for s in a_sessions if s is not cur]  # a refresh adds the trio
+                pair = session_pair(central, cur, rest, base_rounds, repeat)
+                for name, rule in central_rules.items():
+                    row[name].add(rule(pair))
         table[condition] = row
     return table
 
