@@ -43,6 +43,10 @@ The rules, each applied to the gated metrics (p50, p90, p99 of ``block.latency.r
   current side's condition (the recordings' sessions each had a fresh scratch device),
   else it is INCONCLUSIVE: what the harness does by default (``--perfcheck-no-repeat``
   turns it off);
+- ``3-session baseline``: the baseline is recorded as a refresh records it by default --
+  the most typical (``perfcheck.history.central_session``) of the pair's baseline session
+  and the next two A sessions recorded after it -- with the repeat, and optionally the
+  history (all A sessions but the current one), the control or the shipped thresholds;
 - ``+ Holm``: alpha held for the comparison as a whole instead of per metric (Holm's
   step-down correction over its metrics, ``compare_series(holm=True)``);
 - ``median 10%`` (pytest-benchmark's ``--benchmark-compare-fail=median:10%``): the median of
@@ -360,8 +364,17 @@ CENTRAL_RULES: dict[str, Rule] = {
     "perfcheck as shipped: 3-session baseline + repeat": with_repeat(
         perfcheck_rule(sequential=True)
     ),
+    "3-session baseline + repeat + history": with_repeat(
+        perfcheck_rule(sequential=True, use_history=True)
+    ),
     "3-session baseline + repeat + history + control": with_repeat(
         perfcheck_rule(sequential=True, use_history=True, use_control=True)
+    ),
+    "3-session baseline + repeat, shipped thresholds": with_repeat(
+        perfcheck_rule(sequential=True, thresholds=SHIPPED_THRESHOLDS)
+    ),
+    "3-session baseline + repeat + history, shipped thresholds": with_repeat(
+        perfcheck_rule(sequential=True, use_history=True, thresholds=SHIPPED_THRESHOLDS)
     ),
 }
 
