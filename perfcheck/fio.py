@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,22 +99,27 @@ def _kill_group(proc: subprocess.Popen[str], marker: str | None) -> None:
     proc.communicate()
 
 
+def _command_lines(proc_root: Path) -> Iterator[tuple[int, str]]:
+    """(pid, command line with NULs as spaces) of every process we can read, but ours."""
+    for cmdline in proc_root.glob("[0-9]*/cmdline"):
+        try:
+            pid = int(cmdline.parent.name)
+            raw = cmdline.read_bytes()
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        if pid != os.getpid():
+            yield pid, raw.replace(b"\0", b" ").decode(errors="replace")
+
+
 def kill_processes_with(marker: str, proc_root: Path = Path("/proc")) -> list[int]:
     """SIGKILL every process whose command line contains ``marker`` (a path unique to one
     workload run, such as its job file's directory); returns their pids."""
     killed: list[int] = []
-    needle = marker.encode()
-    for cmdline in proc_root.glob("[0-9]*/cmdline"):
-        try:
-            if needle not in cmdline.read_bytes():
-                continue
-            pid = int(cmdline.parent.name)
-            if pid == os.getpid():
-                continue
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        except (OSError, ValueError):
-            continue  # gone meanwhile, or not ours to read
+    for pid, text in _command_lines(proc_root):
+        if marker in text:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
     return killed
 
 
@@ -122,18 +127,13 @@ def kill_leftover_workloads(proc_root: Path = Path("/proc")) -> list[str]:
     """Kill fio processes of runs that no longer exist (a SIGKILLed run's forked jobs)."""
     killed: list[str] = []
     pattern = re.compile(rf"{JOB_DIR_MARKER}(\d+)-")
-    for cmdline in proc_root.glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+    for pid, text in _command_lines(proc_root):
         match = pattern.search(text)
         if match is None or not text.lstrip().split(" ", 1)[0].endswith("fio"):
             continue
         owner = int(match.group(1))
         if Path(proc_root, str(owner)).exists():
             continue
-        pid = int(cmdline.parent.name)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
             killed.append(f"killed fio process {pid} (left by process {owner})")
