@@ -43,6 +43,7 @@ from perfcheck.probes import (  # noqa: E402
 )
 from perfcheck.probes.base import Probe  # noqa: E402
 from perfcheck.probes.session import build_program  # noqa: E402
+from perfcheck.processes import stop_process  # noqa: E402
 from perfcheck.targets import BlockTarget, ScratchLoopDevice  # noqa: E402
 
 SETTINGS: dict[str, list[str]] = {
@@ -145,13 +146,7 @@ def running_fio(target: BlockTarget, seconds: float, options: Sequence[str]) -> 
     try:
         yield
     finally:
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 30)
 
 
 @dataclass

@@ -38,7 +38,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -52,6 +51,7 @@ from perfcheck.errors import CapabilityError, TargetError, WorkloadError
 from perfcheck.fio import die_with_parent
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.netns import LOOPBACK_ADDRESS, NetnsTarget, QdiscSpec
+from perfcheck.processes import stop_process
 from perfcheck.rounds import Workload, WorkloadReport
 
 NETWORK_KINDS: tuple[str, ...] = ("sockperf", "iperf3")
@@ -318,14 +318,7 @@ class NetworkServer:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; always reaped."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=SERVER_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, SERVER_STOP_GRACE_S)
         self._logdir.cleanup()
 
 

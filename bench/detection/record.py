@@ -61,6 +61,7 @@ from perfcheck.drift import measure_control  # noqa: E402
 from perfcheck.harness import default_probe_factory  # noqa: E402
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.lock import HostLock  # noqa: E402
+from perfcheck.processes import stop_process  # noqa: E402
 from perfcheck.runner import fio_workload, measure  # noqa: E402
 from perfcheck.scenario import load_scenario  # noqa: E402
 from perfcheck.targets import ScratchLoopDevice, io_scheduler  # noqa: E402
@@ -116,12 +117,7 @@ def cpu_load(percent: int) -> Iterator[None]:
         time.sleep(0.5)  # let it start its worker
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
 
 
 def condition_context(

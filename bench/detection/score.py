@@ -123,11 +123,12 @@ class Session:
 
     def medians(self, first: int) -> dict[str, float]:
         """Gated metric -> median of its first ``first`` rounds."""
-        return {m: statistics.median(v) for m, v in self.series(first).items()}
+        return {m: float(statistics.median(v)) for m, v in self.series(first).items()}
 
     def summary(self) -> SessionSummary:
-        medians = {m: float(statistics.median(v)) for m, v in self.series(INITIAL_ROUNDS).items()}
-        return SessionSummary(self.started_at, "recorded", INITIAL_ROUNDS, medians)
+        return SessionSummary(
+            self.started_at, "recorded", INITIAL_ROUNDS, self.medians(INITIAL_ROUNDS)
+        )
 
 
 @dataclass
