@@ -20,6 +20,11 @@ How a scenario runs
    same alpha spending as against a stored baseline (:mod:`perfcheck.sequential`).
 4. At the end -- also when the run fails or is interrupted -- the A command runs once
    more if B's was the last one run, so the machine is left in the A state.
+5. A FAIL must repeat, as against a stored baseline: steps 1-4 run again in a fresh
+   session (a new scratch device, a restarted network scenario; a target the user gave
+   stays), and the FAIL stands only if that run FAILs too; else it is INCONCLUSIVE.
+   Runs on the shared VM of the scorecard differ more than rounds of one run do
+   (``bench/RESULTS.md``). ``--perfcheck-no-repeat`` turns it off.
 
 The commands run with ``/bin/sh -c`` and these environment variables:
 ``PERFCHECK_SIDE`` (``A`` or ``B``), ``PERFCHECK_SCENARIO``, and for a disk scenario
@@ -51,6 +56,7 @@ from perfcheck.scenario import Scenario
 from perfcheck.targets import BlockTarget
 
 if TYPE_CHECKING:
+    from perfcheck.gate import ScenarioVerdict
     from perfcheck.harness import Harness, ScenarioOutcome, ThresholdLookup
 
 ENV_DISK = "PERFCHECK_DISK"
@@ -219,9 +225,33 @@ def run_ab(
     commands: ABCommands,
     thresholds: ThresholdLookup | None = None,
 ) -> ScenarioOutcome:
-    """Measure A and B interleaved and judge B against A; the outcome is the harness's."""
+    """Measure A and B interleaved and judge B against A; the outcome is the harness's.
+
+    A FAIL must repeat (as against a stored baseline, :meth:`Harness.confirm_fail`): both
+    sides are measured again, interleaved, in a fresh session (a new scratch device, a
+    restarted network scenario), and the FAIL stands only if that run FAILs too;
+    ``--perfcheck-no-repeat`` turns this off.
+    """
     from perfcheck.harness import ScenarioOutcome, status_of
 
+    def judge() -> ScenarioVerdict:
+        return judge_interleaved(harness, name, scenario, commands, thresholds)
+
+    verdict = harness.confirm_fail(judge(), judge)
+    outcome = ScenarioOutcome(name, status_of(verdict), verdict.measurement, verdict, None)
+    harness.outcomes.append(outcome)
+    return outcome
+
+
+def judge_interleaved(
+    harness: Harness,
+    name: str,
+    scenario: Scenario,
+    commands: ABCommands,
+    thresholds: ThresholdLookup | None = None,
+) -> ScenarioVerdict:
+    """One interleaved run of a scenario on the harness's current target: B judged
+    against A, with sequential rounds added to both sides while undecided."""
     # The target exists before the first command runs, so the commands can be told its name.
     if scenario.workload.network is not None:
         context = harness.network(scenario).command_environment()
@@ -238,13 +268,10 @@ def run_ab(
     try:
         run.warm_up()
         run.add_rounds(rounds)
-        current = run.sides[SIDE_B]
         verdict = harness.decide(
-            name, current, run.baseline(harness.machine_class), thresholds, run.add_rounds
+            name, run.sides[SIDE_B], run.baseline(harness.machine_class), thresholds, run.add_rounds
         )
     finally:
         run.leave_in_a()
     verdict.baseline_label = f"side A (`{commands.a}`), measured alternately with B in this run"
-    outcome = ScenarioOutcome(name, status_of(verdict), current, verdict, None)
-    harness.outcomes.append(outcome)
-    return outcome
+    return verdict

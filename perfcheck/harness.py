@@ -496,13 +496,26 @@ class Harness:
         device, a restarted network scenario. The repeat's verdict is the one reported
         when it FAILs as well. Off with ``--perfcheck-no-repeat``.
         """
-        if not self.settings.repeat_fails:
+
+        def judge_again() -> ScenarioVerdict:
+            measurement, more = measure_again()
+            measurement.scenario = first.name
+            return self.decide(first.name, measurement, first.baseline, thresholds, more)
+
+        return self.confirm_fail(first, judge_again)
+
+    def confirm_fail(
+        self, first: ScenarioVerdict, judge_again: Callable[[], ScenarioVerdict]
+    ) -> ScenarioVerdict:
+        """The rule of :meth:`repeat_fail` with any way of judging again:
+        ``judge_again()`` runs in a fresh session (:meth:`fresh_session`) and judges the
+        scenario anew (against its stored baseline, or ``perfcheck ab``'s two sides
+        measured again)."""
+        if not self.settings.repeat_fails or first.verdict is not Verdict.FAIL:
             return first
         self.fresh_session()
-        measurement, more = measure_again()
-        measurement.scenario = first.name
-        second = self.decide(first.name, measurement, first.baseline, thresholds, more)
-        rounds = f"{len(first.measurement.rounds)} + {len(measurement.rounds)} rounds"
+        second = judge_again()
+        rounds = f"{len(first.measurement.rounds)} + {len(second.measurement.rounds)} rounds"
         if second.verdict is Verdict.FAIL:
             second.repeat = f"FAILed again ({rounds}): the first session's FAIL stands"
             return second

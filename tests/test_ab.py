@@ -164,15 +164,49 @@ def test_b_slower_than_a_fails_with_the_ab_report_and_ends_in_a(project: pytest.
             "*perfcheck ab judged B against A*no baseline was read or written*",
         ]
     )
+    result.stdout.fnmatch_lines(["*FAILed again (6 + 6 rounds): the first session's FAIL stands*"])
     lines = log.read_text().splitlines()
-    # Warm-up A then B, then ABBA over 6 rounds per side (A BB AA BB AA BB A), ending in A.
-    assert [line.split()[0] for line in lines] == list("ABABABABA")
+    # Warm-up A then B, then ABBA over 6 rounds per side (A BB AA BB AA BB A), ending in A;
+    # the FAIL is repeated in a fresh session: the same again.
+    assert [line.split()[0] for line in lines] == list("ABABABABA") * 2
     assert set(line.split(" ", 1)[1] for line in lines) == {"fake0 /dev/null fake-reads"}
     assert (project.path / "state").read_text().strip() == "1.0"
     assert not list(project.path.rglob("baselines/**/*.json"))
     scenario = json.loads(saved.read_text())["scenarios"]["fake-reads"]
     assert scenario["status"] == "FAIL" and scenario["baseline_path"] is None
     assert scenario["decision"]["baseline_rounds"] == scenario["decision"]["current_rounds"] == 6
+
+
+def test_a_fail_that_does_not_repeat_in_a_fresh_session_is_inconclusive(
+    project: pytest.Pytester,
+) -> None:
+    # B is slower only while its command has run at most 4 times: the first interleaved run
+    # (warm-up B, then ABBA over 6 rounds per side switches to B 3 more times).
+    log = project.path / "commands.log"
+    count = project.path / "b-count"
+    b = (
+        f"n=$(cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count};"
+        f' if [ $n -le 4 ]; then echo 1.5 > "$FAKE_STATE"; else echo 1.0 > "$FAKE_STATE"; fi'
+    )
+    result = run_ab(project, side_command(1.0, log), b)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*block.latency.read.p50: * -> * (+*%, threshold +10%, p=*) INCONCLUSIVE*",
+            "*did not FAIL again (6 + 6 rounds; *), so the FAIL is INCONCLUSIVE*",
+        ]
+    )
+    assert count.read_text().strip() == "8"
+
+
+def test_no_repeat_lets_the_first_fail_stand(project: pytest.Pytester) -> None:
+    log = project.path / "commands.log"
+    result = run_ab(
+        project, side_command(1.0, log), side_command(1.5, log), "--perfcheck-no-repeat"
+    )
+    result.assert_outcomes(failed=1)
+    assert "FAILed again" not in result.stdout.str()
+    assert [line.split()[0] for line in log.read_text().splitlines()] == list("ABABABABA")
 
 
 def test_same_set_up_on_both_sides_passes(project: pytest.Pytester) -> None:

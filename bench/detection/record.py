@@ -273,6 +273,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--blocks", type=int, default=4, help="sessions per regression")
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds per session")
     parser.add_argument("--seconds", type=float, default=0.5, help="length of each round")
+    parser.add_argument(
+        "--aa", type=int, default=1, help="with --interleaved: AA runs per block (default 1)"
+    )
     parser.add_argument("--quick", action="store_true", help="1 block of 6 rounds (smoke test)")
     parser.add_argument("--output", type=Path, help="data file (default: data/<time>.json.gz)")
     parser.add_argument(
@@ -330,7 +333,7 @@ def main_interleaved(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     suffix = "-quick" if args.quick else ""
     output = args.output or DATA_DIR / f"interleaved-{stamp}{suffix}.json.gz"
-    order = [c for _ in range(args.blocks) for c in ("AA", *REGRESSIONS)]
+    order = [c for _ in range(args.blocks) for c in ("AA",) * args.aa + REGRESSIONS]
     sessions: list[dict[str, Any]] = []
     probes = default_probe_factory(["block.latency"])
     probes.start()

@@ -138,6 +138,7 @@ class Interleaved:
     condition: str
     index: int
     labelled: list[tuple[str, dict[str, float]]]
+    source: str = ""
 
 
 def load_sessions(paths: Iterable[Path]) -> list[Session]:
@@ -382,7 +383,8 @@ CENTRAL_RULES: dict[str, Rule] = {
 #: Rules scored on interleaved sides (perfcheck ab): no stored baseline, so no history or
 #: control.
 INTERLEAVED_RULES: dict[str, Rule] = {
-    "perfcheck ab": perfcheck_rule(sequential=True),
+    "perfcheck ab (as shipped: + repeat)": with_repeat(perfcheck_rule(sequential=True)),
+    "perfcheck ab, no repeat": perfcheck_rule(sequential=True),
     "perfcheck ab, no sequential": perfcheck_rule(sequential=False),
     "perfcheck ab + Holm": perfcheck_rule(sequential=True, holm=True),
     "median 10%": median_10_percent,
@@ -475,22 +477,53 @@ def _swapped(labelled: Sequence[tuple[str, Mapping[str, float]]]) -> list[tuple[
     return [("B" if side == "A" else "A", r) for side, r in labelled]
 
 
+def _with_repeats(per_run: list[list[Pair]]) -> list[Pair]:
+    """The windows of several runs of one condition, each given as its repeat the window
+    at the same place in the next run (wrapping round): what ``perfcheck ab`` measures
+    when a FAIL is repeated in a fresh session (a new scratch device)."""
+    out: list[Pair] = []
+    for number, windows in enumerate(per_run):
+        following = per_run[(number + 1) % len(per_run)] if len(per_run) > 1 else []
+        for index, window in enumerate(windows):
+            if following:
+                window.repeat = following[min(index, len(following) - 1)]
+            out.append(window)
+    return out
+
+
 def interleaved_pairs(runs: list[Interleaved], sessions: list[Session]) -> dict[str, list[Pair]]:
     """Row label -> windows. A/A comes from AA runs, and from A-only sessions whose rounds
-    are labelled in ABBA order (both ways round: each label judged against the other)."""
+    are labelled in ABBA order (both ways round: each label judged against the other).
+    Each window's repeat is the same window of the next run of its condition in the same
+    recording."""
     found: dict[str, list[Pair]] = {}
-    aa = [w for run in runs if run.condition == "AA" for w in _windows(run.labelled)]
+    sources = sorted({r.source for r in runs} | {s.source for s in sessions})
+
+    def repeated(condition: str) -> list[Pair]:
+        out: list[Pair] = []
+        for source in sources:
+            chosen = [r for r in runs if r.condition == condition and r.source == source]
+            out += _with_repeats([_windows(run.labelled) for run in chosen])
+        return out
+
+    aa = repeated("AA")
     if aa:
         found["AA"] = aa
     split: list[Pair] = []
-    for session in sessions:
-        if session.condition == "A":
-            labelled = list(zip(abba_sides(0, len(session.rounds)), session.rounds, strict=True))
-            split += _windows(labelled) + _windows(_swapped(labelled))
+    for source in sources:
+        straight: list[list[Pair]] = []
+        swapped: list[list[Pair]] = []
+        for session in sessions:
+            if session.condition == "A" and session.source == source:
+                sides = abba_sides(0, len(session.rounds))
+                labelled = list(zip(sides, session.rounds, strict=True))
+                straight.append(_windows(labelled))
+                swapped.append(_windows(_swapped(labelled)))
+        split += _with_repeats(straight) + _with_repeats(swapped)
     if split:
         found["A-split"] = split
     for condition in CONDITIONS[1:]:
-        windows = [w for run in runs if run.condition == condition for w in _windows(run.labelled)]
+        windows = repeated(condition)
         if windows:
             found[condition] = windows
     return found
@@ -680,13 +713,15 @@ def markdown(
             f" {MAX_INTERLEAVED} per side ({MAX_INTERLEAVED * seconds:g} s of fio per side)"
             " while the run has them. Windows of one run overlap, so they are not"
             " independent; the A/A row from A sessions labels their rounds A and B in ABBA"
-            " order, both ways round.",
+            " order, both ways round. `+ repeat` (what `perfcheck ab` does by default): a"
+            " FAIL stands only if the same window of the next run of its condition (a fresh"
+            " scratch device) FAILs too.",
             "",
             "Effect within runs (median over runs of median B / median A):",
             "",
             *_effects_table(interleaved_effects(runs), CONDITIONS[1:]),
             "",
-            *_score_table(interleaved_table, "perfcheck ab"),
+            *_score_table(interleaved_table, "perfcheck ab, no repeat"),
             "",
             *goal_lines(interleaved_table),
             "",
@@ -721,7 +756,7 @@ def load(paths: Iterable[Path]) -> tuple[list[Session], list[Interleaved], list[
                     (r["side"], {k: v for k, v in r.items() if k != "side"})
                     for r in raw["sequence"]
                 ]
-                runs.append(Interleaved(raw["condition"], int(raw["index"]), labelled))
+                runs.append(Interleaved(raw["condition"], int(raw["index"]), labelled, path.name))
             else:
                 control = raw.get("control")
                 sessions.append(
