@@ -60,7 +60,7 @@ from perfcheck.probes import (  # noqa: E402
     partition_available,
 )
 from perfcheck.probes.base import Probe  # noqa: E402
-from perfcheck.probes.session import build_program  # noqa: E402
+from perfcheck.probes.session import build_program, load_program  # noqa: E402
 from perfcheck.targets import ScratchLoopDevice  # noqa: E402
 
 BPFTRACE_ONE_LINER = (
@@ -269,12 +269,10 @@ class LoadedBpftrace(Loaded):
             self.process.communicate()
 
 
-def load_probes(probes: Sequence[Probe], dev: int) -> Loaded:
-    from bcc import BPF
-
-    bpf = BPF(text=build_program(probes).encode())
+def load_probes(probes: Sequence[Probe], dev: int, sample: int = 1) -> Loaded:
+    bpf = load_program(probes)
     for probe in probes:
-        probe.configure(bpf, {"dev": dev})
+        probe.configure(bpf, {"dev": dev, "block_sample": sample})
     return LoadedProgram(bpf)
 
 
@@ -329,6 +327,7 @@ def bpf_time_only(repeats: int, seconds: float) -> str:
     configs: dict[str, Callable[[int], Loaded]] = {
         "empty raw-tracepoint pair (floor)": load_empty_pair,
         "block.latency": lambda dev: load_probes([BlockLatencyProbe()], dev),
+        "block.latency, 1 in 8 sampled": lambda dev: load_probes([BlockLatencyProbe()], dev, 8),
     }
     found: dict[str, dict[str, list[float]]] = {
         name: {setting: [] for setting in FIO_SETTINGS} for name in configs

@@ -42,7 +42,7 @@ from perfcheck.probes import (  # noqa: E402
     BlockSizeProbe,
 )
 from perfcheck.probes.base import Probe  # noqa: E402
-from perfcheck.probes.session import build_program  # noqa: E402
+from perfcheck.probes.session import build_program, load_program  # noqa: E402
 from perfcheck.processes import stop_process  # noqa: E402
 from perfcheck.targets import BlockTarget, ScratchLoopDevice  # noqa: E402
 
@@ -92,7 +92,17 @@ class Toggled:
         self.bpf.cleanup()
 
 
-def load(text: str, probes: Sequence[Probe], dev: int) -> Toggled:
+def load(text: str, probes: Sequence[Probe], dev: int, sample: int = 1) -> Toggled:
+    # As a probe session loads it: the handlers no probe reads are left detached.
+    bpf = load_program(probes, text)
+    for probe in probes:
+        probe.configure(bpf, {"dev": dev, "block_sample": sample})
+    return Toggled(bpf)
+
+
+def load_all(text: str, probes: Sequence[Probe], dev: int) -> Toggled:
+    """As :func:`load`, but with every handler bcc attached kept (insert and merge too):
+    how probe sessions loaded the block program before they detached idle handlers."""
     from bcc import BPF
 
     bpf = BPF(text=text.encode())
@@ -118,6 +128,12 @@ CONFIGURATIONS: dict[str, Callable[[int], Toggled]] = {
     "empty raw-tracepoint pair": lambda dev: load(EMPTY_PAIR_C, [], dev),
     "block.latency": lambda dev: load(
         build_program([BlockLatencyProbe()]), [BlockLatencyProbe()], dev
+    ),
+    "block.latency, idle handlers attached too": lambda dev: load_all(
+        build_program([BlockLatencyProbe()]), [BlockLatencyProbe()], dev
+    ),
+    "block.latency, 1 in 8 sampled": lambda dev: load(
+        build_program([BlockLatencyProbe()]), [BlockLatencyProbe()], dev, 8
     ),
     "all block probes": lambda dev: load(
         build_program([BlockLatencyProbe(), BlockQueueLatencyProbe(), BlockSizeProbe()]),

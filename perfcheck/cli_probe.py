@@ -31,6 +31,7 @@ from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.probes import CATALOG
 from perfcheck.probes.base import Probe, ProbeCounters
+from perfcheck.probes.block import check_sample
 from perfcheck.probes.catalog import UNIT_BYTES, CatalogProbe
 from perfcheck.probes.features import Unavailable, bpf_prerequisites_missing, missing_tracepoints
 from perfcheck.probes.func import FuncLatencyProbe, UserFuncLatencyProbe
@@ -159,6 +160,13 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         f" (default {UserFuncLatencyProbe.DEFAULT_TARGET})",
     )
     parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="time 1 request in N, chosen at random (block.latency, block.size; for very"
+        " fast devices: less overhead, same distribution, 1/N of the counts)",
+    )
+    parser.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: at Ctrl-C)"
     )
     parser.add_argument(
@@ -224,6 +232,19 @@ def probe_settings(args: argparse.Namespace, probe: Probe) -> dict[str, int]:
         "port": args.port,
     }
     settings: dict[str, int] = {}
+    sample = getattr(args, "sample", None)
+    if sample is not None:
+        options = probe.options if isinstance(probe, CatalogProbe) else ()
+        if "block_sample" not in options:
+            raise TargetError(
+                f"--sample does not apply to {probe.name} (block.latency and block.size"
+                " can be sampled)"
+            )
+        try:
+            check_sample(int(sample))
+        except ValueError as exc:
+            raise TargetError(f"--sample: {exc}") from exc
+        settings["block_sample"] = int(sample)
     for key, value in given.items():
         if value is None:
             continue

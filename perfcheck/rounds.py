@@ -7,6 +7,7 @@ independent measurement: same workload, same length, probes already attached.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,25 +53,39 @@ class RoundPlan:
 ProgressCallback = Callable[[int, int, bool], None]
 
 
-def cross_check(probe: ProbeCounters, report: WorkloadReport) -> None:
+#: With sampling, how many binomial standard deviations of the sampled count are
+#: tolerated on top of CROSS_CHECK_TOLERANCE (a wrong target is off by far more).
+SAMPLING_SIGMAS = 6.0
+
+
+def cross_check(probe: ProbeCounters, report: WorkloadReport, sample: int = 1) -> None:
     """The block probe must have seen the I/O the workload says it issued.
 
     Requests are compared first; bytes second, because the block layer may split a
-    large I/O into several requests (or merge small ones) without losing a byte.
+    large I/O into several requests (or merge small ones) without losing a byte. With
+    1-in-``sample`` sampling the probe should have seen about 1/``sample`` of them, give
+    or take the binomial spread of a random sample.
     """
     requests = sum(v for k, v in probe.counters.items() if k.startswith("block.requests."))
     nbytes = sum(v for k, v in probe.counters.items() if k.startswith("block.bytes."))
     if report.ios == 0:
         return
+    share = 1.0 / sample
+    spread = SAMPLING_SIGMAS * math.sqrt(report.ios * share * (1.0 - share))
 
-    def close(a: int, b: int) -> bool:
-        return abs(a - b) <= CROSS_CHECK_TOLERANCE * max(a, b, 1)
+    def close(seen: int, issued: int, unit: float) -> bool:
+        expected = issued * share
+        slack = CROSS_CHECK_TOLERANCE * max(seen, expected, 1) + spread * unit
+        return abs(seen - expected) <= slack
 
-    if close(requests, report.ios) or close(nbytes, report.io_bytes):
+    if close(requests, report.ios, 1.0) or close(
+        nbytes, report.io_bytes, report.io_bytes / report.ios
+    ):
         return
+    sampled = f", sampling 1 request in {sample}" if sample > 1 else ""
     raise ProbeError(
-        f"probe saw {requests} requests, fio issued {report.ios}: wrong target or probe"
-        f" ({nbytes} vs {report.io_bytes} bytes)"
+        f"probe saw {requests} requests, fio issued {report.ios}{sampled}: wrong target or"
+        f" probe ({nbytes} vs {report.io_bytes} bytes)"
     )
 
 
@@ -80,6 +95,7 @@ def run_rounds(
     probes: ProbeBackend | None,
     *,
     check_block_counts: bool = True,
+    block_sample: int = 1,
     progress: ProgressCallback | None = None,
 ) -> list[RoundResult]:
     """Run the plan; return only the measured rounds (warm-up rounds are discarded)."""
@@ -100,7 +116,7 @@ def run_rounds(
         histograms: dict[str, LogLinearHistogram] = {}
         if seen is not None:
             if check_block_counts and any(k.startswith("block.") for k in seen.counters):
-                cross_check(seen, report)
+                cross_check(seen, report, block_sample)
             histograms.update({k: h for k, h in seen.histograms.items() if h.total > 0})
         histograms.update(report.histograms)
         results.append(

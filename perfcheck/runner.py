@@ -104,7 +104,7 @@ def measure(
     plan = _plan(scenario, rounds, seconds)
     extra: dict[str, object] = {}
     with contextlib.ExitStack() as stack:
-        settings = {"dev": target.probe_dev}
+        settings = {"dev": target.probe_dev, "block_sample": scenario.block_sample}
         cgroup = None
         if workload is None and probes is not None and filter_on(scenario.probes, "cgroup_id"):
             cgroup = stack.enter_context(WorkloadCgroup.create())
@@ -118,6 +118,7 @@ def measure(
             probes if scenario.probes else None,
             # On a file target the disk also carries the filesystem's own I/O.
             check_block_counts=target.path.is_block_device(),
+            block_sample=scenario.block_sample,
             progress=progress,
         )
     extra.update(block_device_facts(target.disk))

@@ -56,6 +56,12 @@ Keys (anything else is an error that names the closest allowed key):
     spells it after ``root``: ``"tbf rate 1gbit burst 512kb latency 20ms"``, or
     ``"htb rate 1gbit"`` (an htb root with one default class of those parameters).
     Network rounds last whole seconds (``seconds`` rounded, at least 1).
+``block_sample`` (integer 1..1024, optional, default 1)
+    Time 1 block request in N, chosen at random at issue, for ``block.latency`` and
+    ``block.size`` (not ``block.queue_latency``, which must see every insertion). For
+    very fast devices: the probe's cost per request falls, the latency distribution is
+    the same, the request counts are 1/N. Baselines record it, and a measurement
+    sampled differently from its baseline is refused.
 ``[rounds]`` (table, optional)
     ``count`` (integer 3..100, default 5): measured rounds; ``pytest
     --perfcheck-rounds`` overrides it. ``warmup`` (integer 0..10, default 1):
@@ -101,6 +107,7 @@ from perfcheck.netload import (
     NetworkSpec,
 )
 from perfcheck.netns import parse_qdisc
+from perfcheck.probes.block import MAX_SAMPLE_EVERY
 
 WORKLOAD_KINDS: tuple[str, ...] = ("fio", *NETWORK_KINDS)
 DEFAULT_ROUNDS = 5
@@ -113,7 +120,7 @@ MAX_THRESHOLD = 10.0
 #: Scenario files are hand-written and small; anything bigger is not one.
 MAX_SCENARIO_BYTES = 1024 * 1024
 
-_TOP_KEYS = ("description", "probes", "workload", "rounds", "thresholds")
+_TOP_KEYS = ("description", "probes", "block_sample", "workload", "rounds", "thresholds")
 _WORKLOAD_KEYS = ("kind", "job", "options")
 _NETWORK_COMMON_KEYS = ("kind", "server_cpu", "client_cpu", "qdisc")
 _NETWORK_WORKLOAD_KEYS = {
@@ -152,6 +159,8 @@ class Scenario:
     warmup: int
     round_seconds: float
     thresholds: Mapping[str, float] = field(hash=False)
+    #: Time 1 block request in this many (``block_sample``; 1: every request).
+    block_sample: int = 1
 
     def threshold_for(self, metric: str) -> float | None:
         """The threshold of the most specific key matching ``metric``, or None.
@@ -267,6 +276,7 @@ class _ScenarioReader:
         seconds = self.read_seconds(rounds_table)
 
         thresholds = self.read_thresholds(data.get("thresholds", {}))
+        block_sample = self.read_block_sample(data, probes)
         return Scenario(
             name=name,
             path=self.path.resolve(),
@@ -277,7 +287,28 @@ class _ScenarioReader:
             warmup=warmup,
             round_seconds=seconds,
             thresholds=thresholds,
+            block_sample=block_sample,
         )
+
+    def read_block_sample(self, data: Mapping[str, Any], probes: tuple[str, ...]) -> int:
+        if "block_sample" not in data:
+            return 1
+        value = data["block_sample"]
+        self.check_type(value, int, ("block_sample",), "an integer (time 1 request in N)")
+        if not 1 <= value <= MAX_SAMPLE_EVERY:
+            self.fail(f"'block_sample' must be from 1 to {MAX_SAMPLE_EVERY}, got {value}")
+        # Sampling is decided at issue, so a queue latency (from insertion) would be wrong.
+        if value > 1 and "block.queue_latency" in probes:
+            self.fail(
+                f"'block_sample' = {value}: block.queue_latency times every request from its"
+                " insertion and cannot be sampled; drop block_sample or block.queue_latency"
+            )
+        if value > 1 and not {"block.latency", "block.size"} & set(probes):
+            self.fail(
+                "'block_sample' applies to the probes block.latency and block.size, and"
+                " probes lists neither; drop block_sample"
+            )
+        return int(value)
 
     def check_keys(
         self, table: Mapping[str, Any], allowed: tuple[str, ...], where: tuple[str, ...]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.probes import BlockLatencyProbe
 from perfcheck.probes.session import ProbeSession
 from perfcheck.rounds import RoundPlan, run_rounds
-from perfcheck.runner import FioWorkload
+from perfcheck.runner import FioWorkload, measure
+from perfcheck.scenario import load_scenario
 from perfcheck.targets import ScratchLoopDevice
 from tests.blockcounts import merged_requests, probe_saw_requests
 from tests.realcaps import requires_bpf, requires_fio
@@ -94,6 +96,27 @@ def test_writes_are_split_by_operation(scratch: ScratchLoopDevice, probes: Probe
         assert merged <= fio.total // 1_000
         assert probe_saw_requests(probe.total, fio.total, merged)
     assert 0.6 < reads.total / (reads.total + writes.total) < 0.8
+
+
+def test_a_sampled_scenario_times_one_request_in_n_and_says_so(
+    scratch: ScratchLoopDevice, probes: ProbeSession
+) -> None:
+    # The shipped randread scenario with block_sample = 8, through the runner.
+    scenario = replace(load_scenario(SCENARIOS / "randread-4k.toml"), block_sample=8)
+    measurement = measure(scenario, scratch, probes, rounds=2, seconds=0.5)
+    assert measurement.provenance["block.latency"][-1] == "sample:1/8"
+    for rnd in measurement.rounds:
+        timed, fio = rnd.histograms["block.latency.read"].total, rnd.histograms["fio.clat.read"]
+        # The runner's cross-check passed; the share is an eighth, give or take.
+        assert fio.total > 1000
+        assert 0.6 < timed * 8 / fio.total < 1.4, (timed, fio.total)
+    # Back to every request for the next scenario.
+    measurement = measure(replace(scenario, block_sample=1), scratch, probes, rounds=1, seconds=0.3)
+    assert "sample:1/8" not in measurement.provenance["block.latency"]
+    rnd = measurement.rounds[0]
+    assert probe_saw_requests(
+        rnd.histograms["block.latency.read"].total, rnd.histograms["fio.clat.read"].total
+    )
 
 
 def test_other_disks_are_filtered_out_in_the_kernel(

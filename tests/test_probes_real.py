@@ -26,6 +26,7 @@ import pytest
 
 from perfcheck import cli_probe
 from perfcheck.cgroup import WorkloadCgroup, cgroup2_root
+from perfcheck.errors import ProbeError
 from perfcheck.fio import FioResult, parse_fio_output
 from perfcheck.histogram import LogLinearHistogram, bucket_bounds, bucket_index
 from perfcheck.probes import (
@@ -44,6 +45,7 @@ from perfcheck.probes import (
 from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.features import kprobes_missing
 from perfcheck.probes.session import ProbeSession, build_program
+from perfcheck.rounds import WorkloadReport, cross_check
 from perfcheck.targets import ScratchLoopDevice, io_scheduler
 from tests.blockcounts import probe_saw_requests
 from tests.realcaps import requires_bpf, requires_fio
@@ -230,6 +232,71 @@ def test_block_probes_ignore_other_disks(
         )
     assert fio.total_ios > 1000
     assert all(hist.total == 0 for hist in seen.histograms.values())
+
+
+def test_a_session_attaches_only_the_block_handlers_its_probes_read(
+    block_session: ProbeSession,
+) -> None:
+    # Each handler left attached runs for every request: block_rq_insert fires even
+    # under the none scheduler, so block.latency alone must not keep it attached.
+    latency_only = started(BlockLatencyProbe())
+    try:
+        assert set(latency_only._bpf.raw_tracepoint_fds) == {
+            b"block_rq_issue",
+            b"block_rq_complete",
+        }
+    finally:
+        latency_only.close()
+    assert set(block_session._bpf.raw_tracepoint_fds) == {
+        b"block_rq_insert",
+        b"block_rq_issue",
+        b"block_rq_merge",
+        b"block_rq_complete",
+    }
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_sampled_block_latency_times_one_request_in_n_with_the_same_distribution(
+    scratch: ScratchLoopDevice,
+) -> None:
+    # Two programs on the same tracepoints under one fio run: every request, and 1 in 8.
+    every = started(BlockLatencyProbe())
+    sampled = started(BlockLatencyProbe(), BlockSizeProbe())
+    try:
+        every.configure({"dev": scratch.probe_dev})
+        sampled.configure({"dev": scratch.probe_dev, "block_sample": 8})
+        assert all(events[-1] == "sample:1/8" for events in sampled.provenance().values()), (
+            sampled.provenance()
+        )
+        assert "sample:1/8" not in every.provenance()["block.latency"]
+        before = (every.snapshot(), sampled.snapshot())
+        fio = run_fio(scratch.path, "--rw=randread", "--bs=4k", "--ioengine=psync", seconds=2)
+        seen_all = every.snapshot().since(before[0])
+        seen = sampled.snapshot().since(before[1])
+    finally:
+        every.close()
+        sampled.close()
+    reads = fio.directions["read"].ios
+    timed_all = seen_all.histograms["block.latency.read"]
+    timed = seen.histograms["block.latency.read"]
+    assert close_to(timed_all.total, reads)
+    # A random eighth, give or take six binomial standard deviations.
+    sd = (reads * (1 / 8) * (7 / 8)) ** 0.5
+    assert abs(timed.total - reads / 8) < 6 * sd, (timed.total, reads)
+    assert seen.counters["block.bytes.read"] == 4096 * timed.total
+    assert seen.counters["block.untimed"] == 0
+    # block.size samples the same requests (give or take one in flight at each end).
+    assert abs(seen.histograms["block.size.read"].total - timed.total) <= 2
+    # The fio cross-check allows for the sampling, and only for it.
+    report = WorkloadReport(ios=reads, io_bytes=4096 * reads)
+    cross_check(seen, report, sample=8)
+    with pytest.raises(ProbeError, match="wrong target or probe"):
+        cross_check(seen, report, sample=1)
+    # Chosen at random, not by latency: the same distribution as every request's.
+    for q, low, high in ((50, 0.85, 1.15), (90, 0.8, 1.25)):
+        ratio = timed.percentile(q) / timed_all.percentile(q)
+        assert low < ratio < high, (q, timed.percentile(q), timed_all.percentile(q))
 
 
 # --- sched.runqlat ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given
@@ -41,6 +42,7 @@ from perfcheck.probes.block import (
     BlockQueueLatencyProbe,
     BlockSizeProbe,
     configure_block_program,
+    idle_block_tracepoints,
     request_window,
 )
 from perfcheck.probes.btf import BTFError, KernelBTF, Member
@@ -405,6 +407,40 @@ def test_block_probes_share_one_section_and_switch_their_own_feature_on(
     assert config.dev == 0x700001
     assert config.features == FEATURE_LATENCY | FEATURE_SIZE
     assert (config.off_rq_cmd_flags, config.op_secure_erase, config.op_mask) == (24, 5, 255)
+
+
+def test_handlers_no_probe_of_the_session_reads_are_left_detached() -> None:
+    assert idle_block_tracepoints([BlockLatencyProbe()]) == ["block_rq_insert", "block_rq_merge"]
+    assert idle_block_tracepoints([BlockSizeProbe()]) == [
+        "block_rq_insert",
+        "block_rq_merge",
+        "block_rq_complete",
+    ]
+    assert idle_block_tracepoints([BlockLatencyProbe(), BlockQueueLatencyProbe()]) == []
+    assert idle_block_tracepoints([SyscallLatencyProbe()]) == []
+
+
+def test_block_sampling_is_configured_and_recorded_in_provenance(
+    block_program: FakeProgram,
+) -> None:
+    probe = BlockLatencyProbe()
+    assert probe.provenance() == probe.events()
+    with patch("perfcheck.probes.block.block_layout", return_value=LAYOUT):
+        probe.configure(block_program, {"dev": 0x700001, "block_sample": 8})
+        assert block_program[b"pc_blk_config"].values[0].sample_every == 8
+        assert probe.provenance() == [*probe.events(), "sample:1/8"]
+        probe.configure(block_program, {"dev": 0x700001})
+    assert block_program[b"pc_blk_config"].values[0].sample_every == 1
+    assert probe.provenance() == probe.events()
+    for bad in (0, 1025):
+        with pytest.raises(ValueError, match=re.escape("block_sample must be 1..1024")):
+            configure_block_program(block_program, 0x700001, FEATURE_LATENCY, LAYOUT, bad)
+
+
+def test_sample_option_is_checked_on_the_command_line() -> None:
+    args = _probe_args("block.latency", "--device", "/dev/null", "--sample", "0")
+    with pytest.raises(TargetError, match=re.escape("--sample: block_sample must be 1..1024")):
+        cli_probe.probe_settings(args, cli_probe.make_probe(args.name, None))
 
 
 def test_a_new_block_target_forgets_the_old_queue_requests_and_features(
@@ -772,6 +808,11 @@ def test_ebpf_prints_the_generated_program_without_loading_it() -> None:
         (("block.latency", "--pid", "1"), "--pid does not apply to block.latency"),
         (("tcp.srtt", "--cgroup", "/x"), "--cgroup does not apply to tcp.srtt"),
         (("net.softirq", "--port", "80"), "filters on: nothing"),
+        (
+            ("block.queue_latency", "--device", "/dev/null", "--sample", "4"),
+            "--sample does not apply to block.queue_latency",
+        ),
+        (("syscall.latency", "--sample", "4"), "--sample does not apply to syscall.latency"),
     ],
 )
 def test_filters_that_do_not_apply_are_refused(argv: tuple[str, ...], message: str) -> None:

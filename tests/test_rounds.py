@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perfcheck.errors import ProbeError
 from perfcheck.histogram import LogLinearHistogram, bucket_bounds, bucket_index
@@ -62,6 +64,31 @@ def test_cross_check_rejects_a_wrong_target() -> None:
     assert str(info.value).startswith(
         "probe saw 12 requests, fio issued 1000: wrong target or probe"
     )
+
+
+def test_cross_check_with_sampling_expects_one_request_in_n() -> None:
+    report = WorkloadReport(ios=40_000, io_bytes=40_000 * 4096)
+    cross_check(counters(5_000, 5_000 * 4096), report, sample=8)
+    # Six binomial standard deviations (6 * 66) and 3% on top of 5,000 expected.
+    cross_check(counters(5_500, 5_500 * 4096), report, sample=8)
+    with pytest.raises(ProbeError, match="sampling 1 request in 8: wrong target or probe"):
+        cross_check(counters(6_000, 6_000 * 4096), report, sample=8)
+    with pytest.raises(ProbeError, match="sampling 1 request in 8"):
+        cross_check(counters(40_000, 40_000 * 4096), report, sample=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ios=st.integers(200, 2_000_000),
+    sample=st.integers(2, 1024),
+    z=st.floats(-5.0, 5.0),
+)
+def test_a_random_sample_within_five_deviations_always_passes(
+    ios: int, sample: int, z: float
+) -> None:
+    share = 1 / sample
+    seen = max(0, round(ios * share + z * (ios * share * (1 - share)) ** 0.5))
+    cross_check(counters(seen, seen * 4096), WorkloadReport(ios=ios, io_bytes=ios * 4096), sample)
 
 
 def test_a_round_whose_probe_saw_nothing_is_an_error_not_a_regression() -> None:

@@ -157,7 +157,7 @@ def test_range_limits_are_inclusive(tmp_path: Path, table: str, value: str) -> N
         (
             'descripton = "x"\n' + WORKLOAD,
             "unknown key 'descripton' (did you mean 'description'?); allowed keys at the top "
-            "level: description, probes, rounds, thresholds, workload",
+            "level: block_sample, description, probes, rounds, thresholds, workload",
         ),
         (
             WORKLOAD + "[round]\ncount = 5\n",
@@ -557,3 +557,42 @@ def test_fuzz_dumper_writes_valid_scenarios(fuzz_dir: Path) -> None:
     assert scenario.description == 'quote " and \\ and tab'
     assert dict(scenario.workload.options) == {"bs": "4k", "iodepth": "2"}
     assert scenario.threshold_for("fio.iops.read") == 0.25
+
+
+# -- block_sample -------------------------------------------------------------------------
+
+
+def test_block_sample_defaults_to_every_request_and_is_read(tmp_path: Path) -> None:
+    assert load_scenario(write_scenario(tmp_path, WORKLOAD)).block_sample == 1
+    text = 'probes = ["block.latency"]\nblock_sample = 16\n' + WORKLOAD
+    assert load_scenario(write_scenario(tmp_path, text)).block_sample == 16
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            'probes = ["block.latency"]\nblock_sample = 0\n',
+            "'block_sample' must be from 1 to 1024, got 0",
+        ),
+        (
+            'probes = ["block.latency"]\nblock_sample = true\n',
+            "'block_sample' must be an integer (time 1 request in N), got boolean",
+        ),
+        (
+            'probes = ["block.latency", "block.queue_latency"]\nblock_sample = 4\n',
+            "block.queue_latency times every request from its insertion and cannot be sampled",
+        ),
+        (
+            'probes = ["sched.runqlat"]\nblock_sample = 4\n',
+            "'block_sample' applies to the probes block.latency and block.size",
+        ),
+    ],
+)
+def test_bad_block_sample_is_one_line_naming_the_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write_scenario(tmp_path, text + WORKLOAD))
+    message = str(info.value)
+    assert expected in message and "\n" not in message

@@ -35,10 +35,22 @@ How it is kept cheap (see ``bench/RESULTS.md``):
   request holds is kept in an overflow hash table instead (exact, just slower; only
   two requests sharing a slot and claiming it in the same instant on two CPUs can lose
   one sample).
+* Only the handlers the session's block probes read stay attached
+  (:func:`idle_block_tracepoints`): ``block_rq_insert`` fires for every request even
+  under ``none``, so ``block.latency`` alone runs two programs per request, not three.
 * The target disk is recognised by its ``request_queue`` pointer, learned once from
   ``rq->q->disk`` and cached in the config map, so a request costs one field read to
   filter. Field offsets come from the kernel's BTF (:mod:`perfcheck.probes.btf`) and
   reach the program through the config map: the C text is the same on every kernel.
+
+Sampling (opt-in, ``block_sample = N`` in a scenario, ``perfcheck probe --sample N``):
+the issue program times a request only when ``bpf_get_prandom_u32() % N == 0``, so one
+request in N, chosen independently of its latency, and the others cost a random number
+and a slot check. The distribution is the same; the request and byte counts are 1/N
+(the cross-check with fio allows for the binomial spread) and provenance records
+``sample:1/N``, so sampled and unsampled measurements are never compared.
+``block.queue_latency`` cannot be sampled: it times a request from its insertion, before
+the issue where the choice is made.
 
 The three probes share one program section (a guard keeps it from being pasted twice)
 and one request array; each probe's ``configure`` switches its part on through a
@@ -50,12 +62,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from perfcheck.bpf_layout import HIST_SLOTS
-from perfcheck.probes.base import ProbeCounters
+from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.btf import BTFError, Member, kernel_btf
 from perfcheck.probes.catalog import (
     ATTACH_RAW_TRACEPOINT,
@@ -78,6 +90,12 @@ BLOCK_OPS: tuple[str, ...] = ("read", "write", "flush", "discard")
 FEATURE_LATENCY = 1
 FEATURE_QUEUE = 2
 FEATURE_SIZE = 4
+
+#: The probe setting (and scenario key) of 1-in-N sampling: ``block_sample = N``.
+SAMPLE_SETTING = "block_sample"
+#: How a sampled probe's provenance says so: ``sample:1/N``. Sampled and unsampled
+#: measurements count different numbers of requests and are not compared.
+SAMPLE_PROVENANCE = "sample:1/"
 
 #: Raw tracepoints of the shared program and the argument types it reads.
 RAW_TRACEPOINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -119,6 +137,7 @@ struct pc_blk_config {
     u32 features;       /* PC_BLK_F_* of the probes in the session */
     u32 generation;     /* bumped with each new target: older request slots are void */
     u32 overflowed;     /* overflow entries made in this generation (0: skip the table) */
+    u32 sample_every;   /* time 1 request in this many, chosen at random at issue (0, 1: all) */
     u32 off_rq_q;
     u32 off_rq_cmd_flags;
     u32 off_rq_data_len;
@@ -338,6 +357,14 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
     if (!cfg || !cfg->features || !cfg->dev)
         return 0;
     u64 rq = ctx->args[0];
+    u32 every = cfg->sample_every;
+    if (every > 1 && bpf_get_prandom_u32() % every) {
+        /* Not sampled: only forget an earlier issue of this request (a requeue). */
+        struct pc_blk_request *old = pc_blk_state(cfg, rq, 0);
+        if (old)
+            old->issue_ns = 0;
+        return 0;
+    }
     struct pc_blk_fields f;
     pc_blk_read_fields(cfg, rq, &f);
     if (!pc_blk_wanted(cfg, f.q))
@@ -501,8 +528,26 @@ def block_layout() -> BlockLayout:
     )
 
 
-def configure_block_program(bpf: Any, dev: int, feature: int, layout: BlockLayout) -> None:
-    """Aim the shared block program at disk ``dev`` and switch ``feature`` on.
+#: Most requests ``block_sample`` may skip per timed one.
+MAX_SAMPLE_EVERY = 1024
+
+
+def check_sample(sample_every: int) -> None:
+    """A one-line ``ValueError`` unless ``sample_every`` is a sampling rate the program takes.
+
+    Sampling is decided at issue, so ``block.queue_latency`` (timed from insertion) is
+    not meaningful while it is on; scenarios refuse the combination."""
+    if isinstance(sample_every, bool) or not 1 <= sample_every <= MAX_SAMPLE_EVERY:
+        raise ValueError(
+            f"block_sample must be 1..{MAX_SAMPLE_EVERY} (time 1 request in N), got {sample_every}"
+        )
+
+
+def configure_block_program(
+    bpf: Any, dev: int, feature: int, layout: BlockLayout, sample_every: int = 1
+) -> None:
+    """Aim the shared block program at disk ``dev`` and switch ``feature`` on, timing one
+    request in ``sample_every`` (chosen at random at issue; 1: every request).
 
     A new target forgets the cached queues and starts a new generation, which voids the
     request slots of the previous disk; the features other probes switched on are kept.
@@ -519,6 +564,8 @@ def configure_block_program(bpf: Any, dev: int, feature: int, layout: BlockLayou
     else:
         previous = int(current.features)
     fields["features"] = previous | feature
+    check_sample(sample_every)
+    fields["sample_every"] = sample_every
     write_config(config, fields)
 
 
@@ -547,14 +594,39 @@ class _BlockProbe(CatalogProbe):
             or missing_btf_members(BTF_MEMBERS)
         )
 
+    #: 1 in how many requests the last configure asked to time (provenance says so).
+    sample_every: int = 1
+
     def configure(self, bpf: Any, settings: Mapping[str, int]) -> None:
-        configure_block_program(bpf, setting(settings, "dev"), self.feature, block_layout())
+        sample = setting(settings, SAMPLE_SETTING) or 1
+        configure_block_program(bpf, setting(settings, "dev"), self.feature, block_layout(), sample)
+        self.sample_every = sample
+
+    def provenance(self) -> list[str]:
+        events = self.events()
+        if self.sample_every > 1:
+            events.append(f"{SAMPLE_PROVENANCE}{self.sample_every}")
+        return events
+
+
+def idle_block_tracepoints(probes: Sequence[Probe]) -> list[str]:
+    """The block program's raw tracepoints that none of ``probes`` reads, to detach
+    after loading: bcc attaches every handler, and each one attached is run for every
+    request. ``block_rq_insert`` fires for each request even under ``none`` (plugged
+    I/O is inserted when the plug is flushed), so a session of ``block.latency`` alone
+    would run three programs per request instead of two (bench/RESULTS.md)."""
+    block = [p for p in probes if isinstance(p, _BlockProbe)]
+    if not block:
+        return []
+    needed = {source for probe in block for source in probe.sources}
+    return [name for name, _ in RAW_TRACEPOINTS if name not in needed]
 
 
 class BlockLatencyProbe(_BlockProbe):
     name: ClassVar[str] = "block.latency"
     summary: ClassVar[str] = "disk request latency, issue to completion, per op (biolatency)"
     feature: ClassVar[int] = FEATURE_LATENCY
+    options: ClassVar[tuple[str, ...]] = (SAMPLE_SETTING,)
     sources: ClassVar[tuple[str, ...]] = ("block_rq_issue", "block_rq_complete")
 
     def series_names(self) -> list[str]:
@@ -597,6 +669,7 @@ class BlockSizeProbe(_BlockProbe):
     summary: ClassVar[str] = "disk request size in bytes at issue, per op (bitesize)"
     unit: ClassVar[str] = UNIT_BYTES
     feature: ClassVar[int] = FEATURE_SIZE
+    options: ClassVar[tuple[str, ...]] = (SAMPLE_SETTING,)
     sources: ClassVar[tuple[str, ...]] = ("block_rq_issue",)
 
     def series_names(self) -> list[str]:
@@ -616,6 +689,7 @@ class BlockConfigStruct(ctypes.Structure):
         ("features", ctypes.c_uint32),
         ("generation", ctypes.c_uint32),
         ("overflowed", ctypes.c_uint32),
+        ("sample_every", ctypes.c_uint32),
         *((name, ctypes.c_uint32) for name in BlockLayout.__dataclass_fields__),
     ]
 
@@ -629,5 +703,7 @@ __all__ = [
     "BlockQueueLatencyProbe",
     "BlockSizeProbe",
     "block_layout",
+    "check_sample",
     "configure_block_program",
+    "idle_block_tracepoints",
 ]

@@ -48,6 +48,8 @@ class CatalogProbe(Probe):
     attach: ClassVar[str] = ATTACH_TRACEPOINT
     #: Settings keys this probe honours (see the module docstring).
     filters: ClassVar[tuple[str, ...]] = ()
+    #: Settings that change how it measures rather than what (``block_sample``).
+    options: ClassVar[tuple[str, ...]] = ()
     #: Unit of the values in this probe's histograms.
     unit: ClassVar[str] = UNIT_NS
     #: Optional probes depend on kernel features beyond tracepoints (kprobes, uprobes).

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from perfcheck.bpf_layout import C_BUCKET_FUNCTION, HIST_SLOTS
 from perfcheck.errors import CapabilityError, ProbeError
 from perfcheck.probes.base import Probe, ProbeCounters
+from perfcheck.probes.block import idle_block_tracepoints
 
 TRACEFS_ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 MODULES_ROOT = Path("/lib/modules")
@@ -43,6 +44,27 @@ def build_program(probes: Sequence[Probe]) -> str:
     parts = [PROGRAM_HEADER, C_BUCKET_FUNCTION]
     parts += [probe.C_SOURCE for probe in probes]
     return "\n".join(parts)
+
+
+def load_program(probes: Sequence[Probe], text: str | None = None) -> Any:
+    """Compile and attach the program of ``probes`` with bcc (``text``: its C, by default
+    :func:`build_program`), leaving detached the handlers none of them reads.
+
+    bcc attaches every ``TRACEPOINT_PROBE`` and ``RAW_TRACEPOINT_PROBE`` handler as the
+    program loads; the block program has handlers for all three block probes, and a
+    handler left attached runs for every request even when it has nothing to do.
+    """
+    from bcc import BPF
+
+    bpf = BPF(text=(text if text is not None else build_program(probes)).encode())
+    try:
+        for name in idle_block_tracepoints(probes):
+            if name.encode() in bpf.raw_tracepoint_fds:
+                bpf.detach_raw_tracepoint(tp=name.encode())
+    except BaseException:
+        bpf.cleanup()
+        raise
+    return bpf
 
 
 def tracefs_events_dir() -> Path | None:
@@ -107,12 +129,9 @@ class ProbeSession:
         if self._bpf is not None:
             return
         check_capabilities(self.probes)
-        from bcc import BPF
-
         started = time.perf_counter()
         try:
-            # TRACEPOINT_PROBE handlers are attached by bcc as the program loads.
-            self._bpf = BPF(text=self.program_text.encode())
+            self._bpf = load_program(self.probes, self.program_text)
         except Exception as exc:
             first = str(exc).strip().splitlines()
             raise ProbeError(
