@@ -392,7 +392,9 @@ class ScenarioItem(pytest.Item):
             ab = harness.settings.ab_commands
             if ab is not None:
                 commands = ABCommands(*ab)
-                outcome = run_ab(harness, scenario.name, scenario, commands, scenario.threshold_for)
+                outcome = run_ab(
+                    harness, scenario.name, scenario, commands, scenario.ab_threshold_for
+                )
             else:
                 measurement = _measure_with_progress(self, harness, scenario)
                 outcome = harness.check(

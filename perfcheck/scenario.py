@@ -56,6 +56,12 @@ Keys (anything else is an error that names the closest allowed key):
     spells it after ``root``: ``"tbf rate 1gbit burst 512kb latency 20ms"``, or
     ``"htb rate 1gbit"`` (an htb root with one default class of those parameters).
     Network rounds last whole seconds (``seconds`` rounded, at least 1).
+``[ab_thresholds]`` (table, optional)
+    The thresholds ``perfcheck ab`` applies instead of ``[thresholds]``, in the same
+    form; where no key matches, the gate's default. Both sides of an interleaved run
+    share one session, so thresholds widened to the spread between sessions (as the
+    shipped disk scenarios' are) would hide what ``perfcheck ab`` can see. Without the
+    table ``perfcheck ab`` uses ``[thresholds]``.
 ``block_sample`` (integer 1..1024, optional, default 1)
     Time 1 block request in N, chosen at random at issue, for ``block.latency`` and
     ``block.size`` (not ``block.queue_latency``, which must see every insertion). For
@@ -120,7 +126,15 @@ MAX_THRESHOLD = 10.0
 #: Scenario files are hand-written and small; anything bigger is not one.
 MAX_SCENARIO_BYTES = 1024 * 1024
 
-_TOP_KEYS = ("description", "probes", "block_sample", "workload", "rounds", "thresholds")
+_TOP_KEYS = (
+    "description",
+    "probes",
+    "block_sample",
+    "workload",
+    "rounds",
+    "thresholds",
+    "ab_thresholds",
+)
 _WORKLOAD_KEYS = ("kind", "job", "options")
 _NETWORK_COMMON_KEYS = ("kind", "server_cpu", "client_cpu", "qdisc")
 _NETWORK_WORKLOAD_KEYS = {
@@ -161,6 +175,16 @@ class Scenario:
     thresholds: Mapping[str, float] = field(hash=False)
     #: Time 1 block request in this many (``block_sample``; 1: every request).
     block_sample: int = 1
+    #: ``[ab_thresholds]``: what ``perfcheck ab`` applies instead of ``thresholds``.
+    ab_thresholds: Mapping[str, float] | None = field(default=None, hash=False)
+
+    def ab_threshold_for(self, metric: str) -> float | None:
+        """The threshold ``perfcheck ab`` applies: from ``[ab_thresholds]`` when the
+        scenario has that table (the gate's default where no key matches), else as
+        :meth:`threshold_for`."""
+        if self.ab_thresholds is None:
+            return self.threshold_for(metric)
+        return threshold_for(self.ab_thresholds, metric)
 
     def threshold_for(self, metric: str) -> float | None:
         """The threshold of the most specific key matching ``metric``, or None.
@@ -277,6 +301,9 @@ class _ScenarioReader:
 
         thresholds = self.read_thresholds(data.get("thresholds", {}))
         block_sample = self.read_block_sample(data, probes)
+        ab_thresholds = None
+        if "ab_thresholds" in data:
+            ab_thresholds = self.read_thresholds(data["ab_thresholds"], "ab_thresholds")
         return Scenario(
             name=name,
             path=self.path.resolve(),
@@ -288,6 +315,7 @@ class _ScenarioReader:
             round_seconds=seconds,
             thresholds=thresholds,
             block_sample=block_sample,
+            ab_thresholds=ab_thresholds,
         )
 
     def read_block_sample(self, data: Mapping[str, Any], probes: tuple[str, ...]) -> int:
@@ -476,11 +504,11 @@ class _ScenarioReader:
             self.fail(f"'rounds.seconds' must be from {low:g} to {high:g}, got {value}")
         return float(value)
 
-    def read_thresholds(self, table: Any) -> Mapping[str, float]:
-        self.check_type(table, dict, ("thresholds",), "a table of metric = relative change")
+    def read_thresholds(self, table: Any, name: str = "thresholds") -> Mapping[str, float]:
+        self.check_type(table, dict, (name,), "a table of metric = relative change")
         thresholds: dict[str, float] = {}
         for metric, value in _flatten_dotted(table):
-            key = ("thresholds", metric)
+            key = (name, metric)
             if not _METRIC_KEY_RE.fullmatch(metric):
                 self.fail(
                     f"{_key_path(*key)} is not a metric name or pattern "

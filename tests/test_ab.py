@@ -268,7 +268,7 @@ def test_real_ab_none_vs_bfq_fails_and_leaves_the_device_on_none(
     result.stdout.fnmatch_lines(
         [
             "*randread-4k regressed*",
-            "*.read.p50: * -> * (+*%, threshold +15%, p=*) FAIL*",
+            "*.read.p50: * -> * (+*%, threshold +10%, p=*) FAIL*",
             "*baseline: side A*measured alternately with B in this run*",
             "*repeated in a fresh session: FAILed again*",
             "*target.scheduler: none -> bfq*",

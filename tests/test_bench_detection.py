@@ -30,6 +30,9 @@ def run(condition: str, b_slowdown: float, seed: int, source: str = "r.json.gz")
     return Interleaved(condition, seed, labelled, source)
 
 
+SHIPPED = "perfcheck ab as shipped ([ab_thresholds] + repeat)"
+
+
 def verdicts(rule: str, windows: list[Pair]) -> set[Verdict]:
     return {INTERLEAVED_RULES[rule](pair).verdict for pair in windows}
 
@@ -39,10 +42,10 @@ def test_a_fail_stands_only_when_the_next_run_of_its_condition_fails_too() -> No
     found = interleaved_pairs([run("bfq", 1.5, 1), run("bfq", 1.0, 2)], [])
     first = [w for w in found["bfq"] if w.repeat is not None][:5]
     assert verdicts("perfcheck ab, no repeat", first) == {Verdict.FAIL}
-    assert verdicts("perfcheck ab (as shipped: + repeat)", first) == {Verdict.INCONCLUSIVE}
+    assert verdicts(SHIPPED, first) == {Verdict.INCONCLUSIVE}
     # Both runs slower on B: the FAIL stands.
     found = interleaved_pairs([run("bfq", 1.5, 3), run("bfq", 1.5, 4)], [])
-    assert verdicts("perfcheck ab (as shipped: + repeat)", found["bfq"]) == {Verdict.FAIL}
+    assert verdicts(SHIPPED, found["bfq"]) == {Verdict.FAIL}
 
 
 def test_repeats_stay_within_one_recording_and_one_condition() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -128,11 +129,18 @@ def test_ab_on_a_network_scenario_switches_the_qdisc_inside_its_namespace(
             "*net-stream regressed*",
             "*iperf3.bits_per_second: * Gbit/s -> 1.00 Gbit/s (-*%, threshold -50%, p=*) FAIL*",
             "*baseline: side A (`*`), measured alternately with B in this run*",
+            "*repeated in a fresh session: FAILed again*",
         ]
     )
     lines = [line.split(" ", 2) for line in log.read_text().splitlines()]
     assert [side for side, _, _ in lines][:2] == ["A", "B"] and lines[-1][0] == "A"
-    # One namespace for the whole run, perfcheck's own; the qdisc B set was in it.
-    assert len({ns for _, ns, _ in lines}) == 1 and lines[0][1].startswith("perfcheck-")
+    # One namespace per session (the FAIL was repeated in a fresh one), perfcheck's own,
+    # each used in turn, and gone afterwards; the qdisc B set was in them.
+    spaces = list(dict.fromkeys(ns for _, ns, _ in lines))
+    assert len(spaces) == 2 and all(ns.startswith("perfcheck-") for ns in spaces)
+    first = [ns for _, ns, _ in lines].index(spaces[1])
+    assert all(ns == spaces[0] for _, ns, _ in lines[:first])
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(ns in left for ns in spaces)
     assert all(("tbf" in shown) == (side == "B") for side, _, shown in lines)
     assert not (pytester.path / "baselines").exists()

@@ -157,7 +157,7 @@ def test_range_limits_are_inclusive(tmp_path: Path, table: str, value: str) -> N
         (
             'descripton = "x"\n' + WORKLOAD,
             "unknown key 'descripton' (did you mean 'description'?); allowed keys at the top "
-            "level: block_sample, description, probes, rounds, thresholds, workload",
+            "level: ab_thresholds, block_sample, description, probes, rounds, thresholds, workload",
         ),
         (
             WORKLOAD + "[round]\ncount = 5\n",
@@ -596,3 +596,21 @@ def test_bad_block_sample_is_one_line_naming_the_key(
         load_scenario(write_scenario(tmp_path, text + WORKLOAD))
     message = str(info.value)
     assert expected in message and "\n" not in message
+
+
+def test_ab_thresholds_are_what_perfcheck_ab_applies(tmp_path: Path) -> None:
+    text = (
+        WORKLOAD
+        + '[thresholds]\n"*.p99" = 2.0\n"fio.iops.*" = 0.35\n'
+        + '[ab_thresholds]\n"*.p99" = 0.2\n'
+    )
+    scenario = load_scenario(write_scenario(tmp_path, text))
+    assert scenario.threshold_for("block.latency.read.p99") == 2.0
+    assert scenario.ab_threshold_for("block.latency.read.p99") == 0.2
+    # Where [ab_thresholds] has no key, the gate's default applies, not [thresholds].
+    assert scenario.ab_threshold_for("fio.iops.read") is None
+    # Without the table, perfcheck ab applies [thresholds].
+    plain = load_scenario(write_scenario(tmp_path, WORKLOAD + '[thresholds]\n"*.p99" = 2.0\n'))
+    assert plain.ab_thresholds is None and plain.ab_threshold_for("x.p99") == 2.0
+    message = scenario_error(write_scenario(tmp_path, WORKLOAD + '[ab_thresholds]\n"x" = 0\n'))
+    assert "'ab_thresholds.x' must be above 0" in message
