@@ -157,7 +157,11 @@ def test_writes_and_flushes_are_counted_apart(
     writes = fio.directions["write"].ios
     assert writes > 100
     assert close_to(seen.histograms["block.latency.write"].total, writes)
-    assert seen.counters["block.bytes.write"] == 16384 * seen.counters["block.requests.write"]
+    # Each timed write counts its 16 KiB. Once in 20,247 writes (a CI run, fsync=8) one
+    # completion event reported 0 bytes, so a rare few may be missing, as for counts.
+    requests, nbytes = seen.counters["block.requests.write"], seen.counters["block.bytes.write"]
+    assert nbytes % 16384 == 0
+    assert probe_saw_requests(nbytes // 16384, requests)
     size = seen.histograms["block.size.write"]
     assert size.nonzero_slots() == [(bucket_index(16384), size.total)]
     # fsync on the loop device (it has a write cache) sends flush requests.
