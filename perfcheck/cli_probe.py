@@ -31,7 +31,7 @@ from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.probes import CATALOG
 from perfcheck.probes.base import Probe, ProbeCounters
-from perfcheck.probes.block import check_sample
+from perfcheck.probes.block import SAMPLE_SETTING, SAMPLED_PROBES, check_sample
 from perfcheck.probes.catalog import UNIT_BYTES, CatalogProbe
 from perfcheck.probes.features import Unavailable, bpf_prerequisites_missing, missing_tracepoints
 from perfcheck.probes.func import FuncLatencyProbe, UserFuncLatencyProbe
@@ -235,16 +235,16 @@ def probe_settings(args: argparse.Namespace, probe: Probe) -> dict[str, int]:
     sample = getattr(args, "sample", None)
     if sample is not None:
         options = probe.options if isinstance(probe, CatalogProbe) else ()
-        if "block_sample" not in options:
+        if SAMPLE_SETTING not in options:
             raise TargetError(
-                f"--sample does not apply to {probe.name} (block.latency and block.size"
+                f"--sample does not apply to {probe.name} ({' and '.join(SAMPLED_PROBES)}"
                 " can be sampled)"
             )
         try:
             check_sample(int(sample))
         except ValueError as exc:
             raise TargetError(f"--sample: {exc}") from exc
-        settings["block_sample"] = int(sample)
+        settings[SAMPLE_SETTING] = int(sample)
     for key, value in given.items():
         if value is None:
             continue

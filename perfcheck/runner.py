@@ -30,6 +30,7 @@ from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
 from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.netload import NetworkSetup, whole_seconds
 from perfcheck.probes import filter_on
+from perfcheck.probes.block import SAMPLE_SETTING
 from perfcheck.probes.session import ProbeBackend
 from perfcheck.rounds import ProgressCallback, RoundPlan, Workload, WorkloadReport, run_rounds
 from perfcheck.scenario import Scenario
@@ -104,7 +105,7 @@ def measure(
     plan = _plan(scenario, rounds, seconds)
     extra: dict[str, object] = {}
     with contextlib.ExitStack() as stack:
-        settings = {"dev": target.probe_dev, "block_sample": scenario.block_sample}
+        settings = {"dev": target.probe_dev, SAMPLE_SETTING: scenario.block_sample}
         cgroup = None
         if workload is None and probes is not None and filter_on(scenario.probes, "cgroup_id"):
             cgroup = stack.enter_context(WorkloadCgroup.create())

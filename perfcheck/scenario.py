@@ -113,7 +113,7 @@ from perfcheck.netload import (
     NetworkSpec,
 )
 from perfcheck.netns import parse_qdisc
-from perfcheck.probes.block import MAX_SAMPLE_EVERY
+from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
 
 WORKLOAD_KINDS: tuple[str, ...] = ("fio", *NETWORK_KINDS)
 DEFAULT_ROUNDS = 5
@@ -326,14 +326,15 @@ class _ScenarioReader:
         if not 1 <= value <= MAX_SAMPLE_EVERY:
             self.fail(f"'block_sample' must be from 1 to {MAX_SAMPLE_EVERY}, got {value}")
         # Sampling is decided at issue, so a queue latency (from insertion) would be wrong.
-        if value > 1 and "block.queue_latency" in probes:
+        queue = BlockQueueLatencyProbe.name
+        if value > 1 and queue in probes:
             self.fail(
-                f"'block_sample' = {value}: block.queue_latency times every request from its"
-                " insertion and cannot be sampled; drop block_sample or block.queue_latency"
+                f"'block_sample' = {value}: {queue} times every request from its"
+                f" insertion and cannot be sampled; drop block_sample or {queue}"
             )
-        if value > 1 and not {"block.latency", "block.size"} & set(probes):
+        if value > 1 and not set(SAMPLED_PROBES) & set(probes):
             self.fail(
-                "'block_sample' applies to the probes block.latency and block.size, and"
+                f"'block_sample' applies to the probes {' and '.join(SAMPLED_PROBES)}, and"
                 " probes lists neither; drop block_sample"
             )
         return int(value)

@@ -680,6 +680,14 @@ class BlockSizeProbe(_BlockProbe):
         return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
 
 
+#: The probes that time 1 request in ``block_sample`` when asked (the others refuse it).
+SAMPLED_PROBES: tuple[str, ...] = tuple(
+    cls.name
+    for cls in (BlockLatencyProbe, BlockQueueLatencyProbe, BlockSizeProbe)
+    if SAMPLE_SETTING in cls.options
+)
+
+
 # The ctypes twin of struct pc_blk_config, for tests and tools that build the map by hand.
 class BlockConfigStruct(ctypes.Structure):
     _fields_ = [
@@ -697,6 +705,8 @@ class BlockConfigStruct(ctypes.Structure):
 __all__ = [
     "BLOCK_OPS",
     "BLOCK_PROGRAM_C",
+    "SAMPLED_PROBES",
+    "SAMPLE_SETTING",
     "BlockConfigStruct",
     "BlockLatencyProbe",
     "BlockLayout",

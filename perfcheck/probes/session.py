@@ -131,7 +131,7 @@ class ProbeSession:
         check_capabilities(self.probes)
         started = time.perf_counter()
         try:
-            self._bpf = load_program(self.probes, self.program_text)
+            self._bpf = load_program(self.probes)
         except Exception as exc:
             first = str(exc).strip().splitlines()
             raise ProbeError(
