@@ -13,12 +13,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from perfcheck.errors import BaselineError
+from perfcheck.processes import run_tempdir
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -577,7 +577,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     named = _option_value(pytest_args, _BASELINE_DIR_OPTION)
     root = Path(named) if named is not None else Path(DEFAULT_BASELINE_DIR)
     before = snapshot_baselines(root)
-    with tempfile.TemporaryDirectory(prefix="perfcheck-refresh-") as scratch:
+    with run_tempdir("refresh") as scratch:
         save_path = Path(scratch) / "results.json"
         command = refresh_command(pytest_args, save_path)
         print(f"perfcheck refresh: {' '.join(command[1:])}", flush=True)

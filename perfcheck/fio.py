@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
 from perfcheck.histogram import LogLinearHistogram
+from perfcheck.processes import run_tempdir
 
 #: fio directions as they appear in its JSON, and the probe op names they match.
 DIRECTIONS: tuple[str, ...] = ("read", "write", "trim")
@@ -301,7 +301,7 @@ class FioRunner:
 
     def run(self, seconds: float) -> FioResult:
         # The run's pid in the job path lets a later run find fio left by a killed one.
-        with tempfile.TemporaryDirectory(prefix=f"{JOB_DIR_MARKER}{os.getpid()}-") as tmp:
+        with run_tempdir("fio") as tmp:
             jobfile = Path(tmp) / self.job.path.name
             jobfile.write_text(self.job_text(seconds))
             cmd = self.command(jobfile)

@@ -40,6 +40,7 @@ from perfcheck.probes.features import (
     partition_available,
 )
 from perfcheck.probes.session import ProbeBackend, ProbeSession
+from perfcheck.processes import remove_leftover_tempdirs
 from perfcheck.rounds import ProgressCallback, Workload
 from perfcheck.runner import measure, measure_network, scenario_writes
 from perfcheck.scenario import Scenario
@@ -256,7 +257,7 @@ class Harness:
             self.notices.append(f"probe {name} skipped, its metrics were not compared: {reason}")
 
     def _clean_leftovers(self) -> None:
-        """Once per run: undo what killed runs left (settings, devices, namespaces)."""
+        """Once per run: undo what killed runs left (settings, devices, namespaces, files)."""
         if not self._cleaned_leftovers:
             self._cleaned_leftovers = True
             cleaned = (
@@ -264,6 +265,7 @@ class Harness:
                 + restore_leftover_knobs()
                 + remove_leftover_scratch()
                 + remove_leftover_network()
+                + remove_leftover_tempdirs()
             )
             self.notices += [f"cleaned up after an earlier killed run: {c}" for c in cleaned]
 

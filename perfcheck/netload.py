@@ -51,7 +51,7 @@ from perfcheck.errors import CapabilityError, TargetError, WorkloadError
 from perfcheck.fio import die_with_parent
 from perfcheck.histogram import LogLinearHistogram
 from perfcheck.netns import LOOPBACK_ADDRESS, NetnsTarget, QdiscSpec
-from perfcheck.processes import stop_process
+from perfcheck.processes import run_tempdir, stop_process
 from perfcheck.rounds import Workload, WorkloadReport
 
 NETWORK_KINDS: tuple[str, ...] = ("sockperf", "iperf3")
@@ -255,7 +255,7 @@ class NetworkServer:
         failures: list[str] = []
         for _ in range(attempts):
             port = next(port_iter)
-            logdir = tempfile.TemporaryDirectory(prefix=f"perfcheck-{kind}-server-")
+            logdir = run_tempdir(f"{kind}-server")
             log_path = Path(logdir.name) / "server.log"
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
@@ -477,7 +477,7 @@ class SockperfWorkload:
 
     def run(self, seconds: float) -> WorkloadReport:
         whole = whole_seconds(seconds)
-        with tempfile.TemporaryDirectory(prefix="perfcheck-sockperf-") as tmp:
+        with run_tempdir("sockperf") as tmp:
             full_log = Path(tmp) / "full-log.csv"
             proc = _run_client(
                 self.command(whole, full_log),

@@ -1,12 +1,27 @@
 """Processes: whether one still exists (how leftovers of killed runs are told from live
-ones), and stopping one we started."""
+ones), stopping one we started, and the temporary directories a run owns."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
+
+#: What a run keeps in temporary directories, each named ``perfcheck-<kind>-<pid>-<random>``
+#: after the process that made it, so that a later run can remove those of a killed one.
+TEMP_KINDS: tuple[str, ...] = (
+    "fio",  # a fio run's job file (the name also marks its fio processes)
+    "iperf3-server",  # a network server's log
+    "sockperf-server",
+    "sockperf",  # sockperf's full log of one round
+    "refresh",  # `perfcheck refresh`'s results file
+)
+_TEMP_NAME = re.compile(rf"perfcheck-({'|'.join(map(re.escape, TEMP_KINDS))})-(\d+)-[^/]+")
 
 
 def pid_alive(pid: int) -> bool:
@@ -30,3 +45,42 @@ def stop_process(process: subprocess.Popen[Any], grace_s: float) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def run_tempdir(kind: str) -> tempfile.TemporaryDirectory[str]:
+    """A temporary directory of this process for ``kind`` (one of :data:`TEMP_KINDS`),
+    removed when it is cleaned up, or by the next run if this one is killed first."""
+    if kind not in TEMP_KINDS:
+        raise ValueError(f"unknown temporary directory kind {kind!r}; add it to TEMP_KINDS")
+    return tempfile.TemporaryDirectory(prefix=f"perfcheck-{kind}-{os.getpid()}-")
+
+
+def remove_leftover_tempdirs(directory: Path | None = None) -> list[str]:
+    """Remove the temporary directories of runs that no longer exist (SIGKILL, power loss).
+
+    Only directories named by :func:`run_tempdir` and owned by this user are touched; one
+    whose process still exists is kept. Returns one line per directory removed.
+    """
+    root = Path(tempfile.gettempdir()) if directory is None else directory
+    removed: list[str] = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = _TEMP_NAME.fullmatch(path.name)
+        if match is None:
+            continue
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not path.is_dir() or path.is_symlink() or st.st_uid != os.geteuid():
+            continue
+        pid = int(match.group(2))
+        if pid_alive(pid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(f"removed {path} (left by process {pid})")
+    return removed

@@ -1,5 +1,6 @@
 """A real run killed at a random moment leaves nothing behind: SIGTERM and SIGINT unwind
-cleanly; after SIGKILL the next run finds the leftovers by their marker and removes them."""
+cleanly; after SIGKILL the next run finds the leftovers (processes, devices, settings,
+temporary files) by their marker and removes them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from perfcheck.knobs import (
     journal_path,
     restore_leftover_knobs,
 )
+from perfcheck.processes import remove_leftover_tempdirs
 from perfcheck.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
 from tests.realcaps import requires_bpf, requires_fio, sigint_as_a_terminal_would
 
@@ -58,6 +61,11 @@ def fio_of(run_pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def job_dirs_of(run_pid: int) -> list[Path]:
+    """The temporary directories holding the fio job files of the run with this pid."""
+    return sorted(Path(tempfile.gettempdir()).glob(f"{JOB_DIR_MARKER}{run_pid}-*"))
 
 
 def processes_using(device: str) -> list[int]:
@@ -121,6 +129,7 @@ def test_terminated_runs_clean_up_after_themselves(tmp_path: Path, signum: int) 
         assert str(backing) not in loop_backings()
         assert processes_using(device) == [], "a workload outlived its run"
         assert fio_of(proc.pid) == [], "fio outlived its run"
+        assert job_dirs_of(proc.pid) == [], "an interrupted run left its fio job file"
         assert current_value(WORKQUEUE_AFFINITY_SCOPE) == scope_before
         assert not journal_path(proc.pid).exists()
         assert not list((tmp_path / "b").rglob("*.json")), "an interrupted run wrote a baseline"
@@ -146,13 +155,18 @@ def test_after_sigkill_the_next_run_removes_the_leftovers(tmp_path: Path) -> Non
         assert fio_of(proc.pid) == [], f"fio outlived its killed run ({cleaned})"
         # Killed before losetup attached it, the backing file has no device yet.
         attached = str(backing) in loop_backings()
+        job_dirs = job_dirs_of(proc.pid)
         cleaned = restore_leftover_knobs() + remove_leftover_scratch()
+        cleaned += remove_leftover_tempdirs()
         assert current_value(WORKQUEUE_AFFINITY_SCOPE) == scope_before
         if cleaned:  # else another perfcheck run on this host got there first
             assert f"removed {backing}" in cleaned
             if attached:
                 assert any(line.startswith("detached /dev/loop") for line in cleaned)
+            for job_dir in job_dirs:
+                assert f"removed {job_dir} (left by process {proc.pid})" in cleaned
         assert not backing.exists()
+        assert job_dirs_of(proc.pid) == [], "a killed run's fio job file was left behind"
         # A device still open somewhere is detached when its last user closes it.
         deadline = time.monotonic() + 10
         while str(backing) in loop_backings() and time.monotonic() < deadline:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +30,14 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-WORK = Path(tempfile.mkdtemp(prefix="perfcheck-fuzz-"))
+# The fuzzed files' directory, under pytest's own temporary root (pruned by pytest).
+WORK = Path()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    global WORK
+    WORK = tmp_path_factory.mktemp("fuzz")
 
 
 def valid_baseline_text() -> str:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from perfcheck.netns import (
     parse_qdisc,
     remove_leftover_network,
 )
+from perfcheck.processes import remove_leftover_tempdirs
 from tests.realcaps import requires_bpf, sigint_as_a_terminal_would
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,6 +257,7 @@ def test_a_stopped_run_leaves_no_namespace_server_or_cgroup(tmp_path: Path, sign
     assert not (NETNS_RUN_DIR / name).exists()
     assert [pid for pid in inside if alive(pid)] == [], "a server outlived its run"
     assert cgroups_of(proc.pid) == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"perfcheck-*-{proc.pid}-*")), "files left"
     assert not list((tmp_path / "b").rglob("*.json")), "an interrupted run wrote a baseline"
 
 
@@ -277,6 +280,9 @@ def test_after_sigkill_nothing_runs_and_the_next_run_removes_the_rest(tmp_path: 
         assert f"deleted network namespace {name} (left by process {proc.pid})" in cleaned
         assert namespaces_of(proc.pid) == []
         assert cgroups_of(proc.pid) == []
+        [logdir] = sorted(Path(tempfile.gettempdir()).glob(f"perfcheck-iperf3-server-{proc.pid}-*"))
+        assert f"removed {logdir} (left by process {proc.pid})" in remove_leftover_tempdirs()
+        assert not logdir.exists()
     finally:
         proc.kill()
         for leftover in namespaces_of(proc.pid):
