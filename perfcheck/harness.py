@@ -27,6 +27,7 @@ from perfcheck.history import (
     SOURCE_REFRESH,
     appended,
     central_session,
+    same_target,
     summarize,
 )
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
@@ -569,7 +570,7 @@ class Harness:
     ) -> Baseline:
         """A new baseline, carrying the old one's history plus this session and the
         ``others`` measured with it (see perfcheck.history: a recording that FAILs
-        against the old one restarts the history)."""
+        against the old one, or ran on another kind of target, restarts the history)."""
         new = Baseline.record(measurement, self.machine_class)
         new.control = self.control_measurement()
         try:
@@ -577,7 +578,7 @@ class Harness:
         except BaselineError:
             old = None  # an unreadable old baseline is being replaced: its history is lost
         history = []
-        if old is not None:
+        if old is not None and same_target(old.measurement.environment, measurement.environment):
             try:
                 moved = judge(name, measurement, old, thresholds, self.settings.alpha)
                 if moved.verdict is not Verdict.FAIL:

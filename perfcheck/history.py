@@ -32,8 +32,10 @@ sessions. The threshold only ever widens; FAIL still also needs p < alpha on the
 rounds. With fewer sessions the scenario's threshold is used unchanged.
 
 A refresh adds a summary of the new recording, except when the new recording FAILs
-against the old baseline (performance changed for real): then the history restarts
-from the new recording, so sessions of the old performance do not inflate the spread.
+against the old baseline (performance changed for real), or ran on another kind of
+target (:data:`TARGET_FACTS` differ, e.g. a scratch device prepared another way): then
+the history restarts from the new recording, so sessions of the old performance do not
+inflate the spread.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ MAD_TO_SD = 1.4826
 
 #: Fresh sessions a recording measures; the most typical becomes the baseline.
 DEFAULT_BASELINE_SESSIONS = 3
+
+#: Environment facts that say what the workload ran on; sessions on another target are
+#: not the same population.
+TARGET_FACTS: tuple[str, ...] = ("target.kind", "target.model")
 
 SOURCE_REFRESH = "refresh"
 SOURCE_RECORD = "record"
@@ -111,6 +117,11 @@ def summarize(
         medians=medians,
         source=source,
     )
+
+
+def same_target(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two measurements' environments describe the same kind of target."""
+    return all(old.get(key) == new.get(key) for key in TARGET_FACTS)
 
 
 def appended(history: Sequence[SessionSummary], summary: SessionSummary) -> list[SessionSummary]:

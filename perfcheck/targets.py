@@ -101,6 +101,25 @@ class BlockTarget:
         self.close()
 
 
+#: Bytes written per call when a scratch file is filled.
+FILL_CHUNK = 1 << 20
+
+
+def fill_with_data(fd: int, size: int) -> None:
+    """Write data over the first ``size`` bytes of ``fd``.
+
+    tmpfs reads a page that was allocated but never written as a hole: the kernel zeroes
+    the reader's buffer instead of copying a page, about twice as fast (a 1 MiB sequential
+    read of such a device took 195 us at p50 where written pages took 345 us). Reads on a
+    device fresh from ``fallocate`` would then depend on what earlier scenarios of the run
+    happened to write, so every page is written before the device is used.
+    """
+    chunk = memoryview(os.urandom(FILL_CHUNK))
+    offset = 0
+    while offset < size:
+        offset += os.pwrite(fd, chunk[: min(FILL_CHUNK, size - offset)], offset)
+
+
 @dataclass
 class ScratchLoopDevice(BlockTarget):
     """A loop device over a RAM-backed file in /dev/shm, created and removed by the harness."""
@@ -119,8 +138,8 @@ class ScratchLoopDevice(BlockTarget):
         size = size_mib * 1024 * 1024
         try:
             with open(backing, "xb") as fh:
-                # Allocate the pages now so reads hit real memory, not tmpfs holes.
-                os.posix_fallocate(fh.fileno(), 0, size)
+                os.posix_fallocate(fh.fileno(), 0, size)  # no memory: fail now, not mid-run
+                fill_with_data(fh.fileno(), size)
         except OSError as exc:
             backing.unlink(missing_ok=True)
             raise TargetError(

@@ -25,6 +25,7 @@ from perfcheck.history import (
     appended,
     central_session,
     relative_spread,
+    same_target,
     session_distances,
     session_threshold,
     summarize,
@@ -273,6 +274,41 @@ def test_refresh_after_a_real_change_restarts_the_history(
     assert len(stored(project)["history"]) == 3  # only the new recording's sessions
     run(project, "--perfcheck-update", "--perfcheck-baseline-sessions=1", "scenarios/")
     assert len(stored(project)["history"]) == 4
+
+
+def test_refresh_on_another_kind_of_target_restarts_the_history(
+    project: pytest.Pytester,
+) -> None:
+    for _ in range(2):
+        run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    [path] = sorted((project.path / "baselines").rglob("*.json"))
+    data = json.loads(path.read_text())
+    assert len(data["history"]) == 6
+    data["measurement"]["environment"]["target.model"] = "loop over a file prepared otherwise"
+    path.write_text(json.dumps(data))
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert len(stored(project)["history"]) == 3  # the old sessions ran on another target
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert len(stored(project)["history"]) == 6
+
+
+SCRATCH_M = {"target.kind": "scratch", "target.model": "m"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "same"),
+    [
+        (SCRATCH_M, dict(SCRATCH_M), True),
+        (SCRATCH_M, {**SCRATCH_M, "target.model": "n"}, False),
+        ({"target.kind": "scratch"}, {"target.kind": "given"}, False),
+        ({"target.kind": "netns", "target.qdisc": "none"}, {"target.kind": "netns"}, True),
+        ({}, {}, True),
+    ],
+)
+def test_same_target_compares_what_the_workload_ran_on(
+    old: dict[str, str], new: dict[str, str], same: bool
+) -> None:
+    assert same_target(old, new) is same
 
 
 def test_update_and_record_together_is_a_usage_error(project: pytest.Pytester) -> None:

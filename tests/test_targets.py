@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from perfcheck.environment import block_device_facts
 from perfcheck.errors import TargetError
 from perfcheck.targets import (
+    FILL_CHUNK,
     SCRATCH_MARKER,
     ScratchLoopDevice,
+    fill_with_data,
     io_scheduler,
     kernel_dev,
     open_given_target,
@@ -58,6 +61,34 @@ def test_scratch_device_is_created_and_removed_without_a_trace() -> None:
         assert str(scratch.backing_file) in loop_devices()
     assert not scratch.backing_file.exists()
     assert str(scratch.backing_file) not in loop_devices()
+
+
+def test_every_page_of_a_scratch_device_holds_data() -> None:
+    # tmpfs reads an allocated but unwritten page as a hole (zeroed, not copied, about
+    # twice as fast), so reads would depend on what earlier scenarios wrote.
+    with ScratchLoopDevice.create(16) as scratch:
+        fd = os.open(scratch.backing_file, os.O_RDONLY)
+        try:
+            assert os.lseek(fd, 0, os.SEEK_HOLE) == 16 << 20, "a page was never written"
+        finally:
+            os.close(fd)
+        with open(scratch.path, "rb") as device:
+            device.seek((16 << 20) - 8192)
+            tail = device.read(8192)
+        assert len(tail) == 8192 and tail.count(0) < 256  # data, not zeros
+        # Recorded with each measurement, so a baseline on holes is told apart.
+        model = block_device_facts(scratch.disk)["target.model"]
+        assert model == "loop over a perfcheck scratch file in /dev/shm, every page written"
+
+
+def test_filling_writes_whole_and_partial_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    size = 2 * FILL_CHUNK + 4096 + 7
+    with open(path, "wb") as fh:
+        fill_with_data(fh.fileno(), size)
+    data = path.read_bytes()
+    assert len(data) == size and data[:FILL_CHUNK] == data[FILL_CHUNK : 2 * FILL_CHUNK]
+    assert data.count(0) < size // 128
 
 
 def test_an_empty_device_may_be_written() -> None:
