@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from perfcheck.baseline import Baseline
-    from perfcheck.gate import ScenarioVerdict
+    from perfcheck.gate import ScenarioVerdict, ThresholdLookup
     from perfcheck.results import Results, ScenarioResult
 
 #: Exit status of a bad file or a bad request (no such scenario).
@@ -517,10 +517,36 @@ def _moved_metric(metric: str) -> bool:
     return metric.endswith((".p50", ".p99")) or ".iops." in metric
 
 
+def scenario_thresholds(pytest_args: Sequence[str]) -> dict[str, ThresholdLookup]:
+    """Each scenario's ``[thresholds]`` lookup, by scenario name, from the scenario files
+    (``*.toml``, or directories of them) that the pytest arguments name. A file that does
+    not load is left out: the pytest run itself reports it."""
+    from perfcheck.errors import ScenarioError
+    from perfcheck.scenario import load_scenario
+
+    found: dict[str, ThresholdLookup] = {}
+    for arg in pytest_args:
+        path = Path(arg.split("::", 1)[0])
+        if arg.startswith("-") or not path.exists():
+            continue
+        files = sorted(path.rglob("*.toml")) if path.is_dir() else [path]
+        for file in (f for f in files if f.suffix == ".toml" and f.is_file()):
+            try:
+                scenario = load_scenario(file)
+            except ScenarioError:
+                continue
+            found[scenario.name] = scenario.threshold_for
+    return found
+
+
 def describe_refresh(
-    before: Mapping[Path, bytes], after: Mapping[Path, bytes], shown_root: Path
+    before: Mapping[Path, bytes],
+    after: Mapping[Path, bytes],
+    shown_root: Path,
+    thresholds: Mapping[str, ThresholdLookup] | None = None,
 ) -> list[str]:
-    """Lines saying, per new or changed baseline file, what moved: p50/p99/IOPS medians."""
+    """Lines saying, per new or changed baseline file, what moved: p50/p99/IOPS medians,
+    judged with the scenario's ``thresholds`` where given (else the defaults)."""
     from perfcheck import environment
     from perfcheck.gate import judge
     from perfcheck.report_html import change_text
@@ -551,7 +577,7 @@ def describe_refresh(
             f"{shown}: {old.recorded_at} -> {new.recorded_at},"
             f" {len(old.measurement.rounds)} -> {len(new.measurement.rounds)} rounds"
         )
-        verdict = judge(new.scenario, new.measurement, old)
+        verdict = judge(new.scenario, new.measurement, old, (thresholds or {}).get(new.scenario))
         for c in verdict.comparisons:
             if not _moved_metric(c.metric):
                 continue
@@ -586,9 +612,10 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     after = snapshot_baselines(root)
     print(
         "\nperfcheck refresh: what moved (medians of the rounds, old -> new; the verdict is the"
-        " new rounds judged against the old baseline)"
+        " new rounds judged against the old baseline, with the scenario's thresholds as the"
+        " run widens them)"
     )
-    for line in describe_refresh(before, after, root):
+    for line in describe_refresh(before, after, root, scenario_thresholds(command)):
         print(line)
     elsewhere = sorted(p for p in written if not p.is_relative_to(root.resolve()))
     if elsewhere:

@@ -11,7 +11,12 @@ import pytest
 
 from perfcheck import cli
 from perfcheck.baseline import BaselineStore
-from perfcheck.cli_results import describe_refresh, refresh_command, snapshot_baselines
+from perfcheck.cli_results import (
+    describe_refresh,
+    refresh_command,
+    scenario_thresholds,
+    snapshot_baselines,
+)
 from perfcheck.drift import ControlMeasurement
 from perfcheck.harness import ScenarioOutcome, Status
 from perfcheck.results import Results, write_results
@@ -369,6 +374,40 @@ def test_describe_refresh_shows_what_moved(tmp_path: Path) -> None:
     assert any("block.latency.read.p50" in line and "us" in line for line in new)
     assert len(blocks) == 2
     assert describe_refresh(after, after, root) == [f"no baseline changed under {root}"]
+
+
+def test_describe_refresh_judges_with_the_scenario_thresholds(tmp_path: Path) -> None:
+    root = tmp_path / "baselines"
+    write_baseline(root, 1.0, seed=1)
+    before = snapshot_baselines(root)
+    write_baseline(root, 1.5, seed=2)
+    after = snapshot_baselines(root)
+
+    def wide(metric: str) -> float | None:
+        return 2.0 if metric.endswith(".p99") else None
+
+    lines = describe_refresh(before, after, root, {"randread-4k": wide})
+    p99 = next(line for line in lines if "block.latency.read.p99" in line)
+    assert p99.rstrip().endswith("PASS")  # FAIL against the default +20% (previous test)
+    other = describe_refresh(before, after, root, {"another-scenario": wide})
+    assert next(line for line in other if "read.p99" in line).rstrip().endswith("FAIL")
+
+
+def test_scenario_thresholds_come_from_the_named_scenario_files(tmp_path: Path) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
+    (scenarios / "reads.toml").write_text(
+        'probes = ["block.latency"]\n[workload]\nkind = "fio"\njob = "reads.fio"\n'
+        '[thresholds]\n"*.p99" = 0.5\n'
+    )
+    (scenarios / "broken.toml").write_text("probes = [\n")
+    for args in ([str(scenarios)], [str(scenarios / "reads.toml"), "-k", "reads"]):
+        found = scenario_thresholds(["--perfcheck", *args])
+        assert list(found) == ["reads"]
+        assert found["reads"]("block.latency.read.p99") == 0.5
+        assert found["reads"]("fio.iops.read") is None
+    assert scenario_thresholds(["-k", "scenarios", str(tmp_path / "absent")]) == {}
 
 
 def test_refresh_end_to_end(
