@@ -393,7 +393,10 @@ def test_describe_refresh_judges_with_the_scenario_thresholds(tmp_path: Path) ->
     assert next(line for line in other if "read.p99" in line).rstrip().endswith("FAIL")
 
 
-def test_scenario_thresholds_come_from_the_named_scenario_files(tmp_path: Path) -> None:
+def test_scenario_thresholds_come_from_the_named_scenario_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
     (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
@@ -407,7 +410,7 @@ def test_scenario_thresholds_come_from_the_named_scenario_files(tmp_path: Path) 
         assert list(found) == ["reads"]
         assert found["reads"]("block.latency.read.p99") == 0.5
         assert found["reads"]("fio.iops.read") is None
-    assert scenario_thresholds(["-k", "scenarios", str(tmp_path / "absent")]) == {}
+    assert scenario_thresholds(["-k", "reads", str(tmp_path / "absent")]) == {}
 
 
 def test_refresh_end_to_end(
