@@ -569,23 +569,30 @@ class Harness:
         others: list[Measurement] | None = None,
     ) -> Baseline:
         """A new baseline, carrying the old one's history plus this session and the
-        ``others`` measured with it (see perfcheck.history: a recording that FAILs
-        against the old one, or ran on another kind of target, restarts the history)."""
+        ``others`` measured with it (see perfcheck.history: a recording whose sessions
+        all FAIL against the old one, or that ran on another kind of target, restarts
+        the history)."""
         new = Baseline.record(measurement, self.machine_class)
         new.control = self.control_measurement()
         try:
             old = self.store.load(name, self.machine_class)
         except BaselineError:
             old = None  # an unreadable old baseline is being replaced: its history is lost
+        sessions = [*(others or []), measurement]
         history = []
         if old is not None and same_target(old.measurement.environment, measurement.environment):
             try:
-                moved = judge(name, measurement, old, thresholds, self.settings.alpha)
-                if moved.verdict is not Verdict.FAIL:
+                # Performance moved only if every new session FAILs against the old
+                # baseline: sessions of one refresh that disagree show session noise.
+                moved = all(
+                    judge(name, s, old, thresholds, self.settings.alpha).verdict is Verdict.FAIL
+                    for s in sessions
+                )
+                if not moved:
                     history = list(old.history)
             except BaselineError:
                 pass  # other probe points: the old sessions measured something else
-        for session in [*(others or []), measurement]:
+        for session in sessions:
             summary = summarize(session, new.recorded_at, SOURCE_REFRESH, _gated(session))
             history = appended(history, summary)
         new.history = history

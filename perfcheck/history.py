@@ -31,8 +31,10 @@ a prediction interval of three robust standard deviations for the difference of 
 sessions. The threshold only ever widens; FAIL still also needs p < alpha on the
 rounds. With fewer sessions the scenario's threshold is used unchanged.
 
-A refresh adds a summary of the new recording, except when the new recording FAILs
-against the old baseline (performance changed for real), or ran on another kind of
+A refresh adds a summary of each session it measured, except when every one of them
+FAILs against the old baseline (performance changed for real; sessions that disagree
+show the machine's session-to-session noise, which is what the history is for), or ran
+on another kind of
 target (:data:`TARGET_FACTS` differ, e.g. a scratch device prepared another way): then
 the history restarts from the new recording, so sessions of the old performance do not
 inflate the spread.

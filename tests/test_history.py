@@ -276,6 +276,25 @@ def test_refresh_after_a_real_change_restarts_the_history(
     assert len(stored(project)["history"]) == 4
 
 
+def test_refresh_whose_sessions_disagree_keeps_the_history(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed in ("1", "2"):
+        monkeypatch.setenv("FAKE_SEED", seed)
+        run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert len(stored(project)["history"]) == 6
+    # Two of the three new sessions slow: session noise, not a change of performance.
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    monkeypatch.setenv("FAKE_SLOW_SESSIONS", "0,1")
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert len(stored(project)["history"]) == 9
+    # All three slow: a real change, the history restarts.
+    monkeypatch.setenv("FAKE_SLOW_SESSIONS", "0,1,2")
+    monkeypatch.setenv("FAKE_SLOWDOWN", "2.5")
+    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    assert len(stored(project)["history"]) == 3
+
+
 def test_refresh_on_another_kind_of_target_restarts_the_history(
     project: pytest.Pytester,
 ) -> None:

@@ -29,9 +29,12 @@ FAKE_CONFTEST = textwrap.dedent(
         backend = FakeProbeBackend()
         slowdown = float(os.environ.get("FAKE_SLOWDOWN", "1.0"))
         rng = random.Random(int(os.environ.get("FAKE_SEED", "1")))
+        # Only these fresh sessions (0: the run's first) are slowed down, when set.
+        slow_sessions = os.environ.get("FAKE_SLOW_SESSIONS")
 
         def latency(round_no, i):
-            return int(rng.lognormvariate(math.log(10_000 * slowdown), 0.05))
+            slow = slow_sessions is None or str(harness.fresh_sessions) in slow_sessions.split(",")
+            return int(rng.lognormvariate(math.log(10_000 * (slowdown if slow else 1.0)), 0.05))
 
         use_fakes(harness, latency, backend)
     """
