@@ -262,53 +262,52 @@ def test_refresh_adds_a_session_and_record_adds_passing_ones_keeping_the_rounds(
     assert len(stored(project)["history"]) == 7
 
 
+def refreshed_history(p: pytest.Pytester, *args: str) -> int:
+    """Refresh the baseline; the number of sessions in its history then."""
+    run(p, "--perfcheck-update", *args, "scenarios/").assert_outcomes(passed=1)
+    return len(stored(p)["history"])
+
+
+def refresh_twice(p: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two refreshes of three sessions each: a history of 6."""
+    for seed, sessions in (("1", 3), ("2", 6)):
+        monkeypatch.setenv("FAKE_SEED", seed)
+        assert refreshed_history(p) == sessions
+
+
 def test_refresh_after_a_real_change_restarts_the_history(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for seed in ("1", "2"):
-        monkeypatch.setenv("FAKE_SEED", seed)
-        run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 6
+    refresh_twice(project, monkeypatch)
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
-    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 3  # only the new recording's sessions
-    run(project, "--perfcheck-update", "--perfcheck-baseline-sessions=1", "scenarios/")
-    assert len(stored(project)["history"]) == 4
+    assert refreshed_history(project) == 3  # only the new recording's sessions
+    assert refreshed_history(project, "--perfcheck-baseline-sessions=1") == 4
 
 
 def test_refresh_whose_sessions_disagree_keeps_the_history(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for seed in ("1", "2"):
-        monkeypatch.setenv("FAKE_SEED", seed)
-        run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 6
+    refresh_twice(project, monkeypatch)
     # Two of the three new sessions slow: session noise, not a change of performance.
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
     monkeypatch.setenv("FAKE_SLOW_SESSIONS", "0,1")
-    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 9
+    assert refreshed_history(project) == 9
     # All three slow: a real change, the history restarts.
     monkeypatch.setenv("FAKE_SLOW_SESSIONS", "0,1,2")
     monkeypatch.setenv("FAKE_SLOWDOWN", "2.5")
-    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 3
+    assert refreshed_history(project) == 3
 
 
 def test_refresh_on_another_kind_of_target_restarts_the_history(
-    project: pytest.Pytester,
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for _ in range(2):
-        run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    refresh_twice(project, monkeypatch)
     [path] = sorted((project.path / "baselines").rglob("*.json"))
     data = json.loads(path.read_text())
-    assert len(data["history"]) == 6
     data["measurement"]["environment"]["target.model"] = "loop over a file prepared otherwise"
     path.write_text(json.dumps(data))
-    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 3  # the old sessions ran on another target
-    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    assert len(stored(project)["history"]) == 6
+    assert refreshed_history(project) == 3  # the old sessions ran on another target
+    assert refreshed_history(project) == 6
 
 
 SCRATCH_M = {"target.kind": "scratch", "target.model": "m"}
