@@ -519,9 +519,11 @@ def _moved_metric(metric: str) -> bool:
 
 def scenario_thresholds(pytest_args: Sequence[str]) -> dict[str, ThresholdLookup]:
     """Each scenario's ``[thresholds]`` lookup, by scenario name, from the scenario files
-    (``*.toml``, or directories of them) that the pytest arguments name. A file that does
-    not load is left out: the pytest run itself reports it."""
+    that the pytest arguments name, or that the directories they name hold (``*.toml`` in
+    a ``scenarios/`` directory, as the plugin collects them). A file that does not load is
+    left out: the pytest run itself reports it."""
     from perfcheck.errors import ScenarioError
+    from perfcheck.plugin import SCENARIO_DIR_NAME
     from perfcheck.scenario import load_scenario
 
     found: dict[str, ThresholdLookup] = {}
@@ -529,7 +531,9 @@ def scenario_thresholds(pytest_args: Sequence[str]) -> dict[str, ThresholdLookup
         path = Path(arg.split("::", 1)[0])
         if arg.startswith("-") or not path.exists():
             continue
-        files = sorted(path.rglob("*.toml")) if path.is_dir() else [path]
+        files = sorted(path.rglob(f"{SCENARIO_DIR_NAME}/*.toml")) if path.is_dir() else [path]
+        if path.is_dir() and path.name == SCENARIO_DIR_NAME:
+            files = sorted(path.glob("*.toml"))
         for file in (f for f in files if f.suffix == ".toml" and f.is_file()):
             try:
                 scenario = load_scenario(file)

@@ -405,7 +405,12 @@ def test_scenario_thresholds_come_from_the_named_scenario_files(
         '[thresholds]\n"*.p99" = 0.5\n'
     )
     (scenarios / "broken.toml").write_text("probes = [\n")
-    for args in ([str(scenarios)], [str(scenarios / "reads.toml"), "-k", "reads"]):
+    (tmp_path / "pyproject.toml").write_text("[tool.x]\n")  # not in scenarios/: not read
+    for args in (
+        [str(scenarios)],
+        [str(tmp_path)],
+        [str(scenarios / "reads.toml"), "-k", "reads"],
+    ):
         found = scenario_thresholds(["--perfcheck", *args])
         assert list(found) == ["reads"]
         assert found["reads"]("block.latency.read.p99") == 0.5
