@@ -524,17 +524,19 @@ def scenario_thresholds(pytest_args: Sequence[str]) -> dict[str, ThresholdLookup
     left out: the pytest run itself reports it."""
     from perfcheck.errors import ScenarioError
     from perfcheck.plugin import SCENARIO_DIR_NAME
-    from perfcheck.scenario import load_scenario
+    from perfcheck.scenario import discover_scenarios, load_scenario
 
     found: dict[str, ThresholdLookup] = {}
     for arg in pytest_args:
         path = Path(arg.split("::", 1)[0])
         if arg.startswith("-") or not path.exists():
             continue
-        files = sorted(path.rglob(f"{SCENARIO_DIR_NAME}/*.toml")) if path.is_dir() else [path]
-        if path.is_dir() and path.name == SCENARIO_DIR_NAME:
-            files = sorted(path.glob("*.toml"))
-        for file in (f for f in files if f.suffix == ".toml" and f.is_file()):
+        if not path.is_dir():
+            files = [path] if path.suffix == ".toml" else []
+        else:
+            dirs = [path] if path.name == SCENARIO_DIR_NAME else path.rglob(SCENARIO_DIR_NAME)
+            files = [f for d in sorted(dirs) if d.is_dir() for f in discover_scenarios(d)]
+        for file in files:
             try:
                 scenario = load_scenario(file)
             except ScenarioError:
