@@ -211,6 +211,15 @@ class Harness:
             self._probe_names = tuple(sorted(set(self._probe_names) | set(names)))
 
     def probes(self, names: tuple[str, ...]) -> ProbeBackend | None:
+        """The run's probe session with only ``names`` (a scenario's probes) attached, or
+        None when none of them can be measured. Attached probes cost every event they see,
+        so another scenario's probes would slow this one's workload."""
+        backend = self._probe_session(names)
+        if self._probes is not None:
+            self._probes.activate(tuple(n for n in names if n not in self.skipped_probes))
+        return backend
+
+    def _probe_session(self, names: tuple[str, ...]) -> ProbeBackend | None:
         if not names:
             return None
         if self.probes_unavailable is not None:
@@ -291,8 +300,8 @@ class Harness:
         self, scenario: Scenario, rounds: int | None, progress: ProgressCallback | None
     ) -> Measurement:
         setup = self.network(scenario)
+        self.control_measurement()  # before the probes load: none is attached during it
         probes = self.probes(scenario.probes)
-        self.control_measurement()
         return measure_network(
             scenario,
             setup,
@@ -368,8 +377,9 @@ class Harness:
             return self._measure_network(scenario, rounds, progress)
         self._stop_network()  # no idle server of an earlier scenario during disk rounds
         target = self.target(scenario_writes(scenario))
+        # Before the first scenario loads the machine, and before any probe is attached.
+        self.control_measurement()
         probes = self.probes(scenario.probes)
-        self.control_measurement()  # before the first scenario loads the machine
         return measure(
             scenario,
             target,

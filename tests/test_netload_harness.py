@@ -312,3 +312,31 @@ def test_throughput_down_and_latency_up_fail_against_the_baseline(
     monkeypatch.setenv("FAKE_THROUGHPUT", "2.0")  # faster is never a regression
     monkeypatch.setenv("FAKE_RTT", "0.5")
     assert run(pytester).ret == 0
+
+
+def test_each_scenario_is_measured_with_only_its_own_probes_attached(
+    harness: Harness, probes: FakeNetProbes, tmp_path: Path
+) -> None:
+    # One program holds every probe the run declared, but a disk scenario measured after
+    # a network one must not pay for the network probes' handlers (or the other way).
+    net = load_scenario(write(tmp_path / "scenarios", "net-rr", RR))
+    disk_file = write(
+        tmp_path / "scenarios",
+        "disk",
+        'probes = ["block.latency"]\n[workload]\nkind = "fio"\njob = "j.fio"\n',
+    )
+    (disk_file.parent / "j.fio").write_text("[j]\nrw=randread\n")
+    bare_file = write(
+        tmp_path / "scenarios", "bare", 'probes = []\n[workload]\nkind = "fio"\njob = "j.fio"\n'
+    )
+    disk, bare = load_scenario(disk_file), load_scenario(bare_file)
+    harness.want_probes({*net.probes, *disk.probes})
+
+    harness.measure(net)
+    assert probes.activations[-1] == ("tcp.srtt", "syscall.latency")
+    harness.measure(disk)
+    assert probes.activations[-1] == ("block.latency",)
+    harness.measure(bare)
+    assert probes.activations[-1] == ()
+    harness.measure_more(net, harness.measure(net), 2)
+    assert probes.activations[-2:] == [("tcp.srtt", "syscall.latency")] * 2

@@ -261,6 +261,40 @@ def test_a_session_attaches_only_the_block_handlers_its_probes_read(
 
 @pytest.mark.realfio
 @requires_fio
+def test_a_session_attaches_only_the_probes_being_measured(
+    scratch: ScratchLoopDevice, cgroup: WorkloadCgroup
+) -> None:
+    # One program holds a run's probes; a disk scenario measured in the same run as a
+    # network one must not run the syscall handlers for each of its reads.
+    count, ns = 10, 1 * MS
+    session = started(BlockLatencyProbe(), SyscallLatencyProbe())
+    try:
+        session.configure({"dev": scratch.probe_dev, "cgroup_id": cgroup.id})
+        session.activate(["block.latency"])
+        assert session.active == ("block.latency",)
+        assert set(session._bpf.raw_tracepoint_fds) == {b"block_rq_issue", b"block_rq_complete"}
+        before = session.snapshot()
+        run_child(sleeping_child("syscall", count, ns, cgroup))
+        reads = run_fio(scratch.path, "--rw=randread", "--bs=4k", "--ioengine=psync")
+        seen = session.snapshot().since(before)
+        assert "syscall.latency.nanosleep" not in seen.histograms
+        assert close_to(seen.counters["block.requests.read"], reads.total_ios)
+
+        session.activate(["syscall.latency"])
+        assert set(session._bpf.raw_tracepoint_fds) == {b"sys_enter", b"sys_exit"}
+        session.configure({"dev": scratch.probe_dev, "cgroup_id": cgroup.id})
+        before = session.snapshot()
+        run_child(sleeping_child("syscall", count, ns, cgroup))
+        run_fio(scratch.path, "--rw=randread", "--bs=4k", "--ioengine=psync")
+        seen = session.snapshot().since(before)
+        assert seen.histograms["syscall.latency.nanosleep"].total == count
+        assert seen.counters["block.requests.read"] == 0
+    finally:
+        session.close()
+
+
+@pytest.mark.realfio
+@requires_fio
 def test_sampled_block_latency_times_one_request_in_n_with_the_same_distribution(
     scratch: ScratchLoopDevice,
 ) -> None:

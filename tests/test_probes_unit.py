@@ -42,7 +42,6 @@ from perfcheck.probes.block import (
     BlockQueueLatencyProbe,
     BlockSizeProbe,
     configure_block_program,
-    idle_block_tracepoints,
     request_window,
 )
 from perfcheck.probes.btf import BTFError, KernelBTF, Member
@@ -57,7 +56,7 @@ from perfcheck.probes.func import (
 from perfcheck.probes.maps import hash_items, percpu_array_sums, split_histograms, write_config
 from perfcheck.probes.net import NetSoftirqProbe, TcpSrttProbe, softirq_vectors
 from perfcheck.probes.sched import SchedRunqLatencyProbe, TaskLayout
-from perfcheck.probes.session import build_program
+from perfcheck.probes.session import attach_only, build_program
 from perfcheck.probes.syscall import (
     SyscallLatencyProbe,
     histograms_by_syscall,
@@ -409,15 +408,101 @@ def test_block_probes_share_one_section_and_switch_their_own_feature_on(
     assert (config.off_rq_cmd_flags, config.op_secure_erase, config.op_mask) == (24, 5, 255)
 
 
-def test_handlers_no_probe_of_the_session_reads_are_left_detached() -> None:
-    assert idle_block_tracepoints([BlockLatencyProbe()]) == ["block_rq_insert", "block_rq_merge"]
-    assert idle_block_tracepoints([BlockSizeProbe()]) == [
-        "block_rq_insert",
-        "block_rq_merge",
-        "block_rq_complete",
-    ]
-    assert idle_block_tracepoints([BlockLatencyProbe(), BlockQueueLatencyProbe()]) == []
-    assert idle_block_tracepoints([SyscallLatencyProbe()]) == []
+def test_each_probe_names_the_handlers_its_numbers_come_from() -> None:
+    raw = "raw_tracepoint"
+    assert BlockLatencyProbe().handlers() == ((raw, "block_rq_issue"), (raw, "block_rq_complete"))
+    assert BlockSizeProbe().handlers() == ((raw, "block_rq_issue"),)
+    # block_rq_insert fires for every request even under "none": only the queue probe
+    # needs it, so a session of block.latency alone runs two programs per request.
+    assert (raw, "block_rq_insert") in BlockQueueLatencyProbe().handlers()
+    assert (raw, "block_rq_insert") not in BlockLatencyProbe().handlers()
+    assert SyscallLatencyProbe().handlers() == ((raw, "sys_enter"), (raw, "sys_exit"))
+    assert TcpSrttProbe().handlers() == (("tracepoint", "tcp:tcp_probe"),)
+    assert FuncLatencyProbe().handlers() == ()  # attached by configure, not on load
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_every_handler_a_probe_names_is_in_its_c_source(name: str) -> None:
+    # The session attaches handlers by bcc's function names; a handler named here but
+    # missing from the C would fail to attach, one in the C but never named would be
+    # detached and its numbers silently lost.
+    probe = CATALOG[name]()
+    in_source = {
+        ("raw_tracepoint", m) for m in re.findall(r"RAW_TRACEPOINT_PROBE\((\w+)\)", probe.C_SOURCE)
+    } | {
+        ("tracepoint", f"{c}:{e}")
+        for c, e in re.findall(r"(?<!RAW_)TRACEPOINT_PROBE\((\w+),\s*(\w+)\)", probe.C_SOURCE)
+    }
+    assert set(probe.handlers()) <= in_source
+    sharing = [p() for p in CATALOG.values() if p.C_SOURCE == probe.C_SOURCE]
+    assert {h for p in sharing for h in p.handlers()} == in_source
+
+
+class HandlerProgram(FakeProgram):
+    """What :func:`attach_only` uses of a loaded bcc program: its maps, its handler fds,
+    attach and detach (checked against bcc's names for the handler functions)."""
+
+    def __init__(self, probes: list[Probe]) -> None:
+        super().__init__(build_program(probes))
+        handlers = {h for p in probes for h in p.handlers()}
+        self.raw_tracepoint_fds = {tp.encode(): 1 for kind, tp in handlers if kind != "tracepoint"}
+        self.tracepoint_fds = {tp.encode(): 1 for kind, tp in handlers if kind == "tracepoint"}
+        self.detached: list[bytes] = []
+
+    def attach_raw_tracepoint(self, tp: bytes, fn_name: bytes) -> None:
+        assert fn_name == b"raw_tracepoint__" + tp
+        assert tp not in self.raw_tracepoint_fds
+        self.raw_tracepoint_fds[tp] = 1
+
+    def detach_raw_tracepoint(self, tp: bytes) -> None:
+        del self.raw_tracepoint_fds[tp]
+        self.detached.append(tp)
+
+    def attach_tracepoint(self, tp: bytes, fn_name: bytes) -> None:
+        assert fn_name == b"tracepoint__" + tp.replace(b":", b"__")
+        assert tp not in self.tracepoint_fds
+        self.tracepoint_fds[tp] = 1
+
+    def detach_tracepoint(self, tp: bytes) -> None:
+        del self.tracepoint_fds[tp]
+        self.detached.append(tp)
+
+    def handlers_attached(self) -> set[str]:
+        return {tp.decode() for tp in (*self.raw_tracepoint_fds, *self.tracepoint_fds)}
+
+
+def test_only_the_measured_probes_handlers_stay_attached() -> None:
+    latency, size, syscalls, srtt = (
+        BlockLatencyProbe(),
+        BlockSizeProbe(),
+        SyscallLatencyProbe(),
+        TcpSrttProbe(),
+    )
+    every = [latency, size, syscalls, srtt]
+    program = HandlerProgram(every)
+    attach_only(program, every, every)  # as loaded: all of them, nothing changes
+    assert program.detached == []
+    attach_only(program, every, [latency])
+    assert program.handlers_attached() == {"block_rq_issue", "block_rq_complete"}
+    attach_only(program, every, [syscalls, srtt])
+    assert program.handlers_attached() == {"sys_enter", "sys_exit", "tcp:tcp_probe"}
+    attach_only(program, every, [size])  # a handler two probes share stays with either
+    assert program.handlers_attached() == {"block_rq_issue"}
+    attach_only(program, every, [])
+    assert program.handlers_attached() == set()
+
+
+def test_a_released_block_probe_switches_only_its_own_work_off(
+    block_program: FakeProgram,
+) -> None:
+    configure_block_program(block_program, 0x700001, FEATURE_LATENCY, LAYOUT)
+    configure_block_program(block_program, 0x700001, FEATURE_SIZE, LAYOUT)
+    BlockSizeProbe().release(block_program)
+    config = block_program[b"pc_blk_config"].values[0]
+    assert config.features == FEATURE_LATENCY
+    BlockSizeProbe().release(block_program)  # released twice: nothing more changes
+    assert block_program[b"pc_blk_config"].values[0].features == FEATURE_LATENCY
+    assert config.dev == 0x700001
 
 
 def test_block_sampling_is_configured_and_recorded_in_provenance(
@@ -584,6 +669,24 @@ def test_ufunc_attaches_once_per_pid_and_reattaches_for_another(fixed_layouts: N
         "uprobe:/lib/libc.so.6:nanosleep",
         "uretprobe:/lib/libc.so.6:nanosleep",
     ]
+
+
+def test_released_function_probes_detach_and_attach_again_when_configured(
+    fixed_layouts: None,
+) -> None:
+    ufunc, kfunc = UserFuncLatencyProbe("c:nanosleep"), FuncLatencyProbe("vfs_read")
+    program = FakeProgram(build_program([ufunc, kfunc]))
+    ufunc.configure(program, {"pid": 42})
+    kfunc.configure(program, {"pid": 42})
+    ufunc.release(program)
+    kfunc.release(program)
+    kfunc.release(program)  # twice: nothing more to detach
+    calls = [call for call, _ in program.attached]
+    assert calls[4:] == ["detach_uretprobe", "detach_uprobe", "detach_kretprobe", "detach_kprobe"]
+    assert program.attached[5][1]["pid"] == 42
+    assert program.attached[6][1] == {"event": b"vfs_read"}
+    ufunc.configure(program, {"pid": 42})
+    assert [call for call, _ in program.attached][8:] == ["attach_uprobe", "attach_uretprobe"]
 
 
 def test_a_function_that_cannot_be_attached_is_a_probe_error(fixed_layouts: None) -> None:

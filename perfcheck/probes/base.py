@@ -9,6 +9,15 @@ from typing import Any, ClassVar
 
 from perfcheck.histogram import LogLinearHistogram
 
+#: Attach types of the handlers bcc attaches as a program loads (``RAW_TRACEPOINT_PROBE``
+#: and ``TRACEPOINT_PROBE``), as provenance spells them.
+ATTACH_TRACEPOINT = "tracepoint"
+ATTACH_RAW_TRACEPOINT = "raw_tracepoint"
+
+#: A tracepoint handler of a loaded program, as the session attaches and detaches it:
+#: ``("raw_tracepoint", "block_rq_issue")`` or ``("tracepoint", "tcp:tcp_probe")``.
+Handler = tuple[str, str]
+
 
 @dataclass
 class ProbeCounters:
@@ -50,6 +59,19 @@ class Probe(ABC):
     def provenance(self) -> list[str]:
         """The kernel events this probe's data came from, as stored in baselines."""
         return [f"tracepoint:{cat}:{event}" for cat, event in self.tracepoints]
+
+    def handlers(self) -> tuple[Handler, ...]:
+        """The program's tracepoint handlers this probe's numbers come from.
+
+        bcc attaches every handler as the program loads; a session keeps attached only
+        those of the probes being measured (:meth:`ProbeSession.activate`), because a
+        handler runs, and costs time, on every event even when nothing reads it."""
+        return ()
+
+    def release(self, bpf: Any) -> None:
+        """Stop what :meth:`configure` started (kprobes, uprobes, a feature switch) while
+        the probe is not measured; the next ``configure`` starts it again."""
+        return None
 
     @abstractmethod
     def configure(self, bpf: Any, settings: Mapping[str, int]) -> None:

@@ -35,8 +35,8 @@ How it is kept cheap (see ``bench/RESULTS.md``):
   request holds is kept in an overflow hash table instead (exact, just slower; only
   two requests sharing a slot and claiming it in the same instant on two CPUs can lose
   one sample).
-* Only the handlers the session's block probes read stay attached
-  (:func:`idle_block_tracepoints`): ``block_rq_insert`` fires for every request even
+* Only the handlers of the block probes being measured stay attached
+  (:meth:`_BlockProbe.handlers`): ``block_rq_insert`` fires for every request even
   under ``none``, so ``block.latency`` alone runs two programs per request, not three.
 * The target disk is recognised by its ``request_queue`` pointer, learned once from
   ``rq->q->disk`` and cached in the config map, so a request costs one field read to
@@ -62,12 +62,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from perfcheck.bpf_layout import HIST_SLOTS
-from perfcheck.probes.base import Probe, ProbeCounters
+from perfcheck.probes.base import Handler, ProbeCounters
 from perfcheck.probes.btf import BTFError, Member, kernel_btf
 from perfcheck.probes.catalog import (
     ATTACH_RAW_TRACEPOINT,
@@ -579,12 +579,25 @@ class _BlockProbe(CatalogProbe):
     attach: ClassVar[str] = ATTACH_RAW_TRACEPOINT
     filters: ClassVar[tuple[str, ...]] = ("dev",)
     feature: ClassVar[int]
-    #: The tracepoints this probe's numbers come from (the program attaches all four).
+    #: The tracepoints this probe's numbers come from (its handlers; the program has four).
     sources: ClassVar[tuple[str, ...]]
 
     @classmethod
     def events(cls) -> list[str]:
         return [f"{cls.attach}:block:{name}" for name in cls.sources]
+
+    def handlers(self) -> tuple[Handler, ...]:
+        # Not all four: block_rq_insert fires for every request even under "none"
+        # (plugged I/O is inserted when the plug is flushed), so block.latency alone
+        # would run three programs per request instead of two (bench/RESULTS.md).
+        return tuple((ATTACH_RAW_TRACEPOINT, name) for name in self.sources)
+
+    def release(self, bpf: Any) -> None:
+        """Switch this probe's part of the shared program off (see :meth:`configure`)."""
+        config = bpf[b"pc_blk_config"]
+        features = int(read_config(config).features)
+        if features & self.feature:
+            write_config(config, {"features": features & ~self.feature})
 
     @classmethod
     def unavailable(cls) -> Unavailable | None:
@@ -607,19 +620,6 @@ class _BlockProbe(CatalogProbe):
         if self.sample_every > 1:
             events.append(f"{SAMPLE_PROVENANCE}{self.sample_every}")
         return events
-
-
-def idle_block_tracepoints(probes: Sequence[Probe]) -> list[str]:
-    """The block program's raw tracepoints that none of ``probes`` reads, to detach
-    after loading: bcc attaches every handler, and each one attached is run for every
-    request. ``block_rq_insert`` fires for each request even under ``none`` (plugged
-    I/O is inserted when the plug is flushed), so a session of ``block.latency`` alone
-    would run three programs per request instead of two (bench/RESULTS.md)."""
-    block = [p for p in probes if isinstance(p, _BlockProbe)]
-    if not block:
-        return []
-    needed = {source for probe in block for source in probe.sources}
-    return [name for name, _ in RAW_TRACEPOINTS if name not in needed]
 
 
 class BlockLatencyProbe(_BlockProbe):
@@ -715,5 +715,4 @@ __all__ = [
     "block_layout",
     "check_sample",
     "configure_block_program",
-    "idle_block_tracepoints",
 ]

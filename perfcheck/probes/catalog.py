@@ -24,12 +24,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from perfcheck.probes.base import Probe
+from perfcheck.probes.base import ATTACH_RAW_TRACEPOINT, ATTACH_TRACEPOINT, Handler, Probe
 from perfcheck.probes.features import Unavailable, missing_tracepoints
 
-#: Attach types a probe's events are reached through, as provenance spells them.
-ATTACH_TRACEPOINT = "tracepoint"
-ATTACH_RAW_TRACEPOINT = "raw_tracepoint"
+#: Attach types a probe's events are reached through, as provenance spells them (the two
+#: tracepoint kinds are defined with the handlers in :mod:`perfcheck.probes.base`).
 ATTACH_KPROBE = "kprobe"
 ATTACH_UPROBE = "uprobe"
 
@@ -67,6 +66,13 @@ class CatalogProbe(Probe):
 
     def provenance(self) -> list[str]:
         return self.events()
+
+    def handlers(self) -> tuple[Handler, ...]:
+        if self.attach == ATTACH_RAW_TRACEPOINT:
+            return tuple((ATTACH_RAW_TRACEPOINT, event) for _, event in self.tracepoints)
+        if self.attach == ATTACH_TRACEPOINT:
+            return tuple((ATTACH_TRACEPOINT, f"{cat}:{event}") for cat, event in self.tracepoints)
+        return ()  # kprobes and uprobes are attached by configure, not as the program loads
 
     def series_names(self) -> list[str]:
         """Names of the histograms :meth:`read` returns (for help texts and tests)."""

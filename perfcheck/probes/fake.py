@@ -8,7 +8,7 @@ tested separately against the kernel; this never replaces those tests.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,9 +37,14 @@ class FakeProbeBackend:
         self.settings: dict[str, int] = {}
         self.started = False
         self.closed = False
+        #: The probe names of every ``activate`` call, in order.
+        self.activations: list[tuple[str, ...]] = []
 
     def start(self) -> None:
         self.started = True
+
+    def activate(self, names: Sequence[str]) -> None:
+        self.activations.append(tuple(names))
 
     def configure(self, settings: Mapping[str, int]) -> None:
         self.settings = dict(settings)

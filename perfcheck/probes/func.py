@@ -170,6 +170,13 @@ class FuncLatencyProbe(CatalogProbe):
                 ) from exc
             self._attached_to = bpf
 
+    def release(self, bpf: Any) -> None:
+        if self._attached_to is bpf:
+            event = self.function.encode()
+            bpf.detach_kretprobe(event=event)
+            bpf.detach_kprobe(event=event)
+            self._attached_to = None
+
     def read(self, bpf: Any) -> ProbeCounters:
         slots = percpu_array_sums(bpf[b"pc_kfunc_hist"], HIST_SLOTS)
         return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
@@ -233,6 +240,14 @@ class UserFuncLatencyProbe(CatalogProbe):
                 f" ({exc}); give LIBRARY:FUNCTION of a function the library exports"
             ) from exc
         self._attached_to = (bpf, attach_pid)
+
+    def release(self, bpf: Any) -> None:
+        previous = self._attached_to
+        if previous is not None and previous[0] is bpf:
+            name, sym = self.binary_path().encode(), self.symbol.encode()
+            bpf.detach_uretprobe(name=name, sym=sym, pid=previous[1])
+            bpf.detach_uprobe(name=name, sym=sym, pid=previous[1])
+            self._attached_to = None
 
     def read(self, bpf: Any) -> ProbeCounters:
         slots = percpu_array_sums(bpf[b"pc_ufunc_hist"], HIST_SLOTS)

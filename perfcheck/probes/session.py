@@ -1,8 +1,13 @@
-"""One BPF program for all the probes a run needs: checked, compiled and attached once.
+"""One BPF program for all the probes a run needs: checked and compiled once.
 
-Rounds read the maps before and after the workload (``snapshot``); nothing is
-recompiled or detached between rounds. bcc is imported here and only here, when a
-session starts, so importing perfcheck never needs it.
+Only the probes being measured are attached (:meth:`ProbeSession.activate`): a run's
+disk scenario must not pay for the syscall and scheduler handlers its network scenarios
+need, or its numbers would depend on which other scenarios share the run. (They did: a
+4 KiB QD1 read's p50 was 30% higher with the network scenarios' probes attached and
+filtering out everything, bench/RESULTS.md.) Rounds read the maps before and after the
+workload (``snapshot``); nothing is recompiled between rounds or scenarios. bcc is
+imported here and only here, when a session starts, so importing perfcheck never needs
+it.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ from typing import Any, Protocol
 
 from perfcheck.bpf_layout import C_BUCKET_FUNCTION, HIST_SLOTS
 from perfcheck.errors import CapabilityError, ProbeError
-from perfcheck.probes.base import Probe, ProbeCounters
-from perfcheck.probes.block import idle_block_tracepoints
+from perfcheck.probes.base import (
+    ATTACH_RAW_TRACEPOINT,
+    ATTACH_TRACEPOINT,
+    Handler,
+    Probe,
+    ProbeCounters,
+)
 
 TRACEFS_ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 MODULES_ROOT = Path("/lib/modules")
@@ -33,6 +43,7 @@ class ProbeBackend(Protocol):
     """What the round runner needs from probes; the real session and test fakes share it."""
 
     def start(self) -> None: ...
+    def activate(self, names: Sequence[str]) -> None: ...
     def configure(self, settings: Mapping[str, int]) -> None: ...
     def snapshot(self) -> ProbeCounters: ...
     def provenance(self) -> dict[str, list[str]]: ...
@@ -46,21 +57,56 @@ def build_program(probes: Sequence[Probe]) -> str:
     return "\n".join(parts)
 
 
+def attached_handlers(bpf: Any) -> set[Handler]:
+    """The tracepoint handlers of a loaded program that are attached now."""
+    raw = {(ATTACH_RAW_TRACEPOINT, tp.decode()) for tp in bpf.raw_tracepoint_fds}
+    return raw | {(ATTACH_TRACEPOINT, tp.decode()) for tp in bpf.tracepoint_fds}
+
+
+def _attach(bpf: Any, handler: Handler) -> None:
+    kind, tp = handler
+    if kind == ATTACH_RAW_TRACEPOINT:
+        bpf.attach_raw_tracepoint(tp=tp.encode(), fn_name=f"raw_tracepoint__{tp}".encode())
+    else:  # bcc names a TRACEPOINT_PROBE(category, event) handler tracepoint__category__event
+        fn_name = "tracepoint__" + tp.replace(":", "__")
+        bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn_name.encode())
+
+
+def _detach(bpf: Any, handler: Handler) -> None:
+    kind, tp = handler
+    if kind == ATTACH_RAW_TRACEPOINT:
+        bpf.detach_raw_tracepoint(tp=tp.encode())
+    else:
+        bpf.detach_tracepoint(tp=tp.encode())
+
+
+def attach_only(bpf: Any, probes: Sequence[Probe], active: Sequence[Probe]) -> None:
+    """Leave attached exactly the handlers of ``active`` (some of ``probes``, the
+    program's probes) and release what the others' ``configure`` started."""
+    needed = {handler for probe in active for handler in probe.handlers()}
+    attached = attached_handlers(bpf)
+    for handler in sorted(attached - needed):
+        _detach(bpf, handler)
+    for handler in sorted(needed - attached):
+        _attach(bpf, handler)
+    for probe in probes:
+        if probe not in active:
+            probe.release(bpf)
+
+
 def load_program(probes: Sequence[Probe], text: str | None = None) -> Any:
     """Compile and attach the program of ``probes`` with bcc (``text``: its C, by default
-    :func:`build_program`), leaving detached the handlers none of them reads.
+    :func:`build_program`), leaving attached only the handlers the probes read.
 
     bcc attaches every ``TRACEPOINT_PROBE`` and ``RAW_TRACEPOINT_PROBE`` handler as the
     program loads; the block program has handlers for all three block probes, and a
-    handler left attached runs for every request even when it has nothing to do.
+    handler left attached runs for every event even when it has nothing to do.
     """
     from bcc import BPF
 
     bpf = BPF(text=(text if text is not None else build_program(probes)).encode())
     try:
-        for name in idle_block_tracepoints(probes):
-            if name.encode() in bpf.raw_tracepoint_fds:
-                bpf.detach_raw_tracepoint(tp=name.encode())
+        attach_only(bpf, probes, probes)
     except BaseException:
         bpf.cleanup()
         raise
@@ -120,6 +166,7 @@ class ProbeSession:
         self.probes = list(probes)
         self.compile_seconds: float | None = None
         self._bpf: Any = None
+        self._active: tuple[str, ...] = ()
 
     @property
     def program_text(self) -> str:
@@ -139,6 +186,29 @@ class ProbeSession:
                 f" ({first[0] if first else type(exc).__name__}); run `perfcheck doctor`"
             ) from exc
         self.compile_seconds = time.perf_counter() - started
+        self._active = tuple(probe.name for probe in self.probes)
+
+    def activate(self, names: Sequence[str]) -> None:
+        """Attach the probes named (those of the scenario about to be measured) and
+        detach the others, so they cost nothing meanwhile. Their maps keep what they
+        counted; a probe attached again counts on from there."""
+        bpf = self._require()
+        wanted = tuple(probe.name for probe in self.probes if probe.name in names)
+        if wanted == self._active:
+            return
+        try:
+            attach_only(bpf, self.probes, [p for p in self.probes if p.name in wanted])
+        except Exception as exc:  # bcc raises bare Exceptions
+            raise ProbeError(
+                f"probes {', '.join(wanted) or '(none)'}: cannot attach or detach ({exc});"
+                " run `perfcheck doctor`"
+            ) from exc
+        self._active = wanted
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """The probes attached now (all of them after :meth:`start`)."""
+        return self._active
 
     def _require(self) -> Any:
         if self._bpf is None:
