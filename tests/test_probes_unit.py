@@ -104,6 +104,10 @@ class FakeArray:
     def sum(self, key: Any) -> Any:
         return ctypes.c_uint64(sum(self.per_cpu[int(key.value)]))
 
+    def clear(self) -> None:  # bcc zeroes every entry of an array
+        self.values = [self.Leaf() for _ in self.values]
+        self.per_cpu = [[0] * self.cpus for _ in self.per_cpu]
+
 
 class FakeHash(dict[Any, Any]):
     """bcc's HashTable: clear, items, batch."""
@@ -640,6 +644,17 @@ def test_filters_reach_the_config_maps(fixed_layouts: None) -> None:
     assert tcp[b"pc_tcp_port"].values[0].value == 5201
     with pytest.raises(ValueError, match="must be a TCP port"):
         TcpSrttProbe().configure(tcp, {"port": 70000})
+
+
+def test_softirq_entries_from_before_configure_are_forgotten(fixed_layouts: None) -> None:
+    # Detached between a softirq's entry and exit, the probe must not time that softirq
+    # from its stale entry when it is attached again for another scenario.
+    probe = NetSoftirqProbe()
+    program = FakeProgram(build_program([probe]))
+    program[b"pc_softirq_running"].values[0].start_ns = 123
+    probe.configure(program, {})
+    assert program[b"pc_softirq_running"].values[0].start_ns == 0
+    assert program[b"pc_softirq_config"].values[0].ready == 1
 
 
 def test_settings_must_be_non_negative_ints() -> None:

@@ -158,6 +158,8 @@ class NetSoftirqProbe(CatalogProbe):
 
     def configure(self, bpf: Any, settings: Mapping[str, int]) -> None:
         vectors = softirq_vectors()
+        # A softirq entered while the probe was detached must not be timed from then.
+        bpf[b"pc_softirq_running"].clear()
         write_config(
             bpf[b"pc_softirq_config"],
             {"net_tx_vec": vectors["NET_TX"], "net_rx_vec": vectors["NET_RX"], "ready": 1},
