@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,12 +92,18 @@ ATTEMPTS = 5
 
 
 def record_until_regression_caught(
-    record: Callable[[], pytest.RunResult], regress: Callable[[], pytest.RunResult]
+    baselines: Path,
+    record: Callable[[], pytest.RunResult],
+    regress: Callable[[], pytest.RunResult],
 ) -> pytest.RunResult:
-    """Record a baseline, then run the regression against it; when it was not caught
-    (INCONCLUSIVE, or PASS against an outlier baseline), record anew, up to ATTEMPTS."""
+    """Record a baseline in ``baselines``, then run the regression against it; when it
+    was not caught (INCONCLUSIVE, or PASS against an outlier baseline), record anew, up to
+    ATTEMPTS. Each attempt starts from an empty directory: recorded over the last
+    attempt's, a baseline would carry its sessions in its history, and their spread would
+    widen the thresholds the next attempt is judged by."""
     misses = []
     for _ in range(ATTEMPTS):
+        shutil.rmtree(baselines, ignore_errors=True)
         recorded = record()
         assert recorded.ret == 0, recorded.stdout.str()
         result = regress()
@@ -119,6 +126,7 @@ def test_bfq_regression_fails_and_recovers_on_the_scratch_device(
 ) -> None:
     baselines = tmp_path / "baselines"
     slower = record_until_regression_caught(
+        baselines,
         lambda: perfcheck(pytester, baselines, "--perfcheck-update", "--perfcheck-scheduler=none"),
         lambda: perfcheck(pytester, baselines, "--perfcheck-scheduler=bfq"),
     )
@@ -169,6 +177,7 @@ def test_bfq_regression_through_perfcheck_target_on_a_callers_loop_device(
                 return perfcheck(pytester, baselines, target)
 
         slower = record_until_regression_caught(
+            baselines,
             lambda: perfcheck(
                 pytester, baselines, "--perfcheck-update", "--perfcheck-baseline-sessions=1", target
             ),
