@@ -33,11 +33,10 @@ rounds. With fewer sessions the scenario's threshold is used unchanged.
 
 A refresh adds a summary of each session it measured, except when every one of them
 FAILs against the old baseline (performance changed for real; sessions that disagree
-show the machine's session-to-session noise, which is what the history is for), or ran
-on another kind of
-target (:data:`TARGET_FACTS` differ, e.g. a scratch device prepared another way): then
-the history restarts from the new recording, so sessions of the old performance do not
-inflate the spread.
+show the machine's session-to-session noise, which is what the history is for), or when
+it ran on another kind of target (:data:`TARGET_FACTS` differ, e.g. a scratch device
+prepared another way): then the history restarts from the new recording, so sessions of
+the old performance do not inflate the spread.
 """
 
 from __future__ import annotations

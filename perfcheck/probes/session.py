@@ -193,11 +193,12 @@ class ProbeSession:
         detach the others, so they cost nothing meanwhile. Their maps keep what they
         counted; a probe attached again counts on from there."""
         bpf = self._require()
-        wanted = tuple(probe.name for probe in self.probes if probe.name in names)
+        active = [probe for probe in self.probes if probe.name in names]
+        wanted = tuple(probe.name for probe in active)
         if wanted == self._active:
             return
         try:
-            attach_only(bpf, self.probes, [p for p in self.probes if p.name in wanted])
+            attach_only(bpf, self.probes, active)
         except Exception as exc:  # bcc raises bare Exceptions
             raise ProbeError(
                 f"probes {', '.join(wanted) or '(none)'}: cannot attach or detach ({exc});"
