@@ -51,6 +51,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.toggle import CLOCK_PAIR_C, EMPTY_PAIR_C  # noqa: E402
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.probes import (  # noqa: E402
     CATALOG,
@@ -307,17 +308,16 @@ def load_bpftrace(_dev: int) -> Loaded:
     return LoadedBpftrace(process, [fd for fd in map(program_fd, new) if fd >= 0])
 
 
-#: The least any block-request probe can cost: two raw-tracepoint programs that do nothing.
-EMPTY_PAIR_C = """
-RAW_TRACEPOINT_PROBE(block_rq_issue) { return 0; }
-RAW_TRACEPOINT_PROBE(block_rq_complete) { return 0; }
-"""
-
-
 def load_empty_pair(_dev: int) -> Loaded:
     from bcc import BPF
 
     return LoadedProgram(BPF(text=EMPTY_PAIR_C.encode()))
+
+
+def load_clock_pair(_dev: int) -> Loaded:
+    from bcc import BPF
+
+    return LoadedProgram(BPF(text=CLOCK_PAIR_C.encode()))
 
 
 def bpf_time_only(repeats: int, seconds: float) -> str:
@@ -326,6 +326,7 @@ def bpf_time_only(repeats: int, seconds: float) -> str:
     itself adds over the cost of running any program at all."""
     configs: dict[str, Callable[[int], Loaded]] = {
         "empty raw-tracepoint pair (floor)": load_empty_pair,
+        "clock-read pair (floor of any issue-to-completion timer)": load_clock_pair,
         "block.latency": lambda dev: load_probes([BlockLatencyProbe()], dev),
         "block.latency, 1 in 8 sampled": lambda dev: load_probes([BlockLatencyProbe()], dev, 8),
     }

@@ -57,6 +57,36 @@ RAW_TRACEPOINT_PROBE(block_rq_issue) { return 0; }
 RAW_TRACEPOINT_PROBE(block_rq_complete) { return 0; }
 """
 
+#: The least any issue-to-completion timer does: the empty pair plus a clock read on each
+#: side and one shared slot (no filter, no per-request state, no histogram). On this
+#: machine the clock read is a large share of a timer's cost (bench/RESULTS.md).
+CLOCK_PAIR_C = """
+BPF_ARRAY(pc_clock_pair, u64, 2);
+
+RAW_TRACEPOINT_PROBE(block_rq_issue)
+{
+    u32 key = 0;
+    u64 *issued = pc_clock_pair.lookup(&key);
+    if (issued)
+        *issued = bpf_ktime_get_ns();
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(block_rq_complete)
+{
+    u32 key = 0;
+    u64 *issued = pc_clock_pair.lookup(&key);
+    if (!issued)
+        return 0;
+    u64 start = *issued;
+    key = 1;
+    u64 *total = pc_clock_pair.lookup(&key);
+    if (total)
+        *total += bpf_ktime_get_ns() - start;
+    return 0;
+}
+"""
+
 #: A program on a tracepoint the workload never fires (no partitions or device mapper on
 #: the scratch loop device): attaching and detaching it costs what any toggle costs, so
 #: it measures the method's own bias.
@@ -126,6 +156,7 @@ CONFIGURATIONS: dict[str, Callable[[int], Toggled]] = {
     "nothing (A/A)": lambda _dev: Nothing(),
     "idle tracepoint (toggling only)": lambda dev: load(IDLE_C, [], dev),
     "empty raw-tracepoint pair": lambda dev: load(EMPTY_PAIR_C, [], dev),
+    "clock-read pair": lambda dev: load(CLOCK_PAIR_C, [], dev),
     "block.latency": lambda dev: load(
         build_program([BlockLatencyProbe()]), [BlockLatencyProbe()], dev
     ),
