@@ -22,6 +22,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ["--setting", "qd1", "--setting", "saturating"],
         ["--setting", "qd1", "--seconds", "15"],
     ),
+    # Does the drift control follow the machine's drift of the disk path?
+    ("control_tracking.py", ["--minutes", "10"], ["--minutes", "2"]),
     # The detection scorecard, recomputed from the recorded rounds in detection/data/
     # (recording new ones takes 20-40 minutes: python -m bench.detection.record).
     ("detection/score.py", [], []),
