@@ -11,19 +11,16 @@ import pytest
 
 from bench.toggle import CLOCK_PAIR_C, EMPTY_PAIR_C, IDLE_C
 from perfcheck.fio import parse_fio_output
-from perfcheck.targets import ScratchLoopDevice
+from perfcheck.targets import BlockTarget, ScratchLoopDevice
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = [pytest.mark.realbpf, requires_bpf]
 
 
 @pytest.fixture(scope="module")
-def scratch() -> Iterator[ScratchLoopDevice]:
-    target = ScratchLoopDevice.create(64)
-    try:
+def scratch() -> Iterator[BlockTarget]:
+    with ScratchLoopDevice.create(64) as target:
         yield target
-    finally:
-        target.close()
 
 
 @pytest.mark.parametrize("text", [EMPTY_PAIR_C, IDLE_C], ids=["empty pair", "idle"])
@@ -38,7 +35,7 @@ def test_the_reference_programs_load(text: str) -> None:
 
 
 @requires_fio
-def test_the_clock_read_pair_times_each_request(scratch: ScratchLoopDevice) -> None:
+def test_the_clock_read_pair_times_each_request(scratch: BlockTarget) -> None:
     from bcc import BPF
 
     bpf = BPF(text=CLOCK_PAIR_C.encode())
