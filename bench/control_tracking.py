@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import re
@@ -35,28 +34,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from perfcheck.drift import measure_control  # noqa: E402
+from bench.overhead import FIO_SETTINGS, run_fio  # noqa: E402
+from perfcheck.drift import _pinned, measure_control  # noqa: E402
 from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
-from perfcheck.targets import ScratchLoopDevice  # noqa: E402
+from perfcheck.targets import ScratchLoopDevice, fill_with_data  # noqa: E402
 
 #: Cycles per block for the slow-scale correlation.
 BLOCK = 8
 
 
-def fio_qd1_iops(device: Path, seconds: float = 2.0) -> float:
-    cmd = [
-        "fio", "--name=tracking", f"--filename={device}", "--rw=randread", "--bs=4k",
-        "--direct=1", "--ioengine=psync", "--iodepth=1", "--size=200M", "--time_based",
-        f"--runtime={seconds}", "--output-format=json",
-    ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
-    return float(json.loads(out[out.index("{") :])["jobs"][0]["read"]["iops"])
+#: The QD1 setting of the overhead benchmark: 4 KiB random reads, psync.
+QD1 = FIO_SETTINGS["QD1 (4k randread, psync)"]
 
 
 def cpu_memory_walk_ns() -> float:
@@ -68,30 +62,32 @@ PAGE = 4096
 FILE_BYTES = 16 * 1024 * 1024
 
 
-def page_cache_read_ns(reads: int = 8192, rounds: int = 3) -> float:
+@contextlib.contextmanager
+def page_cache_file() -> Iterator[int]:
+    """An unlinked, written :data:`FILE_BYTES` file in /dev/shm, open for the whole run."""
     fd, path = tempfile.mkstemp(prefix="perfcheck-tracking-", dir="/dev/shm")
     try:
         os.unlink(path)
-        os.write(fd, bytes(FILE_BYTES))
-        chooser = random.Random(1)
-        offsets = [chooser.randrange(FILE_BYTES // PAGE) * PAGE for _ in range(reads)]
-        buffers = [bytearray(PAGE)]
-        values = []
-        cpus = sorted(os.sched_getaffinity(0))
-        old = os.sched_getaffinity(0)
-        try:
-            for _ in range(rounds):
-                for cpu in cpus:
-                    os.sched_setaffinity(0, {cpu})
-                    started = time.perf_counter_ns()
-                    for offset in offsets:
-                        os.preadv(fd, buffers, offset)
-                    values.append((time.perf_counter_ns() - started) / reads)
-        finally:
-            os.sched_setaffinity(0, old)
-        return statistics.median(values)
+        fill_with_data(fd, FILE_BYTES)
+        yield fd
     finally:
         os.close(fd)
+
+
+def page_cache_read_ns(fd: int, reads: int = 8192, rounds: int = 3) -> float:
+    """ns per 4 KiB read at fixed pseudo-random offsets of ``fd``, each CPU in turn."""
+    chooser = random.Random(1)
+    offsets = [chooser.randrange(FILE_BYTES // PAGE) * PAGE for _ in range(reads)]
+    buffers = [bytearray(PAGE)]
+    values = []
+    for _ in range(rounds):
+        for cpu in sorted(os.sched_getaffinity(0)):
+            with _pinned(cpu):
+                started = time.perf_counter_ns()
+                for offset in offsets:
+                    os.preadv(fd, buffers, offset)
+                values.append((time.perf_counter_ns() - started) / reads)
+    return statistics.median(values)
 
 
 def pipe_round_trip_us() -> float:
@@ -105,10 +101,10 @@ def pipe_round_trip_us() -> float:
     return float(found.group(1))
 
 
-def candidates() -> dict[str, Callable[[], float]]:
+def candidates(page_cache_fd: int) -> dict[str, Callable[[], float]]:
     found: dict[str, Callable[[], float]] = {
         "CPU + memory walk (ns, the drift control)": cpu_memory_walk_ns,
-        "page-cache read (ns)": page_cache_read_ns,
+        "page-cache read (ns)": lambda: page_cache_read_ns(page_cache_fd),
     }
     if shutil.which("perf"):
         found["pipe across CPUs (us)"] = pipe_round_trip_us
@@ -127,19 +123,18 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     args = parser.parse_args(argv)
-    measures = candidates()
     iops: list[float] = []
-    values: dict[str, list[float]] = {name: [] for name in measures}
+    values: dict[str, list[float]] = {}
     with contextlib.ExitStack() as stack:
         if WORKQUEUE_AFFINITY_SCOPE.exists():
             stack.enter_context(sysfs_setting(WORKQUEUE_AFFINITY_SCOPE, "cpu"))
+        # A scratch device is written all over when created (no tmpfs holes to read).
         target = stack.enter_context(ScratchLoopDevice.create(256))
-        fill = ["fio", "--name=fill", f"--filename={target.path}", "--rw=write", "--bs=1M",
-                "--direct=1"]  # fmt: skip
-        subprocess.run(fill, capture_output=True, check=True, timeout=300)
+        measures = candidates(stack.enter_context(page_cache_file()))
+        values = {name: [] for name in measures}
         deadline = time.monotonic() + args.minutes * 60
         while time.monotonic() < deadline:
-            iops.append(fio_qd1_iops(target.path))
+            iops.append(run_fio(target.path, 2.0, QD1).iops)
             for name, measure in measures.items():
                 values[name].append(measure())
     print(

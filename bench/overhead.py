@@ -308,16 +308,15 @@ def load_bpftrace(_dev: int) -> Loaded:
     return LoadedBpftrace(process, [fd for fd in map(program_fd, new) if fd >= 0])
 
 
-def load_empty_pair(_dev: int) -> Loaded:
-    from bcc import BPF
+def load_reference(text: str) -> Callable[[int], Loaded]:
+    """A loader of a reference program (no probe to configure: the device is ignored)."""
 
-    return LoadedProgram(BPF(text=EMPTY_PAIR_C.encode()))
+    def load(_dev: int) -> Loaded:
+        from bcc import BPF
 
+        return LoadedProgram(BPF(text=text.encode()))
 
-def load_clock_pair(_dev: int) -> Loaded:
-    from bcc import BPF
-
-    return LoadedProgram(BPF(text=CLOCK_PAIR_C.encode()))
+    return load
 
 
 def bpf_time_only(repeats: int, seconds: float) -> str:
@@ -325,8 +324,8 @@ def bpf_time_only(repeats: int, seconds: float) -> str:
     each setting, ``repeats`` runs each, alternating: a quick look at what the program
     itself adds over the cost of running any program at all."""
     configs: dict[str, Callable[[int], Loaded]] = {
-        "empty raw-tracepoint pair (floor)": load_empty_pair,
-        "clock-read pair (floor of any issue-to-completion timer)": load_clock_pair,
+        "empty raw-tracepoint pair (floor)": load_reference(EMPTY_PAIR_C),
+        "clock-read pair (floor of any issue-to-completion timer)": load_reference(CLOCK_PAIR_C),
         "block.latency": lambda dev: load_probes([BlockLatencyProbe()], dev),
         "block.latency, 1 in 8 sampled": lambda dev: load_probes([BlockLatencyProbe()], dev, 8),
     }

@@ -4,22 +4,21 @@ clock-read pair (the floor a timer is compared with) must time real requests."""
 from __future__ import annotations
 
 import ctypes
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from bench.toggle import CLOCK_PAIR_C, EMPTY_PAIR_C, IDLE_C
-from perfcheck.fio import parse_fio_output
 from perfcheck.targets import BlockTarget, ScratchLoopDevice
 from tests.realcaps import requires_bpf, requires_fio
+from tests.test_probes_real import run_fio
 
 pytestmark = [pytest.mark.realbpf, requires_bpf]
 
 
 @pytest.fixture(scope="module")
 def scratch() -> Iterator[BlockTarget]:
-    with ScratchLoopDevice.create(64) as target:
+    with ScratchLoopDevice.create(256) as target:
         yield target
 
 
@@ -40,13 +39,7 @@ def test_the_clock_read_pair_times_each_request(scratch: BlockTarget) -> None:
 
     bpf = BPF(text=CLOCK_PAIR_C.encode())
     try:
-        cmd = [
-            "fio", "--name=clock-pair", f"--filename={scratch.path}", "--direct=1",
-            "--rw=randread", "--bs=4k", "--ioengine=psync", "--iodepth=1", "--size=32M",
-            "--time_based", "--runtime=1", "--output-format=json+",
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
-        fio = parse_fio_output(proc.stdout)
+        fio = run_fio(scratch.path, "--rw=randread", "--bs=4k", "--ioengine=psync", "--iodepth=1")
         total = bpf[b"pc_clock_pair"][ctypes.c_int(1)].value
     finally:
         bpf.cleanup()
