@@ -48,7 +48,7 @@ bench: setup
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 fuzz: setup
-	PERFCHECK_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q tests/test_fuzz_parsers.py $(PYTEST_ARGS)
+	PERFCHECK_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q tests/unit/test_fuzz_parsers.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check $(LINT_RUFF_PATHS)

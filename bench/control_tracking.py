@@ -1,6 +1,6 @@
 """Which control workload follows the machine's drift of the disk path?
 
-The drift control (``perfcheck.drift``) is only useful if it slows down when the machine
+The drift control (``perfcheck.stats.drift``) is only useful if it slows down when the machine
 makes the scenarios slower, and not otherwise. This runs, in a loop for ``--minutes``,
 one short QD1 fio run on a fresh scratch loop device (4 KiB random reads, ``psync``, the
 ``randread-4k`` kind of load) next to each candidate control, and reports how each
@@ -41,9 +41,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.overhead import FIO_SETTINGS, run_fio  # noqa: E402
-from perfcheck.drift import _pinned, measure_control  # noqa: E402
-from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
-from perfcheck.targets import ScratchLoopDevice, fill_with_data  # noqa: E402
+from perfcheck.stats.drift import _pinned, measure_control  # noqa: E402
+from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
+from perfcheck.system.targets import ScratchLoopDevice, fill_with_data  # noqa: E402
 
 #: Cycles per block for the slow-scale correlation.
 BLOCK = 8

@@ -17,12 +17,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.probes import BlockLatencyProbe
 from perfcheck.probes.session import ProbeSession
-from perfcheck.rounds import RoundPlan, WorkloadReport, run_rounds
-from perfcheck.runner import FioWorkload
-from perfcheck.targets import ScratchLoopDevice
+from perfcheck.run.measure import FioWorkload
+from perfcheck.system.targets import ScratchLoopDevice
+from perfcheck.workloads.fio import FioRunner, load_job_file
+from perfcheck.workloads.rounds import RoundPlan, WorkloadReport, run_rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ round's two runs alone (interleaved A/B, so slow drifts of the machine cancel). 
 is compiled and attached before its fio run and removed after it, never during. The
 figures per configuration are the median IOPS ratio over the rounds, its min..max and
 interquartile range. Loop-device noise control (the loop worker on fio's CPU, see
-perfcheck.knobs) is on unless --no-noise-control.
+perfcheck.system.knobs) is on unless --no-noise-control.
 
 Two less noisy figures come with it. fio's own CPU time (user + system) per I/O, as a
 ratio against the runs alone: it holds the submission side, where block_rq_issue fires
@@ -52,7 +52,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.toggle import CLOCK_PAIR_C, EMPTY_PAIR_C  # noqa: E402
-from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.probes import (  # noqa: E402
     CATALOG,
     BlockLatencyProbe,
@@ -62,7 +61,8 @@ from perfcheck.probes import (  # noqa: E402
 )
 from perfcheck.probes.base import Probe  # noqa: E402
 from perfcheck.probes.session import build_program, load_program  # noqa: E402
-from perfcheck.targets import ScratchLoopDevice  # noqa: E402
+from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
+from perfcheck.system.targets import ScratchLoopDevice  # noqa: E402
 
 BPFTRACE_ONE_LINER = (
     "tracepoint:block:block_rq_issue { @s[args->dev, args->sector] = nsecs; }"

@@ -34,8 +34,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from perfcheck.fio import die_with_parent  # noqa: E402
-from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.probes import (  # noqa: E402
     BlockLatencyProbe,
     BlockQueueLatencyProbe,
@@ -43,8 +41,10 @@ from perfcheck.probes import (  # noqa: E402
 )
 from perfcheck.probes.base import Probe  # noqa: E402
 from perfcheck.probes.session import build_program, load_program  # noqa: E402
-from perfcheck.processes import stop_process  # noqa: E402
-from perfcheck.targets import BlockTarget, ScratchLoopDevice  # noqa: E402
+from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
+from perfcheck.system.processes import stop_process  # noqa: E402
+from perfcheck.system.targets import BlockTarget, ScratchLoopDevice  # noqa: E402
+from perfcheck.workloads.fio import die_with_parent  # noqa: E402
 
 SETTINGS: dict[str, list[str]] = {
     "qd1": ["--ioengine=psync", "--iodepth=1"],

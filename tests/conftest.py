@@ -59,6 +59,6 @@ def _private_host_lock(
     """In-process perfcheck runs (pytester with fakes) take a lock of their own, so the
     suite neither waits for nor blocks a real run on this host. Runs in a subprocess
     still take the real host-wide lock."""
-    from perfcheck import lock
+    from perfcheck.system import lock
 
     monkeypatch.setattr(lock, "LOCK_PATH", tmp_path_factory.mktemp("lock") / "perfcheck.lock")

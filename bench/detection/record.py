@@ -21,7 +21,7 @@ Sessions alternate ``A`` and one regression in turn (A, bfq, A, mq-deadline, A, 
 
 With ``--interleaved`` a session holds both sides instead: scheduler ``none`` on a fresh
 scratch device, two warm-up rounds under A, one under the regression, then ``--rounds``
-rounds per side in ABBA order (:func:`perfcheck.ab.abba_sides`, the order ``perfcheck ab``
+rounds per side in ABBA order (:func:`perfcheck.run.ab.abba_sides`, the order ``perfcheck ab``
 uses), switching the condition on and off between runs of rounds: the scheduler is
 written, the process moves in and out of the throttled blkio cgroup (limit: 90% of the
 warm-up A rounds' IOPS), stress-ng is started and stopped. Condition ``AA`` switches
@@ -54,17 +54,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from perfcheck import environment  # noqa: E402
-from perfcheck.ab import abba_sides, runs_of  # noqa: E402
-from perfcheck.baseline import utc_timestamp  # noqa: E402
-from perfcheck.drift import measure_control  # noqa: E402
-from perfcheck.harness import default_probe_factory  # noqa: E402
-from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
-from perfcheck.lock import HostLock  # noqa: E402
-from perfcheck.processes import stop_process  # noqa: E402
-from perfcheck.runner import fio_workload, measure  # noqa: E402
-from perfcheck.scenario import load_scenario  # noqa: E402
-from perfcheck.targets import ScratchLoopDevice, io_scheduler  # noqa: E402
+from perfcheck.run.ab import abba_sides, runs_of  # noqa: E402
+from perfcheck.run.harness import default_probe_factory  # noqa: E402
+from perfcheck.run.measure import fio_workload, measure  # noqa: E402
+from perfcheck.stats.drift import measure_control  # noqa: E402
+from perfcheck.store.baseline import utc_timestamp  # noqa: E402
+from perfcheck.system import environment  # noqa: E402
+from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
+from perfcheck.system.lock import HostLock  # noqa: E402
+from perfcheck.system.processes import stop_process  # noqa: E402
+from perfcheck.system.targets import ScratchLoopDevice, io_scheduler  # noqa: E402
+from perfcheck.workloads.scenario import load_scenario  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SCENARIO = ROOT / "scenarios" / "randread-4k.toml"

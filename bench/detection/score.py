@@ -32,9 +32,9 @@ The rules, each applied to the gated metrics (p50, p90, p99 of ``block.latency.r
 - ``perfcheck, no sequential``: the same on 10 against 10 rounds, one look;
 - ``perfcheck + history``: with the baseline's history holding the summaries of the other
   ``A`` sessions (neither side of the comparison): thresholds widen to the measured
-  session-to-session spread (perfcheck.history);
+  session-to-session spread (perfcheck.stats.history);
 - ``perfcheck + history + control``: also the drift control of both sessions
-  (perfcheck.drift): a FAIL while the machine's control got slower is INCONCLUSIVE;
+  (perfcheck.stats.drift): a FAIL while the machine's control got slower is INCONCLUSIVE;
 - ``perfcheck, shipped thresholds`` (and ``+ history + control``): the same with the
   thresholds ``scenarios/randread-4k.toml`` ships (p50 15%, p90 100%, p99 200%, IOPS 35%),
   set from this machine's measured session-to-session spread: what ``make perfcheck``
@@ -44,7 +44,7 @@ The rules, each applied to the gated metrics (p50, p90, p99 of ``block.latency.r
   else it is INCONCLUSIVE: what the harness does by default (``--perfcheck-no-repeat``
   turns it off);
 - ``3-session baseline``: the baseline is recorded as a refresh records it by default --
-  the most typical (``perfcheck.history.central_session``) of the pair's baseline session
+  the most typical (``perfcheck.stats.history.central_session``) of the pair's baseline session
   and the next two A sessions recorded after it -- with the repeat, and optionally the
   history (all A sessions but the current one), the control or the shipped thresholds;
 - ``+ Holm``: alpha held for the comparison as a whole instead of per metric (Holm's
@@ -71,13 +71,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from perfcheck.ab import abba_sides  # noqa: E402
-from perfcheck.drift import ControlMeasurement, check_drift  # noqa: E402
-from perfcheck.gate import is_gated  # noqa: E402
-from perfcheck.history import HistoryThresholds, SessionSummary, central_session  # noqa: E402
-from perfcheck.scenario import load_scenario, threshold_for  # noqa: E402
-from perfcheck.sequential import SequentialPlan, run_sequential  # noqa: E402
-from perfcheck.verdict import (  # noqa: E402
+from perfcheck.run.ab import abba_sides  # noqa: E402
+from perfcheck.stats.drift import ControlMeasurement, check_drift  # noqa: E402
+from perfcheck.stats.gate import is_gated  # noqa: E402
+from perfcheck.stats.history import HistoryThresholds, SessionSummary, central_session  # noqa: E402
+from perfcheck.stats.sequential import SequentialPlan, run_sequential  # noqa: E402
+from perfcheck.stats.verdict import (  # noqa: E402
     DEFAULT_ALPHA,
     Direction,
     MetricComparison,
@@ -86,6 +85,7 @@ from perfcheck.verdict import (  # noqa: E402
     compare_series,
     default_rule,
 )
+from perfcheck.workloads.scenario import load_scenario, threshold_for  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
@@ -362,7 +362,7 @@ SESSION_RULES: dict[str, Rule] = {
 }
 
 #: Rules scored with a baseline recorded as a refresh records it by default: the most
-#: typical of three sessions (perfcheck.history.central_session), the baseline session of
+#: typical of three sessions (perfcheck.stats.history.central_session), the baseline session of
 #: the pair and the next two A sessions recorded after it.
 CENTRAL_RULES: dict[str, Rule] = {
     "perfcheck as shipped: 3-session baseline + repeat": with_repeat(

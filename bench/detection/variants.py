@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.detection import score as sc  # noqa: E402
-from perfcheck.verdict import Verdict  # noqa: E402
+from perfcheck.stats.verdict import Verdict  # noqa: E402
 
 Series = dict[str, list[float]]
 

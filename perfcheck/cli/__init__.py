@@ -13,7 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from perfcheck import __version__, cli_ab, cli_probe, cli_results
+from perfcheck import __version__
+from perfcheck.cli import ab as cli_ab
+from perfcheck.cli import probe as cli_probe
+from perfcheck.cli import results as cli_results
 from perfcheck.errors import PerfcheckError
 
 
@@ -37,7 +40,7 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check this machine; exit 0 only when every required check passes."""
-    from perfcheck import doctor
+    from perfcheck.system import doctor
 
     checks = doctor.run_checks()
     ok = doctor.required_checks_pass(checks)

@@ -1,7 +1,7 @@
-"""``perfcheck ab``: the command line of interleaved A/B comparisons (:mod:`perfcheck.ab`).
+"""``perfcheck ab``: the command line of interleaved A/B comparisons (:mod:`perfcheck.run.ab`).
 
 It runs ``pytest --perfcheck --perfcheck-ab-a=A --perfcheck-ab-b=B [PYTEST_ARGS]``; the
-plugin does the rest. Kept apart from :mod:`perfcheck.ab` so that ``perfcheck --help``
+plugin does the rest. Kept apart from :mod:`perfcheck.run.ab` so that ``perfcheck --help``
 imports nothing heavy.
 """
 

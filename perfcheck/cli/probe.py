@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TextIO
 
 from perfcheck.errors import CapabilityError, TargetError
-from perfcheck.histogram import LogLinearHistogram
+from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.probes import CATALOG
 from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.block import SAMPLE_SETTING, SAMPLED_PROBES, check_sample
@@ -204,7 +204,7 @@ def make_probe(name: str, function: str | None) -> Probe:
 
 def device_dev_t(device: str, sysfs_block: Path = Path("/sys/block")) -> int:
     """Kernel dev_t of the whole disk named by ``device`` (a path or a disk name)."""
-    from perfcheck.targets import disk_dev_numbers, disk_of, kernel_dev
+    from perfcheck.system.targets import disk_dev_numbers, disk_of, kernel_dev
 
     path = Path(device)
     if not path.is_absolute() and (sysfs_block / device).is_dir():
@@ -266,7 +266,7 @@ def probe_settings(args: argparse.Namespace, probe: Probe) -> dict[str, int]:
 
 
 def _cgroup_id(path: Path) -> int:
-    from perfcheck.cgroup import cgroup_id
+    from perfcheck.system.cgroup import cgroup_id
 
     try:
         return cgroup_id(path)

@@ -2,7 +2,7 @@
 
 Each command reads results files (``pytest --perfcheck --perfcheck-save FILE``) and
 baseline files alike; a file that cannot be read is one line on stderr naming it,
-and exit status 2. The statistics are the gate's own (:func:`perfcheck.gate.judge`),
+and exit status 2. The statistics are the gate's own (:func:`perfcheck.stats.gate.judge`),
 so ``compare`` says exactly what a pytest run would have said.
 """
 
@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from perfcheck.errors import BaselineError
-from perfcheck.processes import run_tempdir
+from perfcheck.system.processes import run_tempdir
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from perfcheck.baseline import Baseline
-    from perfcheck.gate import ScenarioVerdict, ThresholdLookup
-    from perfcheck.results import Results, ScenarioResult
+    from perfcheck.stats.gate import ScenarioVerdict, ThresholdLookup
+    from perfcheck.store.baseline import Baseline
+    from perfcheck.store.results import Results, ScenarioResult
 
 #: Exit status of a bad file or a bad request (no such scenario).
 EXIT_BAD_INPUT: Final[int] = 2
@@ -97,7 +97,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _as_baseline(results: Results, name: str) -> Baseline:
-    from perfcheck.baseline import Baseline
+    from perfcheck.store.baseline import Baseline
 
     return Baseline(
         scenario=name,
@@ -129,14 +129,14 @@ def compare_results(
 
     Thresholds are those the files' own comparisons used (scenario overrides
     included; ``after``'s first), else the defaults. When both files carry a drift
-    control, a FAIL while the control moved is INCONCLUSIVE (:mod:`perfcheck.drift`).
+    control, a FAIL while the control moved is INCONCLUSIVE (:mod:`perfcheck.stats.drift`).
     Two single-scenario files (two baselines, say) are compared whatever their names.
     Returns the verdicts by name and the names found only in ``before`` and only in
     ``after``. Raises :class:`BadRequest` when there is nothing to compare.
     """
-    from perfcheck.drift import check_drift, downgrade_for_drift
-    from perfcheck.gate import judge
-    from perfcheck.verdict import DEFAULT_ALPHA
+    from perfcheck.stats.drift import check_drift, downgrade_for_drift
+    from perfcheck.stats.gate import judge
+    from perfcheck.stats.verdict import DEFAULT_ALPHA
 
     if alpha is None:
         alpha = after.alpha if after.source_kind == "perfcheck-results" else DEFAULT_ALPHA
@@ -180,7 +180,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two results/baseline files; exit 1 on any FAIL, 2 on bad files."""
 
     def body() -> int:
-        from perfcheck.results import comparison_to_json, decision_of, load_results
+        from perfcheck.store.results import comparison_to_json, decision_of, load_results
 
         if args.alpha is not None and not 0.0 < args.alpha < 1.0:
             raise BadRequest(f"--alpha {args.alpha}: give a number between 0 and 1")
@@ -226,9 +226,9 @@ def _print_comparison(
     from rich.table import Table
     from rich.text import Text
 
-    from perfcheck import environment
-    from perfcheck.report_html import change_text, threshold_text, verdict_text
-    from perfcheck.verdict import format_value
+    from perfcheck.report.html import change_text, threshold_text, verdict_text
+    from perfcheck.stats.verdict import format_value
+    from perfcheck.system import environment
 
     console = _console()
     table = Table(title=f"perfcheck compare: {before_path} -> {after_path}")
@@ -280,9 +280,9 @@ def _print_comparison(
 def _write_comparison_report(
     path: Path, before: Results, after: Results, verdicts: Mapping[str, ScenarioVerdict]
 ) -> None:
-    from perfcheck.harness import Status
-    from perfcheck.report_html import write_report
-    from perfcheck.results import Results, ScenarioResult, decision_of
+    from perfcheck.report.html import write_report
+    from perfcheck.run.harness import Status
+    from perfcheck.store.results import Results, ScenarioResult, decision_of
 
     scenarios = {
         name: ScenarioResult(
@@ -328,7 +328,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Percentiles, per-round percentiles and log2 views of every histogram in FILE."""
 
     def body() -> int:
-        from perfcheck.results import load_results
+        from perfcheck.store.results import load_results
 
         results = load_results(args.file)
         names = _pick(results, args.scenario, str(args.file))
@@ -344,9 +344,9 @@ def _show_scenario(console: Console, results: Results, result: ScenarioResult, u
     from rich.table import Table
     from rich.text import Text
 
-    from perfcheck.report_html import latency_text
-    from perfcheck.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
-    from perfcheck.verdict import format_comparison, format_value
+    from perfcheck.report.html import latency_text
+    from perfcheck.stats.verdict import format_comparison, format_value
+    from perfcheck.store.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
 
     measurement = result.measurement
     if results.source_kind == "perfcheck-results":
@@ -432,8 +432,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write FILE's scenarios as one self-contained HTML report."""
 
     def body() -> int:
-        from perfcheck.report_html import write_report
-        from perfcheck.results import load_results
+        from perfcheck.report.html import write_report
+        from perfcheck.store.results import load_results
 
         results = load_results(args.file)
         try:
@@ -505,7 +505,7 @@ def snapshot_baselines(root: Path) -> dict[Path, bytes]:
 
 
 def _baseline_from_bytes(path: Path, content: bytes) -> Baseline | None:
-    from perfcheck.baseline import Baseline
+    from perfcheck.store.baseline import Baseline
 
     try:
         return Baseline.from_dict(json.loads(content.decode("utf-8")), path=path)
@@ -524,7 +524,7 @@ def scenario_thresholds(pytest_args: Sequence[str]) -> dict[str, ThresholdLookup
     left out: the pytest run itself reports it."""
     from perfcheck.errors import ScenarioError
     from perfcheck.plugin import SCENARIO_DIR_NAME
-    from perfcheck.scenario import discover_scenarios, load_scenario
+    from perfcheck.workloads.scenario import discover_scenarios, load_scenario
 
     found: dict[str, ThresholdLookup] = {}
     for arg in pytest_args:
@@ -553,10 +553,10 @@ def describe_refresh(
 ) -> list[str]:
     """Lines saying, per new or changed baseline file, what moved: p50/p99/IOPS medians,
     judged with the scenario's ``thresholds`` where given (else the defaults)."""
-    from perfcheck import environment
-    from perfcheck.gate import judge
-    from perfcheck.report_html import change_text
-    from perfcheck.verdict import format_value
+    from perfcheck.report.html import change_text
+    from perfcheck.stats.gate import judge
+    from perfcheck.stats.verdict import format_value
+    from perfcheck.system import environment
 
     lines: list[str] = []
     cwd = Path.cwd()
@@ -633,8 +633,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def _recorded_paths(save_path: Path) -> list[Path]:
-    from perfcheck.harness import Status
-    from perfcheck.results import load_results
+    from perfcheck.run.harness import Status
+    from perfcheck.store.results import load_results
 
     if not save_path.exists():
         return []

@@ -6,7 +6,7 @@ header: a log-linear histogram of nanoseconds, exact below ``HIST_EXACT_BELOW``,
 then ``2**HIST_SUB_BITS`` linear sub-buckets per power of two, ``HIST_SLOTS``
 slots, values past the last slot clamped into it.
 
-``C_BUCKET_FUNCTION`` is the C twin of :func:`perfcheck.histogram.bucket_index`.
+``C_BUCKET_FUNCTION`` is the C twin of :func:`perfcheck.model.histogram.bucket_index`.
 Probe templates paste it above their handlers and count into
 ``BPF_ARRAY(<name>, u64, HIST_SLOTS)`` at ``perfcheck_bucket(delta_ns)``. It uses
 only ``u32``, ``u64`` and ``__always_inline``, which a bcc program already has;

@@ -4,7 +4,7 @@ Everything perfcheck measures ends up as a :class:`LogLinearHistogram`: BPF arra
 maps (:meth:`LogLinearHistogram.from_bpf_items`), fio's ``json+`` latency bins
 (:meth:`LogLinearHistogram.from_fio_bins`) and raw samples
 (:meth:`LogLinearHistogram.from_values`). The layout is the kernel/user contract in
-:mod:`perfcheck.bpf_layout`; :func:`bucket_index` here is the Python twin of the C
+:mod:`perfcheck.model.bpf_layout`; :func:`bucket_index` here is the Python twin of the C
 ``perfcheck_bucket`` that the probes run, and the test suite holds the two equal.
 
 Scheme ``loglinear-k5-ns`` (1024 slots, values in ns):
@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Mapping
 from itertools import accumulate
 from typing import Any, Final, SupportsFloat, SupportsIndex
 
-from perfcheck.bpf_layout import HIST_EXACT_BELOW, HIST_SLOTS, HIST_SUB_BITS
+from perfcheck.model.bpf_layout import HIST_EXACT_BELOW, HIST_SLOTS, HIST_SUB_BITS
 
 #: Name of the bucket scheme, stored with every serialised histogram.
 SCHEME: Final[str] = "loglinear-k5-ns"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfcheck.histogram import LogLinearHistogram
+from perfcheck.model.histogram import LogLinearHistogram
 
 #: Which percentiles of every histogram become gated metrics.
 GATED_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0)

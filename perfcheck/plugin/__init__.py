@@ -1,6 +1,6 @@
 """The pytest plugin: options, scenario items, fixtures and the terminal summary.
 
-Hooks only; the work is done by :class:`perfcheck.harness.Harness`, which knows
+Hooks only; the work is done by :class:`perfcheck.run.harness.Harness`, which knows
 nothing of pytest. Importing this module does not import bcc.
 """
 
@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 
-from perfcheck import hookspecs
-from perfcheck.ab import AB_HINT, ABCommands, run_ab
 from perfcheck.errors import PerfcheckError
-from perfcheck.gate import failure_text
-from perfcheck.harness import (
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.plugin import hookspecs
+from perfcheck.probes import probe_names
+from perfcheck.run.ab import AB_HINT, ABCommands, run_ab
+from perfcheck.run.harness import (
     Harness,
     HarnessSettings,
     MissingBaseline,
@@ -29,14 +31,12 @@ from perfcheck.harness import (
     Status,
     baseline_name_for,
 )
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.history import DEFAULT_BASELINE_SESSIONS
-from perfcheck.lock import HostLock
-from perfcheck.measurement import Measurement, RoundResult
-from perfcheck.probes import probe_names
-from perfcheck.scenario import Scenario, load_scenario, threshold_for
-from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
-from perfcheck.verdict import format_comparison
+from perfcheck.stats.gate import failure_text
+from perfcheck.stats.history import DEFAULT_BASELINE_SESSIONS
+from perfcheck.stats.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
+from perfcheck.stats.verdict import format_comparison
+from perfcheck.system.lock import HostLock
+from perfcheck.workloads.scenario import Scenario, load_scenario, threshold_for
 
 OPT_ENABLE = "--perfcheck"
 OPT_UPDATE = "--perfcheck-update"
@@ -505,7 +505,7 @@ class PendingGate:
     name: str
     measurement: Measurement
     thresholds: dict[str, float]
-    #: Adds current rounds for sequential looks (perfcheck.sequential).
+    #: Adds current rounds for sequential looks (perfcheck.stats.sequential).
     more: Callable[[int], None] | None = None
     #: Measures the scenario anew, to repeat a FAIL in a fresh session.
     again: Callable[[], tuple[Measurement, Callable[[int], None] | None]] | None = None
@@ -704,7 +704,7 @@ def _check_output_paths(config: pytest.Config) -> None:
 def _more_rounds(
     harness: Harness, scenario: Scenario, measurement: Measurement
 ) -> Callable[[int], None]:
-    """Adds current rounds to ``measurement`` for sequential looks (perfcheck.sequential)."""
+    """Adds current rounds to ``measurement`` for sequential looks (perfcheck.stats.sequential)."""
 
     def more(rounds: int) -> None:
         harness.measure_more(scenario, measurement, rounds)
@@ -725,7 +725,7 @@ def _measure_again(
 
 
 def _measure_with_progress(item: pytest.Item, harness: Harness, scenario: Scenario) -> Measurement:
-    from perfcheck.progress import terminal_progress
+    from perfcheck.plugin.progress import terminal_progress
 
     seconds = harness.settings.seconds or scenario.round_seconds
     progress = terminal_progress(item.config, item.nodeid, scenario.name, seconds)
@@ -736,7 +736,7 @@ def _measure_with_progress(item: pytest.Item, harness: Harness, scenario: Scenar
 
 
 def _percentile_properties(outcome: ScenarioOutcome) -> list[tuple[str, object]]:
-    from perfcheck.results import percentile_properties
+    from perfcheck.store.results import percentile_properties
 
     return list(percentile_properties(outcome.measurement))
 
@@ -746,8 +746,8 @@ def _save_results(session: pytest.Session, harness: Harness) -> None:
     paths = _output_paths(session.config)
     if not paths:
         return
-    from perfcheck.report_html import write_report
-    from perfcheck.results import Results, write_results
+    from perfcheck.report.html import write_report
+    from perfcheck.store.results import Results, write_results
 
     results = Results.from_harness(harness)
     messages = session.config.stash.setdefault(SAVED_KEY, [])
@@ -766,7 +766,7 @@ def _save_results(session: pytest.Session, harness: Harness) -> None:
 
 
 def _write_summary_table(terminalreporter: Any, config: pytest.Config, harness: Harness) -> None:
-    from perfcheck.results import ScenarioResult, summary_table
+    from perfcheck.store.results import ScenarioResult, summary_table
 
     if config.get_verbosity() >= 0:
         colours = {
@@ -795,8 +795,8 @@ def pytest_runtest_makereport(
         and html_plugin is not None
         and item.config.getoption("htmlpath", None)
     ):
-        from perfcheck.report_html import scenario_fragment
-        from perfcheck.results import ScenarioResult
+        from perfcheck.report.html import scenario_fragment
+        from perfcheck.store.results import ScenarioResult
 
         fragment = scenario_fragment(ScenarioResult.from_outcome(outcome))
         extras = [*getattr(report, "extras", []), html_plugin.extras.html(fragment)]

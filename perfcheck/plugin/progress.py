@@ -5,7 +5,7 @@ round (``randread-4k: round 3/6, about 12 s left``) and left at the end saying h
 long the rounds took. Nothing is shown under ``-q`` or when the output is not a
 terminal (CI logs get the end-of-run summary table instead).
 
-:class:`ScenarioProgress` is the :data:`~perfcheck.rounds.ProgressCallback` and
+:class:`ScenarioProgress` is the :data:`~perfcheck.workloads.rounds.ProgressCallback` and
 knows nothing of pytest; it talks to a :class:`ProgressSink`.
 :class:`TerminalProgressSink` is the sink on pytest's terminal reporter.
 """

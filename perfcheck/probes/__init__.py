@@ -3,7 +3,7 @@
 Each probe reads like a small bcc tool: its C as a constant with a header comment,
 the kernel features it needs (checked before loading, see
 :mod:`perfcheck.probes.features`), and a reader that turns its maps into
-:class:`~perfcheck.histogram.LogLinearHistogram` series. The probes a session needs
+:class:`~perfcheck.model.histogram.LogLinearHistogram` series. The probes a session needs
 are joined into one BPF program, compiled once; each scenario runs with only its own
 probes attached (:meth:`~perfcheck.probes.session.ProbeSession.activate`).
 

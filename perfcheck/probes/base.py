@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from perfcheck.histogram import LogLinearHistogram
+from perfcheck.model.histogram import LogLinearHistogram
 
 #: Attach types of the handlers bcc attaches as a program loads (``RAW_TRACEPOINT_PROBE``
 #: and ``TRACEPOINT_PROBE``), as provenance spells them.

@@ -66,7 +66,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from perfcheck.bpf_layout import HIST_SLOTS
+from perfcheck.model.bpf_layout import HIST_SLOTS
 from perfcheck.probes.base import Handler, ProbeCounters
 from perfcheck.probes.btf import BTFError, Member, kernel_btf
 from perfcheck.probes.catalog import (

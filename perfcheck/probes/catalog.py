@@ -13,7 +13,7 @@ Settings keys a probe reads in ``configure(bpf, settings)`` (all ints; absent or
 ``pid``
     a process id (tgid): only that process's threads.
 ``cgroup_id``
-    a cgroup v2 id (the inode number of its directory, see :mod:`perfcheck.cgroup`):
+    a cgroup v2 id (the inode number of its directory, see :mod:`perfcheck.system.cgroup`):
     only tasks in that cgroup.
 ``port``
     a TCP port: only connections with this local or remote port.

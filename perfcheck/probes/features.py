@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from perfcheck.doctor import DEBUGFS_ROOT, tracefs_root, tracepoint_exists
 from perfcheck.probes.btf import VMLINUX_BTF, BTFError, KernelBTF, kernel_btf
+from perfcheck.system.doctor import DEBUGFS_ROOT, tracefs_root, tracepoint_exists
 
 SETUP_FIX: Final[str] = "run `make setup`"
 

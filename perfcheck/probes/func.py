@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from perfcheck.bpf_layout import HIST_SLOTS
 from perfcheck.errors import ProbeError
+from perfcheck.model.bpf_layout import HIST_SLOTS
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_KPROBE, ATTACH_UPROBE, CatalogProbe, setting
 from perfcheck.probes.features import (

@@ -11,8 +11,8 @@ import ctypes
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perfcheck.bpf_layout import HIST_SLOTS
-from perfcheck.histogram import LogLinearHistogram
+from perfcheck.model.bpf_layout import HIST_SLOTS
+from perfcheck.model.histogram import LogLinearHistogram
 
 
 def percpu_array_sums(table: Any, length: int) -> list[int]:

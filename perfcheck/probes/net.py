@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from perfcheck.bpf_layout import HIST_SLOTS
+from perfcheck.model.bpf_layout import HIST_SLOTS
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_RAW_TRACEPOINT, ATTACH_TRACEPOINT, CatalogProbe, setting
 from perfcheck.probes.features import Unavailable, missing_raw_tracepoints, missing_tracepoints

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from perfcheck.bpf_layout import HIST_SLOTS
+from perfcheck.model.bpf_layout import HIST_SLOTS
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.btf import kernel_btf
 from perfcheck.probes.catalog import ATTACH_RAW_TRACEPOINT, CatalogProbe, setting

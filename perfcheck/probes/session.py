@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from perfcheck.bpf_layout import C_BUCKET_FUNCTION, HIST_SLOTS
 from perfcheck.errors import CapabilityError, ProbeError
+from perfcheck.model.bpf_layout import C_BUCKET_FUNCTION, HIST_SLOTS
 from perfcheck.probes.base import (
     ATTACH_RAW_TRACEPOINT,
     ATTACH_TRACEPOINT,

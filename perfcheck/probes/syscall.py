@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from perfcheck.histogram import LogLinearHistogram
+from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_RAW_TRACEPOINT, CatalogProbe, setting
 from perfcheck.probes.features import Unavailable, missing_raw_tracepoints, missing_tracepoints

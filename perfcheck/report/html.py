@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from perfcheck import environment
-from perfcheck.harness import Status
-from perfcheck.histogram import LogLinearHistogram, bucket_bounds
-from perfcheck.results import (
+from perfcheck.model.histogram import LogLinearHistogram, bucket_bounds
+from perfcheck.run.harness import Status
+from perfcheck.stats.verdict import Direction, MetricComparison, format_value
+from perfcheck.store.results import (
     DISPLAY_PERCENTILES,
     Results,
     ScenarioResult,
     percentile_label,
     series_percentiles,
 )
-from perfcheck.verdict import Direction, MetricComparison, format_value
+from perfcheck.system import environment
 
 BASELINE_COLOUR: Final[str] = "#1f5fa8"
 CURRENT_COLOUR: Final[str] = "#d2570f"

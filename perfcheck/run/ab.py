@@ -17,7 +17,7 @@ How a scenario runs
    runs each time the side changes.
 3. B's rounds are judged against A's (A plays the baseline). When a metric is
    INCONCLUSIVE, more rounds are added to both sides, still in ABBA order, under the
-   same alpha spending as against a stored baseline (:mod:`perfcheck.sequential`).
+   same alpha spending as against a stored baseline (:mod:`perfcheck.stats.sequential`).
 4. At the end -- also when the run fails or is interrupted -- the A command runs once
    more if B's was the last one run, so the machine is left in the A state.
 5. A FAIL must repeat, as against a stored baseline: steps 1-4 run again in a fresh
@@ -48,16 +48,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from perfcheck.baseline import Baseline, utc_timestamp
 from perfcheck.errors import WorkloadError
-from perfcheck.measurement import Measurement, RoundResult
-from perfcheck.runner import scenario_writes
-from perfcheck.scenario import Scenario
-from perfcheck.targets import BlockTarget
+from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.run.measure import scenario_writes
+from perfcheck.store.baseline import Baseline, utc_timestamp
+from perfcheck.system.targets import BlockTarget
+from perfcheck.workloads.scenario import Scenario
 
 if TYPE_CHECKING:
-    from perfcheck.gate import ScenarioVerdict
-    from perfcheck.harness import Harness, ScenarioOutcome, ThresholdLookup
+    from perfcheck.run.harness import Harness, ScenarioOutcome, ThresholdLookup
+    from perfcheck.stats.gate import ScenarioVerdict
 
 ENV_DISK = "PERFCHECK_DISK"
 ENV_DEVICE = "PERFCHECK_DEVICE"
@@ -232,7 +232,7 @@ def run_ab(
     restarted network scenario), and the FAIL stands only if that run FAILs too;
     ``--perfcheck-no-repeat`` turns this off.
     """
-    from perfcheck.harness import ScenarioOutcome, status_of
+    from perfcheck.run.harness import ScenarioOutcome, status_of
 
     def judge() -> ScenarioVerdict:
         return judge_interleaved(harness, name, scenario, commands, thresholds)

@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from perfcheck.histogram import LogLinearHistogram
+from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.block import BLOCK_OPS
-from perfcheck.rounds import WorkloadReport
-from perfcheck.targets import BlockTarget
+from perfcheck.system.targets import BlockTarget
+from perfcheck.workloads.rounds import WorkloadReport
 
 if TYPE_CHECKING:
-    from perfcheck.harness import Harness
+    from perfcheck.run.harness import Harness
 
 
 class FakeProbeBackend:

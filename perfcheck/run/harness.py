@@ -15,13 +15,24 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from perfcheck import environment
-from perfcheck.baseline import Baseline, BaselineStore, utc_timestamp
-from perfcheck.drift import ControlMeasurement, check_drift, downgrade_for_drift, measure_control
 from perfcheck.errors import BaselineError, CapabilityError
-from perfcheck.fio import kill_leftover_workloads
-from perfcheck.gate import ScenarioVerdict, is_gated, judge
-from perfcheck.history import (
+from perfcheck.model.measurement import Measurement
+from perfcheck.probes import CATALOG, filter_on
+from perfcheck.probes.features import (
+    Unavailable,
+    bpf_prerequisites_missing,
+    partition_available,
+)
+from perfcheck.probes.session import ProbeBackend, ProbeSession
+from perfcheck.run.measure import measure, measure_network, scenario_writes
+from perfcheck.stats.drift import (
+    ControlMeasurement,
+    check_drift,
+    downgrade_for_drift,
+    measure_control,
+)
+from perfcheck.stats.gate import ScenarioVerdict, is_gated, judge
+from perfcheck.stats.history import (
     DEFAULT_BASELINE_SESSIONS,
     SOURCE_RECORD,
     SOURCE_REFRESH,
@@ -30,30 +41,29 @@ from perfcheck.history import (
     same_target,
     summarize,
 )
-from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
-from perfcheck.measurement import Measurement
-from perfcheck.netload import NetworkLoad, NetworkSetup
-from perfcheck.netns import remove_leftover_network
-from perfcheck.probes import CATALOG, filter_on
-from perfcheck.probes.features import (
-    Unavailable,
-    bpf_prerequisites_missing,
-    partition_available,
+from perfcheck.stats.sequential import (
+    DEFAULT_BATCH,
+    DEFAULT_MAX_ROUNDS,
+    SequentialPlan,
+    run_sequential,
 )
-from perfcheck.probes.session import ProbeBackend, ProbeSession
-from perfcheck.processes import remove_leftover_tempdirs
-from perfcheck.rounds import ProgressCallback, Workload
-from perfcheck.runner import measure, measure_network, scenario_writes
-from perfcheck.scenario import Scenario
-from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS, SequentialPlan, run_sequential
-from perfcheck.targets import (
+from perfcheck.stats.verdict import DEFAULT_ALPHA, MetricComparison, Verdict
+from perfcheck.store.baseline import Baseline, BaselineStore, utc_timestamp
+from perfcheck.system import environment
+from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
+from perfcheck.system.netns import remove_leftover_network
+from perfcheck.system.processes import remove_leftover_tempdirs
+from perfcheck.system.targets import (
     BlockTarget,
     ScratchLoopDevice,
     io_scheduler,
     open_given_target,
     remove_leftover_scratch,
 )
-from perfcheck.verdict import DEFAULT_ALPHA, MetricComparison, Verdict
+from perfcheck.workloads.fio import kill_leftover_workloads
+from perfcheck.workloads.netload import NetworkLoad, NetworkSetup
+from perfcheck.workloads.rounds import ProgressCallback, Workload
+from perfcheck.workloads.scenario import Scenario
 
 
 class MissingBaseline(StrEnum):
@@ -74,7 +84,7 @@ class HarnessSettings:
     machine_class: str | None = None
     alpha: float = DEFAULT_ALPHA
     scratch_size_mib: int = 512
-    #: Noise control for loop-device targets (see perfcheck.knobs).
+    #: Noise control for loop-device targets (see perfcheck.system.knobs).
     tune: bool = True
     #: Fail instead of falling back to workload-only metrics when BPF probes cannot start.
     require_bpf: bool = False
@@ -94,7 +104,7 @@ class HarnessSettings:
     baseline_sessions: int = DEFAULT_BASELINE_SESSIONS
     #: Measure the drift control once per run (--perfcheck-control).
     control: bool = False
-    #: Interleaved A/B: the set-up commands of sides A and B (perfcheck.ab).
+    #: Interleaved A/B: the set-up commands of sides A and B (perfcheck.run.ab).
     ab_commands: tuple[str, str] | None = None
 
 
@@ -438,7 +448,7 @@ class Harness:
         """Record the measurement (update mode) or judge it against its baseline.
 
         ``measure_more(n)`` appends n current rounds to ``measurement``; with it, an
-        INCONCLUSIVE verdict gets more rounds (perfcheck.sequential) before it stands.
+        INCONCLUSIVE verdict gets more rounds (perfcheck.stats.sequential) before it stands.
         ``measure_again()`` measures the scenario anew (its measurement, and how to add
         rounds to it); with it, a FAIL must repeat in a fresh session before it stands
         (:meth:`repeat_fail`).
@@ -579,7 +589,7 @@ class Harness:
         others: list[Measurement] | None = None,
     ) -> Baseline:
         """A new baseline, carrying the old one's history plus this session and the
-        ``others`` measured with it (see perfcheck.history: a recording whose sessions
+        ``others`` measured with it (see perfcheck.stats.history: a recording whose sessions
         all FAIL against the old one, or that ran on another kind of target, restarts
         the history)."""
         new = Baseline.record(measurement, self.machine_class)

@@ -1,9 +1,9 @@
-"""From a scenario to a :class:`~perfcheck.measurement.Measurement`: target, workload,
+"""From a scenario to a :class:`~perfcheck.model.measurement.Measurement`: target, workload,
 probes and rounds put together. Used by the pytest plugin and usable from a shell::
 
-    from perfcheck.runner import measure
-    from perfcheck.scenario import load_scenario
-    from perfcheck.targets import ScratchLoopDevice
+    from perfcheck.run.measure import measure
+    from perfcheck.workloads.scenario import load_scenario
+    from perfcheck.system.targets import ScratchLoopDevice
     from perfcheck.probes import BlockLatencyProbe
     from perfcheck.probes.session import ProbeSession
 
@@ -21,20 +21,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfcheck import environment
-from perfcheck.cgroup import WorkloadCgroup
-from perfcheck.environment import block_device_facts
 from perfcheck.errors import ScenarioError
-from perfcheck.fio import FioRunner, load_job_file
-from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
-from perfcheck.measurement import Measurement, RoundResult
-from perfcheck.netload import NetworkSetup, whole_seconds
+from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.probes import filter_on
 from perfcheck.probes.block import SAMPLE_SETTING
 from perfcheck.probes.session import ProbeBackend
-from perfcheck.rounds import ProgressCallback, RoundPlan, Workload, WorkloadReport, run_rounds
-from perfcheck.scenario import Scenario
-from perfcheck.targets import BlockTarget
+from perfcheck.system import environment
+from perfcheck.system.cgroup import WorkloadCgroup
+from perfcheck.system.environment import block_device_facts
+from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
+from perfcheck.system.targets import BlockTarget
+from perfcheck.workloads.fio import FioRunner, load_job_file
+from perfcheck.workloads.netload import NetworkSetup, whole_seconds
+from perfcheck.workloads.rounds import (
+    ProgressCallback,
+    RoundPlan,
+    Workload,
+    WorkloadReport,
+    run_rounds,
+)
+from perfcheck.workloads.scenario import Scenario
 
 FIO_PROVENANCE = ["fio --output-format=json+ clat_ns bins, iops, bw_bytes"]
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the verdict imports scipy; baselines load without it
-    from perfcheck.verdict import MetricComparison
+    from perfcheck.stats.verdict import MetricComparison
 
 #: The significance level of the control's test (the gate's default).
 DEFAULT_ALPHA = 0.01
@@ -105,7 +105,7 @@ class ControlMeasurement:
 
 
 def _now() -> str:
-    from perfcheck.baseline import utc_timestamp
+    from perfcheck.store.baseline import utc_timestamp
 
     return utc_timestamp()
 
@@ -166,7 +166,7 @@ def check_drift(
     alpha: float = DEFAULT_ALPHA,
 ) -> DriftCheck | None:
     """Compare the controls; None when either side has none (no control, no drift check)."""
-    from perfcheck.verdict import Direction, MetricRule, Verdict, compare_metric
+    from perfcheck.stats.verdict import Direction, MetricRule, Verdict, compare_metric
 
     if baseline is None or current is None:
         return None
@@ -194,7 +194,7 @@ def downgrade_for_drift(
     """FAILs become INCONCLUSIVE when the machine drifted; everything else is unchanged."""
     from dataclasses import replace
 
-    from perfcheck.verdict import Verdict
+    from perfcheck.stats.verdict import Verdict
 
     if drift is None or not drift.drifted:
         return list(comparisons)

@@ -6,14 +6,12 @@ import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from perfcheck import environment
-from perfcheck.baseline import Baseline
-from perfcheck.drift import DriftCheck
 from perfcheck.errors import BaselineError
-from perfcheck.histogram import side_by_side
-from perfcheck.history import HistoryThresholds, Widening
-from perfcheck.measurement import Measurement
-from perfcheck.verdict import (
+from perfcheck.model.histogram import side_by_side
+from perfcheck.model.measurement import Measurement
+from perfcheck.stats.drift import DriftCheck
+from perfcheck.stats.history import HistoryThresholds, Widening
+from perfcheck.stats.verdict import (
     DEFAULT_ALPHA,
     MetricComparison,
     MetricRule,
@@ -23,6 +21,8 @@ from perfcheck.verdict import (
     format_comparison,
     worst,
 )
+from perfcheck.store.baseline import Baseline
+from perfcheck.system import environment
 
 #: Metrics that gate: every histogram percentile, fio's IOPS and iperf3's throughput.
 #: Bandwidth is stored and shown but not gated (it is IOPS times a fixed block size);
@@ -52,13 +52,13 @@ class ScenarioVerdict:
     comparisons: list[MetricComparison] = field(default_factory=list)
     #: Looks the sequential rounds took (1: decided on the initial rounds).
     looks: int = 1
-    #: Thresholds the baseline's session history widened (perfcheck.history).
+    #: Thresholds the baseline's session history widened (perfcheck.stats.history).
     widened: list[Widening] = field(default_factory=list)
-    #: The drift control's verdict, when both sides had one (perfcheck.drift).
+    #: The drift control's verdict, when both sides had one (perfcheck.stats.drift).
     drift: DriftCheck | None = None
     #: What the baseline is when it is not a stored file (perfcheck ab's side A).
     baseline_label: str | None = None
-    #: What repeating a FAIL in a fresh session showed (perfcheck.harness), or None.
+    #: What repeating a FAIL in a fresh session showed (perfcheck.run.harness), or None.
     repeat: str | None = None
 
     @property
@@ -140,8 +140,9 @@ def judge(
     holm: bool = False,
 ) -> ScenarioVerdict:
     """Compare every gated metric present in both; ``thresholds`` overrides defaults, and
-    the baseline's session history may widen them (:mod:`perfcheck.history`). With
-    ``holm``, alpha holds for the scenario as a whole (:func:`~perfcheck.verdict.compare_series`).
+    the baseline's session history may widen them (:mod:`perfcheck.stats.history`). With
+    ``holm``, alpha holds for the scenario as a whole
+    (:func:`~perfcheck.stats.verdict.compare_series`).
 
     Raises a one-line ``BaselineError`` when a probe's provenance differs from the
     baseline's.

@@ -49,7 +49,7 @@ from typing import Any
 
 import scipy.stats
 
-from perfcheck.measurement import Measurement
+from perfcheck.model.measurement import Measurement
 
 #: Sessions kept in a baseline's history (the newest).
 MAX_SESSIONS = 20

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from perfcheck.verdict import DEFAULT_ALPHA, MetricComparison, Verdict
+from perfcheck.stats.verdict import DEFAULT_ALPHA, MetricComparison, Verdict
 
 #: Default cap on the current side's rounds (``--perfcheck-max-rounds``).
 DEFAULT_MAX_ROUNDS = 30

@@ -12,9 +12,9 @@ are decimal numbers, such as histogram bucket indices, in numeric order), one
 value per line, trailing newline. The same baseline always gives the same bytes.
 
 Every file is checked on load against the JSON schema (draft 2020-12) of its
-version: ``perfcheck/schemas/baseline-v2.json`` for files written now, which adds
-``history`` (summaries of earlier sessions, :mod:`perfcheck.history`) and ``control``
-(the drift-control measurement, :mod:`perfcheck.drift`) to version 1. Version 1 files
+version: ``perfcheck/store/schemas/baseline-v2.json`` for files written now, which adds
+``history`` (summaries of earlier sessions, :mod:`perfcheck.stats.history`) and ``control``
+(the drift-control measurement, :mod:`perfcheck.stats.drift`) to version 1. Version 1 files
 are still read, checked against ``baseline-v1.json``, as version 2 with an empty
 history and no control; they are written back as version 2 on the next refresh.
 Any problem -- unreadable, too large, truncated, not JSON, an unknown schema
@@ -46,10 +46,10 @@ import jsonschema
 import jsonschema.exceptions
 
 from perfcheck import __version__
-from perfcheck.drift import ControlMeasurement
 from perfcheck.errors import BaselineError
-from perfcheck.history import SessionSummary
-from perfcheck.measurement import Measurement
+from perfcheck.model.measurement import Measurement
+from perfcheck.stats.drift import ControlMeasurement
+from perfcheck.stats.history import SessionSummary
 
 SCHEMA_VERSION = 2
 #: Schema versions this perfcheck reads; older ones are migrated on load.
@@ -115,9 +115,9 @@ class Baseline:
     recorded_at: str
     perfcheck_version: str
     path: Path | None = None
-    #: Summaries of earlier sessions, oldest first (see perfcheck.history).
+    #: Summaries of earlier sessions, oldest first (see perfcheck.stats.history).
     history: list[SessionSummary] = field(default_factory=list)
-    #: Drift control measured in the session the rounds come from (see perfcheck.drift).
+    #: Drift control measured in the session the rounds come from (see perfcheck.stats.drift).
     control: ControlMeasurement | None = None
 
     @classmethod
@@ -181,7 +181,7 @@ class Baseline:
 
 @cache
 def _load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
-    resource = resources.files("perfcheck").joinpath(_schema_resource(version))
+    resource = resources.files("perfcheck.store").joinpath(_schema_resource(version))
     schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
     return schema
 

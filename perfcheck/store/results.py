@@ -3,7 +3,7 @@
 ``pytest --perfcheck --perfcheck-save results.json`` writes one; ``perfcheck
 compare``, ``show`` and ``report`` read them (and baseline files, which hold a
 single measurement). The layout, checked on load against
-``perfcheck/schemas/results-v1.json`` (JSON Schema draft 2020-12)::
+``perfcheck/store/schemas/results-v1.json`` (JSON Schema draft 2020-12)::
 
     {
      "schema_version": 1, "kind": "perfcheck-results",
@@ -51,21 +51,13 @@ import jsonschema.exceptions
 import referencing
 
 from perfcheck import __version__
-from perfcheck.baseline import (
-    BASELINE_KIND,
-    Baseline,
-    dump_json,
-    read_json_file,
-    utc_timestamp,
-    write_json_atomic,
-)
-from perfcheck.drift import ControlMeasurement
 from perfcheck.errors import BaselineError
-from perfcheck.gate import ScenarioVerdict
-from perfcheck.harness import Status
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.measurement import Measurement
-from perfcheck.verdict import (
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import Measurement
+from perfcheck.run.harness import Status
+from perfcheck.stats.drift import ControlMeasurement
+from perfcheck.stats.gate import ScenarioVerdict
+from perfcheck.stats.verdict import (
     DEFAULT_ALPHA,
     Direction,
     MetricComparison,
@@ -73,9 +65,17 @@ from perfcheck.verdict import (
     Verdict,
     worst,
 )
+from perfcheck.store.baseline import (
+    BASELINE_KIND,
+    Baseline,
+    dump_json,
+    read_json_file,
+    utc_timestamp,
+    write_json_atomic,
+)
 
 if TYPE_CHECKING:
-    from perfcheck.harness import Harness, ScenarioOutcome
+    from perfcheck.run.harness import Harness, ScenarioOutcome
 
 RESULTS_SCHEMA_VERSION: Final[int] = 1
 RESULTS_KIND: Final[str] = "perfcheck-results"
@@ -447,7 +447,7 @@ class Results:
 
 
 def _schema_resource(name: str) -> dict[str, Any]:
-    text = resources.files("perfcheck").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("perfcheck.store").joinpath(name).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

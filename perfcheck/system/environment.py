@@ -107,7 +107,7 @@ def block_device_facts(disk: str, sysfs: Path = Path("/sys/block")) -> dict[str,
     backing = _read(base / "loop" / "backing_file")
     if backing is not None:
         # The scratch file's name is unique per run; keep only what describes the device
-        # (every page of it written: see perfcheck.targets.fill_with_data).
+        # (every page of it written: see perfcheck.system.targets.fill_with_data).
         model = "loop over " + (
             f"a perfcheck scratch file in {Path(backing).parent}, every page written"
             if "perfcheck-scratch-" in backing

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.errors import TargetError
-from perfcheck.processes import pid_alive
+from perfcheck.system.processes import pid_alive
 
 JOURNAL_DIR = Path("/dev/shm")
 JOURNAL_PREFIX = "perfcheck-scratch-"

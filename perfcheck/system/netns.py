@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfcheck.cgroup import CGROUP_MARKER, cgroup2_root
 from perfcheck.errors import CapabilityError, TargetError
-from perfcheck.processes import pid_alive
+from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
+from perfcheck.system.processes import pid_alive
 
 #: Every namespace the harness creates is named ``<marker><pid>-<token>``.
 NETNS_MARKER = "perfcheck-net-"

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
-from perfcheck.knobs import sysfs_setting
-from perfcheck.processes import pid_alive
+from perfcheck.system.knobs import sysfs_setting
+from perfcheck.system.processes import pid_alive
 
 #: Every file and device the harness creates carries this marker in its name, so a
 #: later run can find what a killed run left behind.

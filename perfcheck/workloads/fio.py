@@ -3,7 +3,7 @@
 Scenario job files are plain fio job files without a target: the harness
 prepends a ``[global]`` section naming the target and the round's runtime, runs
 ``fio --output-format=json+`` and converts fio's completion-latency bins into the
-project's :class:`~perfcheck.histogram.LogLinearHistogram` (exactly: fio's bins are
+project's :class:`~perfcheck.model.histogram.LogLinearHistogram` (exactly: fio's bins are
 a finer member of the same log-linear family).
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.processes import run_tempdir
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.system.processes import run_tempdir
 
 #: fio directions as they appear in its JSON, and the probe op names they match.
 DIRECTIONS: tuple[str, ...] = ("read", "write", "trim")
@@ -64,7 +64,7 @@ def run_in_own_group(
     setsid(), leaving the group, and one forked just before its parent died waits
     forever for the parent's go-ahead (while holding the output pipes open).
     ``preexec`` runs in the child before exec, after it is tied to the harness's life
-    (e.g. :meth:`perfcheck.cgroup.WorkloadCgroup.preexec_fn`, to start in a cgroup).
+    (e.g. :meth:`perfcheck.system.cgroup.WorkloadCgroup.preexec_fn`, to start in a cgroup).
     """
 
     def child_setup() -> None:

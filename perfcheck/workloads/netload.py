@@ -1,7 +1,7 @@
 """Network load inside a private namespace: sockperf ping-pong and iperf3 bulk transfer.
 
 A network scenario runs one server for all its rounds and one client per round, both in
-the scenario's own namespace (:class:`~perfcheck.netns.NetnsTarget`) on 127.0.0.1:
+the scenario's own namespace (:class:`~perfcheck.system.netns.NetnsTarget`) on 127.0.0.1:
 
 ``sockperf``
     ``sockperf server`` and, each round, ``sockperf ping-pong`` (TCP or UDP) with
@@ -46,13 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from perfcheck.cgroup import WorkloadCgroup
 from perfcheck.errors import CapabilityError, TargetError, WorkloadError
-from perfcheck.fio import die_with_parent
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.netns import LOOPBACK_ADDRESS, NetnsTarget, QdiscSpec
-from perfcheck.processes import run_tempdir, stop_process
-from perfcheck.rounds import Workload, WorkloadReport
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.system.cgroup import WorkloadCgroup
+from perfcheck.system.netns import LOOPBACK_ADDRESS, NetnsTarget, QdiscSpec
+from perfcheck.system.processes import run_tempdir, stop_process
+from perfcheck.workloads.fio import die_with_parent
+from perfcheck.workloads.rounds import Workload, WorkloadReport
 
 NETWORK_KINDS: tuple[str, ...] = ("sockperf", "iperf3")
 SOCKPERF_PROTOCOLS: tuple[str, ...] = ("tcp", "udp")
@@ -91,7 +91,7 @@ _BUSY_PORT_WORDS = ("Address already in use", "errno=98")
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """What a network scenario runs: the tool and its settings (see perfcheck.scenario)."""
+    """What a network scenario runs: the tool and its settings (perfcheck.workloads.scenario)."""
 
     kind: str
     protocol: str = "tcp"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from perfcheck.errors import ProbeError
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.measurement import RoundResult
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import RoundResult
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.session import ProbeBackend
 

@@ -34,7 +34,7 @@ Keys (anything else is an error that names the closest allowed key):
 ``[workload]`` (table, required)
     ``kind`` (string, required): the workload tool: ``"fio"`` (disk I/O), or
     ``"sockperf"`` or ``"iperf3"`` (network load in a private network namespace, see
-    :mod:`perfcheck.netload`). The other keys depend on the kind.
+    :mod:`perfcheck.workloads.netload`). The other keys depend on the kind.
 
     For ``kind = "fio"``:
     ``job`` (string, required): the fio job file, relative to the scenario file.
@@ -102,9 +102,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-from perfcheck.baseline import name_problem
 from perfcheck.errors import ScenarioError
-from perfcheck.netload import (
+from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
+from perfcheck.store.baseline import name_problem
+from perfcheck.system.netns import parse_qdisc
+from perfcheck.workloads.netload import (
     CPU_RANGE,
     MESSAGE_SIZE_RANGE,
     NETWORK_KINDS,
@@ -112,8 +114,6 @@ from perfcheck.netload import (
     STREAMS_RANGE,
     NetworkSpec,
 )
-from perfcheck.netns import parse_qdisc
-from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
 
 WORKLOAD_KINDS: tuple[str, ...] = ("fio", *NETWORK_KINDS)
 DEFAULT_ROUNDS = 5

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfcheck.ab import abba_sides, runs_of
 from perfcheck.cli import build_parser
-from perfcheck.cli_ab import ab_command, cmd_ab
+from perfcheck.cli.ab import ab_command, cmd_ab
+from perfcheck.run.ab import abba_sides, runs_of
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -85,7 +85,7 @@ CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
+    from perfcheck.run.fake import FakeProbeBackend, use_fakes
 
     STATE = Path(os.environ["FAKE_STATE"])
 
@@ -239,7 +239,7 @@ def test_ab_refuses_update_and_needs_both_commands(project: pytest.Pytester) -> 
 
 # -- real: none vs bfq on the scratch device ------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SET_SCHEDULER = "echo {} > /sys/block/$PERFCHECK_DISK/queue/scheduler"
 
 

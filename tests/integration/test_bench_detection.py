@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 from bench.detection.score import INTERLEAVED_RULES, Interleaved, Pair, interleaved_pairs
-from perfcheck.ab import abba_sides
-from perfcheck.verdict import Verdict
+from perfcheck.run.ab import abba_sides
+from perfcheck.stats.verdict import Verdict
 
 ROUNDS = 60  # 30 per side, as record.py --interleaved records
 

@@ -88,7 +88,7 @@ def test_importing_perfcheck_does_not_import_bcc() -> None:
     import subprocess
 
     code = (
-        "import sys, perfcheck, perfcheck.plugin, perfcheck.cli, perfcheck.harness;"
+        "import sys, perfcheck, perfcheck.plugin, perfcheck.cli, perfcheck.run.harness;"
         " print('bcc' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 
 from perfcheck import cli
-from perfcheck.baseline import BaselineStore
-from perfcheck.cli_results import (
+from perfcheck.cli.results import (
     describe_refresh,
     refresh_command,
     scenario_thresholds,
     snapshot_baselines,
 )
-from perfcheck.drift import ControlMeasurement
-from perfcheck.harness import ScenarioOutcome, Status
-from perfcheck.results import Results, write_results
-from tests.test_plugin_reporting import FAKE_CONFTEST, SCENARIO
-from tests.test_results import make_baseline, make_measurement, make_results
+from perfcheck.run.harness import ScenarioOutcome, Status
+from perfcheck.stats.drift import ControlMeasurement
+from perfcheck.store.baseline import BaselineStore
+from perfcheck.store.results import Results, write_results
+from tests.integration.test_plugin_reporting import FAKE_CONFTEST, SCENARIO
+from tests.unit.test_results import make_baseline, make_measurement, make_results
 
 
 def write_run(
@@ -161,7 +161,7 @@ def test_compare_uses_the_thresholds_the_run_used(
     # A scenario whose own thresholds tolerate +80%: its results file says so.
     outcome = ScenarioOutcome("randread-4k", Status.RECORDED, make_measurement(scale=1.5, seed=2))
     loose = Results.from_outcomes([outcome], "m")
-    from perfcheck.gate import judge
+    from perfcheck.stats.gate import judge
 
     verdict = judge(
         "randread-4k",

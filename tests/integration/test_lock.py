@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck import lock as lock_module
-from perfcheck.lock import HostLock, LockTimeout
+from perfcheck.system import lock as lock_module
+from perfcheck.system.lock import HostLock, LockTimeout
 
 
 def hold_in_child(path: Path, seconds: float) -> subprocess.Popen[str]:
@@ -19,7 +19,7 @@ def hold_in_child(path: Path, seconds: float) -> subprocess.Popen[str]:
         f"""
         import time
         from pathlib import Path
-        from perfcheck.lock import HostLock
+        from perfcheck.system.lock import HostLock
         lock = HostLock(Path({str(path)!r}))
         lock.acquire(0)
         print("held", flush=True)

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from perfcheck import harness as harness_module
-from perfcheck.harness import Harness, HarnessSettings
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.netload import NetworkSpec
+from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
-from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-from perfcheck.rounds import WorkloadReport
-from perfcheck.runner import MIN_PROBE_SAMPLES_PER_ROUND
-from perfcheck.scenario import Scenario, load_scenario
-from perfcheck.targets import BlockTarget
+from perfcheck.run import harness as harness_module
+from perfcheck.run.fake import FakeBlockWorkload, FakeProbeBackend
+from perfcheck.run.harness import Harness, HarnessSettings
+from perfcheck.run.measure import MIN_PROBE_SAMPLES_PER_ROUND
+from perfcheck.system.targets import BlockTarget
+from perfcheck.workloads.netload import NetworkSpec
+from perfcheck.workloads.rounds import WorkloadReport
+from perfcheck.workloads.scenario import Scenario, load_scenario
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -222,9 +222,9 @@ PLUGIN_CONFTEST = textwrap.dedent(
     import os
     from dataclasses import dataclass
 
-    from perfcheck import harness as harness_module
-    from perfcheck.histogram import LogLinearHistogram
-    from perfcheck.rounds import WorkloadReport
+    from perfcheck.run import harness as harness_module
+    from perfcheck.model.histogram import LogLinearHistogram
+    from perfcheck.workloads.rounds import WorkloadReport
 
     @dataclass
     class Setup:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.baseline import Baseline
 from perfcheck.errors import BaselineError
-from perfcheck.gate import check_provenance, judge
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.measurement import Measurement, RoundResult
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.stats.gate import check_provenance, judge
+from perfcheck.store.baseline import Baseline
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -24,7 +24,7 @@ CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
+    from perfcheck.run.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_plugin_workflow import SCENARIO
+from tests.integration.test_plugin_workflow import SCENARIO
 
 CONFTEST = textwrap.dedent(
     """
@@ -16,7 +16,7 @@ CONFTEST = textwrap.dedent(
     from pathlib import Path
 
     from perfcheck.errors import ProbeError, WorkloadError
-    from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend, fake_target
+    from perfcheck.run.fake import FakeBlockWorkload, FakeProbeBackend, fake_target
 
 
     class CrashingWorkload(FakeBlockWorkload):

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from perfcheck import cli
-from perfcheck.harness import Status
-from perfcheck.results import load_results
+from perfcheck.run.harness import Status
+from perfcheck.store.results import load_results
+from tests.integration.test_plugin_workflow import SCENARIO
 from tests.realcaps import requires_bpf, requires_fio
-from tests.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -31,7 +31,7 @@ FAKE_CONFTEST = textwrap.dedent(
 
     import pytest
 
-    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
+    from perfcheck.run.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):
@@ -217,7 +217,7 @@ def test_real_run_saves_results_and_report(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     base = [
         sys.executable,
         "-m",
@@ -306,7 +306,7 @@ class FakeClock:
 
 
 def test_progress_estimates_time_left_from_the_rounds_so_far() -> None:
-    from perfcheck.progress import ScenarioProgress
+    from perfcheck.plugin.progress import ScenarioProgress
 
     sink, clock = RecordingSink(), FakeClock()
     progress = ScenarioProgress("randread-4k", round_seconds=5.0, sink=sink, clock=clock)
@@ -326,7 +326,7 @@ def test_progress_estimates_time_left_from_the_rounds_so_far() -> None:
 
 
 def test_progress_says_where_a_failed_run_stopped() -> None:
-    from perfcheck.progress import ScenarioProgress
+    from perfcheck.plugin.progress import ScenarioProgress
 
     sink, clock = RecordingSink(), FakeClock()
     progress = ScenarioProgress("x", 1.0, sink, clock)
@@ -339,7 +339,7 @@ def test_progress_says_where_a_failed_run_stopped() -> None:
 
 
 def test_progress_that_never_started_leaves_nothing() -> None:
-    from perfcheck.progress import ScenarioProgress
+    from perfcheck.plugin.progress import ScenarioProgress
 
     sink = RecordingSink()
     with ScenarioProgress("x", 1.0, sink).running():
@@ -352,7 +352,7 @@ def test_progress_that_never_started_leaves_nothing() -> None:
     [(0, "0 s"), (0.2, "1 s"), (59.5, "1 min 00 s"), (125, "2 min 05 s"), (3725, "1 h 02 min")],
 )
 def test_format_duration(seconds: float, text: str) -> None:
-    from perfcheck.progress import format_duration
+    from perfcheck.plugin.progress import format_duration
 
     assert format_duration(seconds) == text
 
@@ -378,7 +378,7 @@ class FakeReporter:
 
 @pytest.mark.parametrize("verbosity", [0, 1])
 def test_terminal_sink_rewrites_one_line_then_hands_back_to_pytest(verbosity: int) -> None:
-    from perfcheck.progress import TerminalProgressSink
+    from perfcheck.plugin.progress import TerminalProgressSink
 
     reporter = FakeReporter(verbosity)
     sink = TerminalProgressSink(reporter, None, "scenarios/a.toml::a")

@@ -22,7 +22,7 @@ FAKE_CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
+    from perfcheck.run.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.harness import catalog_unavailable
 from perfcheck.probes import CATALOG
 from perfcheck.probes.features import bpf_prerequisites_missing
 from perfcheck.probes.func import FuncLatencyProbe
+from perfcheck.run.harness import catalog_unavailable
+from tests.integration.test_plugin_workflow import SCENARIO
 from tests.realcaps import requires_bpf, requires_fio
-from tests.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -25,7 +25,7 @@ CONFTEST = textwrap.dedent(
     import os
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
+    from perfcheck.run.fake import FakeProbeBackend, use_fakes
     from perfcheck.probes.features import Unavailable
 
     MISSING = os.environ.get("FAKE_MISSING_PROBE", "func.latency")
@@ -154,7 +154,7 @@ REAL_SCENARIO = textwrap.dedent(
 def test_on_this_kernel_for_real(pytester: pytest.Pytester, tmp_path: Path) -> None:
     """Real bcc, real fio: func.latency loads where kprobes exist and is skipped with the
     kernel's own reason where they do not; block.latency is measured either way."""
-    job = Path(__file__).resolve().parent.parent / "scenarios" / "randread-4k.fio"
+    job = Path(__file__).resolve().parents[2] / "scenarios" / "randread-4k.fio"
     scenarios = pytester.mkdir("scenarios")
     (scenarios / "reads.toml").write_text(REAL_SCENARIO.format(job=job))
     baselines = tmp_path / "baselines"

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from tests.test_plugin_workflow import SCENARIO
+from tests.integration.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -20,7 +20,7 @@ CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.probes.fake import use_fakes
+    from perfcheck.run.fake import use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.report_html import BASELINE_COLOUR, CURRENT_COLOUR, write_report
-from perfcheck.results import Results
-from tests.test_results import make_results
+from perfcheck.report.html import BASELINE_COLOUR, CURRENT_COLOUR, write_report
+from perfcheck.store.results import Results
+from tests.unit.test_results import make_results
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -137,7 +137,7 @@ def report(tmp_path: Path) -> tuple[Path, Results]:
 
 
 def expected_plot_count(results: Results) -> int:
-    from perfcheck.report_html import key_round_series
+    from perfcheck.report.html import key_round_series
 
     count = 0
     for scenario in results.scenarios.values():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-CONFTEST_PATH = Path(__file__).with_name("conftest.py")
+CONFTEST_PATH = Path(__file__).resolve().parents[1] / "conftest.py"
 
 MARKERS_INI = """
 [pytest]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "setup-machine.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "setup-machine.sh"
 # A release with no /lib/modules directory, so kernel headers always count as missing.
 FAKE_RELEASE = "0.0.0-no-such-kernel"
 

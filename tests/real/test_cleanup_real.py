@@ -15,20 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.fio import JOB_DIR_MARKER, kill_leftover_workloads
-from perfcheck.knobs import (
+from perfcheck.system.knobs import (
     WORKQUEUE_AFFINITY_SCOPE,
     current_value,
     journal_path,
     restore_leftover_knobs,
 )
-from perfcheck.processes import remove_leftover_tempdirs
-from perfcheck.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
+from perfcheck.system.processes import remove_leftover_tempdirs
+from perfcheck.system.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
+from perfcheck.workloads.fio import JOB_DIR_MARKER, kill_leftover_workloads
 from tests.realcaps import requires_bpf, requires_fio, sigint_as_a_terminal_would
 
 pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Trials per signal; PERFCHECK_KILL_TRIALS=20 for the full hygiene check.
 TRIALS = int(os.environ.get("PERFCHECK_KILL_TRIALS", "3"))
 

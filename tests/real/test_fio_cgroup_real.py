@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.cgroup import CGROUP_MARKER, cgroup2_root
 from perfcheck.probes import BlockLatencyProbe, SchedRunqLatencyProbe, SyscallLatencyProbe
 from perfcheck.probes.session import ProbeSession
-from perfcheck.runner import measure
-from perfcheck.scenario import load_scenario
-from perfcheck.targets import ScratchLoopDevice
+from perfcheck.run.measure import measure
+from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
+from perfcheck.system.targets import ScratchLoopDevice
+from perfcheck.workloads.scenario import load_scenario
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = [
@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
-JOB = Path(__file__).resolve().parent.parent / "scenarios" / "randread-4k.fio"
+JOB = Path(__file__).resolve().parents[2] / "scenarios" / "randread-4k.fio"
 
 SCENARIO = textwrap.dedent(
     f"""

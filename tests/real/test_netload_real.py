@@ -18,11 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck import netload
-from perfcheck.cgroup import CGROUP_MARKER, cgroup2_root
 from perfcheck.errors import WorkloadError
-from perfcheck.netload import NetworkLoad, NetworkServer, NetworkSpec
-from perfcheck.netns import (
+from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
+from perfcheck.system.netns import (
     NETNS_MARKER,
     NETNS_RUN_DIR,
     NetnsTarget,
@@ -30,10 +28,12 @@ from perfcheck.netns import (
     parse_qdisc,
     remove_leftover_network,
 )
-from perfcheck.processes import remove_leftover_tempdirs
+from perfcheck.system.processes import remove_leftover_tempdirs
+from perfcheck.workloads import netload
+from perfcheck.workloads.netload import NetworkLoad, NetworkServer, NetworkSpec
 from tests.realcaps import requires_bpf, sigint_as_a_terminal_would
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def missing(*tools: str) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.netns import (
+from perfcheck.system.netns import (
     NETNS_MARKER,
     NETNS_RUN_DIR,
     NetnsTarget,
@@ -23,7 +23,7 @@ from perfcheck.netns import (
     remove_leftover_namespaces,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def network_missing() -> str | None:
@@ -82,8 +82,8 @@ def test_close_stops_what_still_runs_inside() -> None:
 
 ORPHAN = """
 import subprocess, sys, time
-from perfcheck.fio import die_with_parent
-from perfcheck.netns import NetnsTarget
+from perfcheck.workloads.fio import die_with_parent
+from perfcheck.system.netns import NetnsTarget
 target = NetnsTarget.create()
 subprocess.Popen(target.command(["sleep", "60"]), preexec_fn=die_with_parent)
 print(target.name, flush=True)

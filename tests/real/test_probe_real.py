@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.fio import FioRunner, load_job_file
 from perfcheck.probes import BlockLatencyProbe
 from perfcheck.probes.session import ProbeSession
-from perfcheck.rounds import RoundPlan, run_rounds
-from perfcheck.runner import FioWorkload, measure
-from perfcheck.scenario import load_scenario
-from perfcheck.targets import ScratchLoopDevice
+from perfcheck.run.measure import FioWorkload, measure
+from perfcheck.system.targets import ScratchLoopDevice
+from perfcheck.workloads.fio import FioRunner, load_job_file
+from perfcheck.workloads.rounds import RoundPlan, run_rounds
+from perfcheck.workloads.scenario import load_scenario
 from tests.blockcounts import merged_requests, probe_saw_requests
 from tests.realcaps import requires_bpf, requires_fio
 
@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck import cli_probe
-from perfcheck.cgroup import WorkloadCgroup, cgroup2_root
+from perfcheck.cli import probe as cli_probe
 from perfcheck.errors import ProbeError
-from perfcheck.fio import FioResult, parse_fio_output
-from perfcheck.histogram import LogLinearHistogram, bucket_bounds, bucket_index
+from perfcheck.model.histogram import LogLinearHistogram, bucket_bounds, bucket_index
 from perfcheck.probes import (
     CATALOG,
     BlockLatencyProbe,
@@ -45,8 +43,10 @@ from perfcheck.probes import (
 from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.features import kprobes_missing
 from perfcheck.probes.session import ProbeSession, build_program
-from perfcheck.rounds import WorkloadReport, cross_check
-from perfcheck.targets import ScratchLoopDevice, io_scheduler
+from perfcheck.system.cgroup import WorkloadCgroup, cgroup2_root
+from perfcheck.system.targets import ScratchLoopDevice, io_scheduler
+from perfcheck.workloads.fio import FioResult, parse_fio_output
+from perfcheck.workloads.rounds import WorkloadReport, cross_check
 from tests.blockcounts import probe_saw_requests
 from tests.realcaps import requires_bpf, requires_fio
 

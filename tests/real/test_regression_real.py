@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.processes import pid_alive
-from perfcheck.targets import io_scheduler
+from perfcheck.system.processes import pid_alive
+from perfcheck.system.targets import io_scheduler
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "randread-4k.toml"
 FAST = ("--perfcheck-rounds", "10", "--perfcheck-seconds", "0.5", "-p", "no:cacheprovider")
 

@@ -15,7 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perfcheck.baseline import (
+from perfcheck.errors import BaselineError
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.store.baseline import (
     MAX_BASELINE_BYTES,
     SCHEMA_VERSION,
     Baseline,
@@ -26,9 +29,6 @@ from perfcheck.baseline import (
     safe_name,
     write_json_atomic,
 )
-from perfcheck.errors import BaselineError
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.measurement import Measurement, RoundResult
 
 SCENARIO = "randread-4k"
 MACHINE = "x86_64-4cpu-test"

@@ -2,7 +2,7 @@
 
 ``C_BUCKET_FUNCTION`` is compiled with gcc as plain C (bcc's ``u32``/``u64``/
 ``__always_inline`` defined by hand) into a filter that reads values from stdin and
-prints their slots; every slot must equal :func:`perfcheck.histogram.bucket_index`.
+prints their slots; every slot must equal :func:`perfcheck.model.histogram.bucket_index`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.bpf_layout import C_BUCKET_FUNCTION
-from perfcheck.histogram import bucket_index
+from perfcheck.model.bpf_layout import C_BUCKET_FUNCTION
+from perfcheck.model.histogram import bucket_index
 
 GCC = shutil.which("gcc")
 

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfcheck import cli, doctor
-from perfcheck.doctor import (
+from perfcheck import cli
+from perfcheck.system import doctor
+from perfcheck.system.doctor import (
     OPTIONAL_TRACEPOINTS,
     REQUIRED_TRACEPOINTS,
     Check,

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from perfcheck.drift import (
+from perfcheck.stats.drift import (
     CONTROL_WORKLOAD,
     ControlMeasurement,
     check_drift,
@@ -17,8 +17,8 @@ from perfcheck.drift import (
     measure_control,
     metric_name,
 )
-from perfcheck.verdict import Verdict, compare_metric
-from tests.test_plugin_workflow import SCENARIO
+from perfcheck.stats.verdict import Verdict, compare_metric
+from tests.integration.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -103,8 +103,8 @@ CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.drift import ControlMeasurement
-    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
+    from perfcheck.stats.drift import ControlMeasurement
+    from perfcheck.run.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):

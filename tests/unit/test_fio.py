@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
-from perfcheck.fio import (
+from perfcheck.system.processes import pid_alive
+from perfcheck.workloads.fio import (
     FioJobFile,
     FioRunner,
     kill_processes_with,
@@ -21,7 +22,6 @@ from perfcheck.fio import (
     require_fio,
     run_in_own_group,
 )
-from perfcheck.processes import pid_alive
 from tests.realcaps import requires_fio
 
 

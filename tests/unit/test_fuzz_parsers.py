@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perfcheck.baseline import Baseline, load_baseline_file
 from perfcheck.errors import BaselineError, ScenarioError, WorkloadError
-from perfcheck.fio import load_job_file, parse_fio_output
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.measurement import Measurement, RoundResult
-from perfcheck.results import load_results
-from perfcheck.scenario import load_scenario
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.store.baseline import Baseline, load_baseline_file
+from perfcheck.store.results import load_results
+from perfcheck.workloads.fio import load_job_file, parse_fio_output
+from perfcheck.workloads.scenario import load_scenario
 
 EXAMPLES = int(os.environ.get("PERFCHECK_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from perfcheck.bpf_layout import HIST_EXACT_BELOW, HIST_SLOTS, HIST_SUB_BITS
-from perfcheck.histogram import (
+from perfcheck.model.bpf_layout import HIST_EXACT_BELOW, HIST_SLOTS, HIST_SUB_BITS
+from perfcheck.model.histogram import (
     SCHEME,
     LogLinearHistogram,
     bucket_bounds,

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfcheck.baseline import Baseline, load_baseline_file
-from perfcheck.drift import ControlMeasurement
 from perfcheck.errors import BaselineError
-from perfcheck.gate import judge
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.history import (
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.stats.drift import ControlMeasurement
+from perfcheck.stats.gate import judge
+from perfcheck.stats.history import (
     MAX_SESSIONS,
     MIN_SESSIONS,
     HistoryThresholds,
@@ -30,10 +30,10 @@ from perfcheck.history import (
     session_threshold,
     summarize,
 )
-from perfcheck.measurement import Measurement, RoundResult
-from perfcheck.verdict import Verdict
-from tests.test_plugin_workflow import FAKE_CONFTEST as CONFTEST
-from tests.test_plugin_workflow import SCENARIO
+from perfcheck.stats.verdict import Verdict
+from perfcheck.store.baseline import Baseline, load_baseline_file
+from tests.integration.test_plugin_workflow import FAKE_CONFTEST as CONFTEST
+from tests.integration.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

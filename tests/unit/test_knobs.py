@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck import knobs
 from perfcheck.errors import TargetError
+from perfcheck.system import knobs
 
 
 @pytest.fixture

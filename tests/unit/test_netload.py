@@ -14,11 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfcheck import netload
 from perfcheck.errors import CapabilityError, ScenarioError, TargetError, WorkloadError
-from perfcheck.gate import is_gated
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.netload import (
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.stats.gate import is_gated
+from perfcheck.stats.verdict import Direction, MetricRule, default_rule, format_value
+from perfcheck.system.netns import parse_qdisc
+from perfcheck.workloads import netload
+from perfcheck.workloads.netload import (
     Iperf3ServerBusy,
     NetworkSpec,
     bound_socket_inodes,
@@ -30,11 +32,9 @@ from perfcheck.netload import (
     require_tool,
     whole_seconds,
 )
-from perfcheck.netns import parse_qdisc
-from perfcheck.scenario import load_scenario
-from perfcheck.verdict import Direction, MetricRule, default_rule, format_value
+from perfcheck.workloads.scenario import load_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # What sockperf 3.7 prints (colour escapes included), trimmed.
 SOCKPERF_OUTPUT = (

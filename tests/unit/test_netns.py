@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfcheck import netns
 from perfcheck.errors import CapabilityError, TargetError
-from perfcheck.netns import (
+from perfcheck.system import netns
+from perfcheck.system.netns import (
     NETNS_MARKER,
     NetnsTarget,
     QdiscSpec,

@@ -23,11 +23,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfcheck import cli_probe
-from perfcheck.bpf_layout import HIST_SLOTS
-from perfcheck.cgroup import cgroup2_root
+from perfcheck.cli import probe as cli_probe
 from perfcheck.errors import ProbeError, TargetError
-from perfcheck.histogram import LogLinearHistogram, bucket_index
+from perfcheck.model.bpf_layout import HIST_SLOTS
+from perfcheck.model.histogram import LogLinearHistogram, bucket_index
 from perfcheck.probes import CATALOG, partition_available
 from perfcheck.probes import features as features_module
 from perfcheck.probes.base import Probe
@@ -64,6 +63,7 @@ from perfcheck.probes.syscall import (
     syscall_name,
     top_syscalls,
 )
+from perfcheck.system.cgroup import cgroup2_root
 
 # --- a fake bcc program made from a probe's C declarations --------------------------------
 

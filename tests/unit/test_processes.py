@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.processes import (
+from perfcheck.system.processes import (
     TEMP_KINDS,
     pid_alive,
     remove_leftover_tempdirs,

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.harness import ScenarioOutcome, Status
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.report_html import (
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.report.html import (
     BASELINE_COLOUR,
     CURRENT_COLOUR,
     RoundSeries,
@@ -28,8 +27,9 @@ from perfcheck.report_html import (
     scenario_fragment,
     write_report,
 )
-from perfcheck.results import Results
-from tests.test_results import make_measurement, make_results
+from perfcheck.run.harness import ScenarioOutcome, Status
+from perfcheck.store.results import Results
+from tests.unit.test_results import make_measurement, make_results
 
 
 @dataclass

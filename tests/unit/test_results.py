@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perfcheck.baseline import Baseline, BaselineStore
 from perfcheck.errors import BaselineError
-from perfcheck.gate import judge
-from perfcheck.harness import ScenarioOutcome, Status
-from perfcheck.histogram import LogLinearHistogram
-from perfcheck.measurement import Measurement, RoundResult
-from perfcheck.results import (
+from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.run.harness import ScenarioOutcome, Status
+from perfcheck.stats.gate import judge
+from perfcheck.store.baseline import Baseline, BaselineStore
+from perfcheck.store.results import (
     RESULTS_KIND,
     Results,
     ScenarioResult,
@@ -165,7 +165,7 @@ def test_infinite_change_is_stored_as_text_and_read_back(tmp_path: Path) -> None
 )
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_comparison_json_round_trip(base: list[float], cur: list[float], threshold: float) -> None:
-    from perfcheck.verdict import compare_metric, default_rule
+    from perfcheck.stats.verdict import compare_metric, default_rule
 
     rule = default_rule("x.p99")
     comparison = compare_metric(

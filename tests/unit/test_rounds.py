@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfcheck.errors import ProbeError
-from perfcheck.histogram import LogLinearHistogram, bucket_bounds, bucket_index
+from perfcheck.model.histogram import LogLinearHistogram, bucket_bounds, bucket_index
 from perfcheck.probes.base import ProbeCounters
-from perfcheck.probes.fake import FakeBlockWorkload, FakeProbeBackend
-from perfcheck.rounds import RoundPlan, WorkloadReport, cross_check, run_rounds
+from perfcheck.run.fake import FakeBlockWorkload, FakeProbeBackend
+from perfcheck.workloads.rounds import RoundPlan, WorkloadReport, cross_check, run_rounds
 
 
 def test_warmup_is_discarded_and_each_round_sees_only_its_own_requests() -> None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perfcheck.errors import ScenarioError
-from perfcheck.scenario import (
+from perfcheck.workloads.scenario import (
     DEFAULT_ROUND_SECONDS,
     DEFAULT_ROUNDS,
     DEFAULT_WARMUP,

@@ -17,15 +17,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfcheck.sequential import SequentialPlan, needs_more, run_sequential
-from perfcheck.verdict import (
+from perfcheck.stats.sequential import SequentialPlan, needs_more, run_sequential
+from perfcheck.stats.verdict import (
     Direction,
     MetricComparison,
     MetricRule,
     Verdict,
     compare_metric,
 )
-from tests.test_plugin_workflow import SCENARIO
+from tests.integration.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -201,7 +201,7 @@ NOISY_CONFTEST = textwrap.dedent(
     import random
     from pathlib import Path
 
-    from perfcheck.probes.fake import FakeProbeBackend, use_fakes
+    from perfcheck.run.fake import FakeProbeBackend, use_fakes
 
 
     def pytest_perfcheck_harness(config, harness):

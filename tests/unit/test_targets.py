@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.environment import block_device_facts
 from perfcheck.errors import TargetError
-from perfcheck.targets import (
+from perfcheck.system.environment import block_device_facts
+from perfcheck.system.targets import (
     FILL_CHUNK,
     SCRATCH_MARKER,
     ScratchLoopDevice,

@@ -1,4 +1,4 @@
-"""Tests of the round-based regression verdict (perfcheck.verdict)."""
+"""Tests of the round-based regression verdict (perfcheck.stats.verdict)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from perfcheck.verdict import (
+from perfcheck.stats.verdict import (
     ROUNDS_NEEDED_CAP,
     Direction,
     MetricComparison,
