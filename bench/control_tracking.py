@@ -41,9 +41,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.overhead import FIO_SETTINGS, run_fio  # noqa: E402
-from perfcheck.stats.drift import _pinned, measure_control  # noqa: E402
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.system.targets import ScratchLoopDevice, fill_with_data  # noqa: E402
+from perfcheck.workloads.control import _pinned, measure_control  # noqa: E402
 
 #: Cycles per block for the slow-scale correlation.
 BLOCK = 8

@@ -57,13 +57,13 @@ sys.path.insert(0, str(ROOT))
 from perfcheck.run.ab import abba_sides, runs_of  # noqa: E402
 from perfcheck.run.harness import default_probe_factory  # noqa: E402
 from perfcheck.run.measure import fio_workload, measure  # noqa: E402
-from perfcheck.stats.drift import measure_control  # noqa: E402
-from perfcheck.store.baseline import utc_timestamp  # noqa: E402
 from perfcheck.system import environment  # noqa: E402
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.system.lock import HostLock  # noqa: E402
 from perfcheck.system.processes import stop_process  # noqa: E402
 from perfcheck.system.targets import ScratchLoopDevice, io_scheduler  # noqa: E402
+from perfcheck.text import utc_timestamp  # noqa: E402
+from perfcheck.workloads.control import measure_control  # noqa: E402
 from perfcheck.workloads.scenario import load_scenario  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

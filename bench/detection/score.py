@@ -71,10 +71,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from perfcheck.model.control import ControlMeasurement  # noqa: E402
+from perfcheck.model.session import SessionSummary  # noqa: E402
 from perfcheck.run.ab import abba_sides  # noqa: E402
-from perfcheck.stats.drift import ControlMeasurement, check_drift  # noqa: E402
+from perfcheck.stats.drift import check_drift  # noqa: E402
 from perfcheck.stats.gate import is_gated  # noqa: E402
-from perfcheck.stats.history import HistoryThresholds, SessionSummary, central_session  # noqa: E402
+from perfcheck.stats.history import HistoryThresholds, central_session  # noqa: E402
 from perfcheck.stats.sequential import SequentialPlan, run_sequential  # noqa: E402
 from perfcheck.stats.verdict import (  # noqa: E402
     DEFAULT_ALPHA,

@@ -23,9 +23,9 @@ from perfcheck.system.processes import run_tempdir
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from perfcheck.report.results import Results, ScenarioResult
     from perfcheck.stats.gate import ScenarioVerdict, ThresholdLookup
     from perfcheck.store.baseline import Baseline
-    from perfcheck.store.results import Results, ScenarioResult
 
 #: Exit status of a bad file or a bad request (no such scenario).
 EXIT_BAD_INPUT: Final[int] = 2
@@ -180,7 +180,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two results/baseline files; exit 1 on any FAIL, 2 on bad files."""
 
     def body() -> int:
-        from perfcheck.store.results import comparison_to_json, decision_of, load_results
+        from perfcheck.report.results import comparison_to_json, decision_of, load_results
 
         if args.alpha is not None and not 0.0 < args.alpha < 1.0:
             raise BadRequest(f"--alpha {args.alpha}: give a number between 0 and 1")
@@ -226,9 +226,10 @@ def _print_comparison(
     from rich.table import Table
     from rich.text import Text
 
-    from perfcheck.report.html import change_text, threshold_text, verdict_text
+    from perfcheck.model.measurement import environment_diff
+    from perfcheck.report.html import threshold_text, verdict_text
     from perfcheck.stats.verdict import format_value
-    from perfcheck.system import environment
+    from perfcheck.text import change_text
 
     console = _console()
     table = Table(title=f"perfcheck compare: {before_path} -> {after_path}")
@@ -261,7 +262,7 @@ def _print_comparison(
         elif worst is not None:
             line.append(f" -- {worst.metric}: {worst.reason}")
         console.print(line)
-        changed = environment.diff(
+        changed = environment_diff(
             verdict.baseline.measurement.environment, verdict.measurement.environment
         )
         for key, was, now in changed:
@@ -280,9 +281,9 @@ def _print_comparison(
 def _write_comparison_report(
     path: Path, before: Results, after: Results, verdicts: Mapping[str, ScenarioVerdict]
 ) -> None:
+    from perfcheck.model.outcome import Status
     from perfcheck.report.html import write_report
-    from perfcheck.run.harness import Status
-    from perfcheck.store.results import Results, ScenarioResult, decision_of
+    from perfcheck.report.results import Results, ScenarioResult, decision_of
 
     scenarios = {
         name: ScenarioResult(
@@ -328,7 +329,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Percentiles, per-round percentiles and log2 views of every histogram in FILE."""
 
     def body() -> int:
-        from perfcheck.store.results import load_results
+        from perfcheck.report.results import load_results
 
         results = load_results(args.file)
         names = _pick(results, args.scenario, str(args.file))
@@ -345,8 +346,8 @@ def _show_scenario(console: Console, results: Results, result: ScenarioResult, u
     from rich.text import Text
 
     from perfcheck.report.html import latency_text
+    from perfcheck.report.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
     from perfcheck.stats.verdict import format_comparison, format_value
-    from perfcheck.store.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
 
     measurement = result.measurement
     if results.source_kind == "perfcheck-results":
@@ -433,7 +434,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     def body() -> int:
         from perfcheck.report.html import write_report
-        from perfcheck.store.results import load_results
+        from perfcheck.report.results import load_results
 
         results = load_results(args.file)
         try:
@@ -523,8 +524,7 @@ def scenario_thresholds(pytest_args: Sequence[str]) -> dict[str, ThresholdLookup
     a ``scenarios/`` directory, as the plugin collects them). A file that does not load is
     left out: the pytest run itself reports it."""
     from perfcheck.errors import ScenarioError
-    from perfcheck.plugin import SCENARIO_DIR_NAME
-    from perfcheck.workloads.scenario import discover_scenarios, load_scenario
+    from perfcheck.workloads.scenario import SCENARIO_DIR_NAME, discover_scenarios, load_scenario
 
     found: dict[str, ThresholdLookup] = {}
     for arg in pytest_args:
@@ -553,10 +553,10 @@ def describe_refresh(
 ) -> list[str]:
     """Lines saying, per new or changed baseline file, what moved: p50/p99/IOPS medians,
     judged with the scenario's ``thresholds`` where given (else the defaults)."""
-    from perfcheck.report.html import change_text
+    from perfcheck.model.measurement import environment_diff
     from perfcheck.stats.gate import judge
     from perfcheck.stats.verdict import format_value
-    from perfcheck.system import environment
+    from perfcheck.text import change_text
 
     lines: list[str] = []
     cwd = Path.cwd()
@@ -592,7 +592,7 @@ def describe_refresh(
                 f" {format_value(c.metric, c.current_median):>12}  {change_text(c.change):>8}"
                 f"  {c.verdict.value}"
             )
-        for key, was, now in environment.diff(
+        for key, was, now in environment_diff(
             old.measurement.environment, new.measurement.environment
         ):
             lines.append(f"  environment {key}: {was} -> {now}")
@@ -633,8 +633,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def _recorded_paths(save_path: Path) -> list[Path]:
-    from perfcheck.run.harness import Status
-    from perfcheck.store.results import load_results
+    from perfcheck.model.outcome import Status
+    from perfcheck.report.results import load_results
 
     if not save_path.exists():
         return []

@@ -113,3 +113,11 @@ class Measurement:
             environment=dict(data["environment"]),
             provenance={k: list(v) for k, v in data["provenance"].items()},
         )
+
+
+def environment_diff(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[tuple[str, Any, Any]]:
+    """Environment facts whose values differ: ``[(key, before, after)]``, sorted; absent -> None."""
+    keys = sorted(set(before) | set(after))
+    return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]

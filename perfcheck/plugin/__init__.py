@@ -20,23 +20,18 @@ import pytest
 from perfcheck.errors import PerfcheckError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.model.names import baseline_name_for
+from perfcheck.model.outcome import Status
 from perfcheck.plugin import hookspecs
 from perfcheck.probes import probe_names
 from perfcheck.run.ab import AB_HINT, ABCommands, run_ab
-from perfcheck.run.harness import (
-    Harness,
-    HarnessSettings,
-    MissingBaseline,
-    ScenarioOutcome,
-    Status,
-    baseline_name_for,
-)
-from perfcheck.stats.gate import failure_text
+from perfcheck.run.harness import Harness, HarnessSettings, MissingBaseline
+from perfcheck.stats.gate import ScenarioOutcome, failure_text
 from perfcheck.stats.history import DEFAULT_BASELINE_SESSIONS
 from perfcheck.stats.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
 from perfcheck.stats.verdict import format_comparison
 from perfcheck.system.lock import HostLock
-from perfcheck.workloads.scenario import Scenario, load_scenario, threshold_for
+from perfcheck.workloads.scenario import SCENARIO_DIR_NAME, Scenario, load_scenario, threshold_for
 
 OPT_ENABLE = "--perfcheck"
 OPT_UPDATE = "--perfcheck-update"
@@ -64,7 +59,6 @@ OPT_AB_A = "--perfcheck-ab-a"
 OPT_AB_B = "--perfcheck-ab-b"
 
 MARKER = "perfcheck"
-SCENARIO_DIR_NAME = "scenarios"
 SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc and fio)"
 
 HARNESS_KEY = pytest.StashKey["Harness"]()
@@ -736,7 +730,7 @@ def _measure_with_progress(item: pytest.Item, harness: Harness, scenario: Scenar
 
 
 def _percentile_properties(outcome: ScenarioOutcome) -> list[tuple[str, object]]:
-    from perfcheck.store.results import percentile_properties
+    from perfcheck.report.results import percentile_properties
 
     return list(percentile_properties(outcome.measurement))
 
@@ -747,9 +741,9 @@ def _save_results(session: pytest.Session, harness: Harness) -> None:
     if not paths:
         return
     from perfcheck.report.html import write_report
-    from perfcheck.store.results import Results, write_results
+    from perfcheck.report.results import write_results
 
-    results = Results.from_harness(harness)
+    results = harness.results()
     messages = session.config.stash.setdefault(SAVED_KEY, [])
     for option, path in paths:
         try:
@@ -766,7 +760,7 @@ def _save_results(session: pytest.Session, harness: Harness) -> None:
 
 
 def _write_summary_table(terminalreporter: Any, config: pytest.Config, harness: Harness) -> None:
-    from perfcheck.store.results import ScenarioResult, summary_table
+    from perfcheck.report.results import ScenarioResult, summary_table
 
     if config.get_verbosity() >= 0:
         colours = {
@@ -796,7 +790,7 @@ def pytest_runtest_makereport(
         and item.config.getoption("htmlpath", None)
     ):
         from perfcheck.report.html import scenario_fragment
-        from perfcheck.store.results import ScenarioResult
+        from perfcheck.report.results import ScenarioResult
 
         fragment = scenario_fragment(ScenarioResult.from_outcome(outcome))
         extras = [*getattr(report, "extras", []), html_plugin.extras.html(fragment)]

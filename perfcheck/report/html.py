@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Final
 
 from perfcheck.model.histogram import LogLinearHistogram, bucket_bounds
-from perfcheck.run.harness import Status
-from perfcheck.stats.verdict import Direction, MetricComparison, format_value
-from perfcheck.store.results import (
+from perfcheck.model.measurement import environment_diff
+from perfcheck.model.outcome import Status
+from perfcheck.report.results import (
     DISPLAY_PERCENTILES,
     Results,
     ScenarioResult,
     percentile_label,
     series_percentiles,
 )
-from perfcheck.system import environment
+from perfcheck.stats.verdict import Direction, MetricComparison, format_value
+from perfcheck.text import change_text
 
 BASELINE_COLOUR: Final[str] = "#1f5fa8"
 CURRENT_COLOUR: Final[str] = "#d2570f"
@@ -97,13 +98,6 @@ def latency_text(ns: float) -> str:
         if abs(ns) >= scale:
             return f"{ns / scale:.3g} {unit}"
     return f"{ns:.3g} ns"
-
-
-def change_text(change: float) -> str:
-    """A relative change as a signed percentage, ``+inf%`` off a zero baseline."""
-    if math.isinf(change):
-        return "+inf%" if change > 0 else "-inf%"
-    return f"{change * 100.0:+.1f}%"
 
 
 def threshold_text(comparison: MetricComparison) -> str:
@@ -551,7 +545,7 @@ def _environment_table(result: ScenarioResult) -> str:
     current = result.measurement.environment
     base = result.baseline.measurement.environment if result.baseline is not None else None
     keys = sorted(current.keys() | (base.keys() if base is not None else set()))
-    changed = {k for k, _, _ in environment.diff(base, current)} if base is not None else set()
+    changed = {k for k, _, _ in environment_diff(base, current)} if base is not None else set()
     head = '<th scope="col">baseline</th>' if base is not None else ""
     rows = [
         "<details><summary>Environment"

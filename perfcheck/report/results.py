@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import jsonschema
 import jsonschema.exceptions
@@ -52,11 +52,11 @@ import referencing
 
 from perfcheck import __version__
 from perfcheck.errors import BaselineError
+from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement
-from perfcheck.run.harness import Status
-from perfcheck.stats.drift import ControlMeasurement
-from perfcheck.stats.gate import ScenarioVerdict
+from perfcheck.model.outcome import Status
+from perfcheck.stats.gate import ScenarioOutcome, ScenarioVerdict
 from perfcheck.stats.verdict import (
     DEFAULT_ALPHA,
     Direction,
@@ -70,12 +70,9 @@ from perfcheck.store.baseline import (
     Baseline,
     dump_json,
     read_json_file,
-    utc_timestamp,
     write_json_atomic,
 )
-
-if TYPE_CHECKING:
-    from perfcheck.run.harness import Harness, ScenarioOutcome
+from perfcheck.text import change_text, clipped_repr, one_line, utc_timestamp
 
 RESULTS_SCHEMA_VERSION: Final[int] = 1
 RESULTS_KIND: Final[str] = "perfcheck-results"
@@ -93,7 +90,6 @@ _BASELINE_SCHEMA_RESOURCE = "schemas/baseline-v1.json"
 # The drift control is laid out as in baseline schema version 2.
 _CONTROL_SCHEMA_RESOURCE = "schemas/baseline-v2.json"
 _INFINITY_TEXT: Final[Mapping[str, float]] = {"+inf": math.inf, "-inf": -math.inf}
-_MAX_MESSAGE_CHARS = 160
 
 
 def percentile_label(pct: float) -> str:
@@ -124,12 +120,6 @@ def percentile_properties(measurement: Measurement) -> list[tuple[str, str]]:
     return properties
 
 
-def _change_text(change: float) -> str:
-    if math.isinf(change):
-        return "+inf%" if change > 0 else "-inf%"
-    return f"{change * 100.0:+.1f}%"
-
-
 def summary_table(scenarios: Iterable[ScenarioResult]) -> list[tuple[Status | None, str]]:
     """Aligned plain-text lines: a header (status None), then ``(status, line)`` per scenario.
 
@@ -143,7 +133,7 @@ def summary_table(scenarios: Iterable[ScenarioResult]) -> list[tuple[Status | No
         if moved is None:
             cells = (result.name, result.status.value, "-", "-", "-")
         else:
-            change = _change_text(moved.change)
+            change = change_text(moved.change)
             cells = (result.name, result.status.value, moved.metric, change, f"{moved.p_value:.2g}")
         rows.append((result.status, cells))
     widths = [max(len(cells[i]) for cells in [header, *(c for _, c in rows)]) for i in range(5)]
@@ -356,17 +346,6 @@ class Results:
         return cls(scenarios, machine_class, alpha=alpha, update=update)
 
     @classmethod
-    def from_harness(cls, harness: Harness) -> Results:
-        results = cls.from_outcomes(
-            harness.outcomes,
-            harness.machine_class,
-            alpha=harness.settings.alpha,
-            update=harness.settings.update,
-        )
-        results.control = harness.measured_control
-        return results
-
-    @classmethod
     def from_baseline(cls, baseline: Baseline) -> Results:
         """A baseline file seen as results: one RECORDED scenario, its own measurement."""
         result = ScenarioResult(
@@ -419,7 +398,7 @@ class Results:
                 scenario = ScenarioResult.from_dict(item)
             except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 raise BaselineError(
-                    f"{where}: scenario {key!r} is inconsistent ({_one_line(str(exc))}); "
+                    f"{where}: scenario {key!r} is inconsistent ({one_line(str(exc))}); "
                     f"{RECREATE_HINT}"
                 ) from exc
             if scenario.name != key:
@@ -481,7 +460,7 @@ def check_results_data(data: Any, where: str) -> None:
     kind = data.get("kind")
     if kind != RESULTS_KIND:
         raise BaselineError(
-            f"{where}: not a perfcheck results file (kind is {_short(kind)}, expected "
+            f"{where}: not a perfcheck results file (kind is {clipped_repr(kind)}, expected "
             f"{RESULTS_KIND!r}); {RECREATE_HINT}"
         )
     version = data.get("schema_version")
@@ -489,14 +468,14 @@ def check_results_data(data: Any, where: str) -> None:
         newer = isinstance(version, int) and version > RESULTS_SCHEMA_VERSION
         fix = f"upgrade perfcheck, or {RECREATE_HINT}" if newer else RECREATE_HINT
         raise BaselineError(
-            f"{where}: results schema_version {_short(version)} is not one this perfcheck "
+            f"{where}: results schema_version {clipped_repr(version)} is not one this perfcheck "
             f"reads ({RESULTS_SCHEMA_VERSION}); {fix}"
         )
     error = jsonschema.exceptions.best_match(_results_validator().iter_errors(data))
     if error is not None:
         at = "/".join(str(part) for part in error.absolute_path) or "(top level)"
         raise BaselineError(
-            f"{where}: schema violation at JSON path {at}: {_one_line(error.message)}; "
+            f"{where}: schema violation at JSON path {at}: {one_line(error.message)}; "
             f"{RECREATE_HINT}"
         )
 
@@ -513,7 +492,7 @@ def write_results(path: Path, results: Results) -> None:
     except (TypeError, ValueError) as exc:
         raise BaselineError(
             f"{path}: cannot save results: a measured value cannot be stored as JSON "
-            f"({_one_line(str(exc))})"
+            f"({one_line(str(exc))})"
         ) from exc
     check_results_data(json.loads(text), f"{path} (not written)")
     try:
@@ -536,7 +515,7 @@ def load_results(path: Path) -> Results:
     if isinstance(data, dict) and data.get("kind") != RESULTS_KIND:
         raise BaselineError(
             f"{path}: neither a perfcheck results file nor a baseline (kind is "
-            f"{_short(data.get('kind'))}); give a file written by --perfcheck-save or a "
+            f"{clipped_repr(data.get('kind'))}); give a file written by --perfcheck-save or a "
             "baseline file"
         )
     return Results.from_dict(data, path=path)
@@ -546,15 +525,3 @@ def _read_json(path: Path) -> Any:
     return read_json_file(
         path, noun="results or baseline file", max_bytes=MAX_RESULTS_BYTES, fix=RECREATE_HINT
     )
-
-
-def _short(value: object) -> str:
-    text = _one_line(repr(value))
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[: _MAX_MESSAGE_CHARS - 3] + "..."
-    return text

@@ -51,13 +51,14 @@ from typing import TYPE_CHECKING
 from perfcheck.errors import WorkloadError
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.run.measure import scenario_writes
-from perfcheck.store.baseline import Baseline, utc_timestamp
+from perfcheck.store.baseline import Baseline
 from perfcheck.system.targets import BlockTarget
+from perfcheck.text import utc_timestamp
 from perfcheck.workloads.scenario import Scenario
 
 if TYPE_CHECKING:
-    from perfcheck.run.harness import Harness, ScenarioOutcome, ThresholdLookup
-    from perfcheck.stats.gate import ScenarioVerdict
+    from perfcheck.run.harness import Harness, ThresholdLookup
+    from perfcheck.stats.gate import ScenarioOutcome, ScenarioVerdict
 
 ENV_DISK = "PERFCHECK_DISK"
 ENV_DEVICE = "PERFCHECK_DEVICE"
@@ -232,7 +233,7 @@ def run_ab(
     restarted network scenario), and the FAIL stands only if that run FAILs too;
     ``--perfcheck-no-repeat`` turns this off.
     """
-    from perfcheck.run.harness import ScenarioOutcome, status_of
+    from perfcheck.stats.gate import ScenarioOutcome, status_of
 
     def judge() -> ScenarioVerdict:
         return judge_interleaved(harness, name, scenario, commands, thresholds)

@@ -9,14 +9,16 @@ Nothing here knows pytest; :mod:`perfcheck.plugin` maps options onto
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
 from perfcheck.errors import BaselineError, CapabilityError
+from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.measurement import Measurement
+from perfcheck.model.outcome import Status
+from perfcheck.model.session import SOURCE_RECORD, SOURCE_REFRESH, summarize
 from perfcheck.probes import CATALOG, filter_on
 from perfcheck.probes.features import (
     Unavailable,
@@ -24,22 +26,15 @@ from perfcheck.probes.features import (
     partition_available,
 )
 from perfcheck.probes.session import ProbeBackend, ProbeSession
+from perfcheck.report.results import Results
 from perfcheck.run.measure import measure, measure_network, scenario_writes
-from perfcheck.stats.drift import (
-    ControlMeasurement,
-    check_drift,
-    downgrade_for_drift,
-    measure_control,
-)
-from perfcheck.stats.gate import ScenarioVerdict, is_gated, judge
+from perfcheck.stats.drift import check_drift, downgrade_for_drift
+from perfcheck.stats.gate import ScenarioOutcome, ScenarioVerdict, is_gated, judge, status_of
 from perfcheck.stats.history import (
     DEFAULT_BASELINE_SESSIONS,
-    SOURCE_RECORD,
-    SOURCE_REFRESH,
     appended,
     central_session,
     same_target,
-    summarize,
 )
 from perfcheck.stats.sequential import (
     DEFAULT_BATCH,
@@ -48,7 +43,7 @@ from perfcheck.stats.sequential import (
     run_sequential,
 )
 from perfcheck.stats.verdict import DEFAULT_ALPHA, MetricComparison, Verdict
-from perfcheck.store.baseline import Baseline, BaselineStore, utc_timestamp
+from perfcheck.store.baseline import Baseline, BaselineStore
 from perfcheck.system import environment
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.system.netns import remove_leftover_network
@@ -60,6 +55,8 @@ from perfcheck.system.targets import (
     open_given_target,
     remove_leftover_scratch,
 )
+from perfcheck.text import utc_timestamp
+from perfcheck.workloads.control import measure_control
 from perfcheck.workloads.fio import kill_leftover_workloads
 from perfcheck.workloads.netload import NetworkLoad, NetworkSetup
 from perfcheck.workloads.rounds import ProgressCallback, Workload
@@ -108,39 +105,12 @@ class HarnessSettings:
     ab_commands: tuple[str, str] | None = None
 
 
-class Status(StrEnum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INCONCLUSIVE = "INCONCLUSIVE"
-    RECORDED = "RECORDED"
-    NO_BASELINE = "NO BASELINE"
-
-
-@dataclass
-class ScenarioOutcome:
-    """What happened to one scenario (or perfcheck-using test) in this run."""
-
-    name: str
-    status: Status
-    measurement: Measurement
-    verdict: ScenarioVerdict | None = None
-    baseline_path: Path | None = None
-    #: How a recording was made, e.g. which of several sessions became the baseline.
-    note: str | None = None
-
-
 ThresholdLookup = Callable[[str], "float | None"]
 ProbeFactory = Callable[[list[str]], ProbeBackend]
 #: Measures a scenario anew: its measurement, and how to add rounds to it.
 MeasureAgain = Callable[[], tuple[Measurement, Callable[[int], None] | None]]
 TargetFactory = Callable[[bool], BlockTarget]
 WorkloadFactory = Callable[[Scenario, BlockTarget], Workload]
-
-
-def baseline_name_for(text: str) -> str:
-    """A test id made into a baseline name (file-name safe, readable)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
-    return name[:128] or "unnamed"
 
 
 def default_probe_factory(names: list[str]) -> ProbeBackend:
@@ -405,6 +375,17 @@ class Harness:
             progress=progress,
         )
 
+    def results(self) -> Results:
+        """This run's outcomes as a results file holds them (--perfcheck-save, the report)."""
+        results = Results.from_outcomes(
+            self.outcomes,
+            self.machine_class,
+            alpha=self.settings.alpha,
+            update=self.settings.update,
+        )
+        results.control = self.measured_control
+        return results
+
     @property
     def measured_control(self) -> ControlMeasurement | None:
         """The drift control if this run measured it (never measures it)."""
@@ -629,14 +610,6 @@ class Harness:
 
     def discard(self) -> None:
         self.store.discard()
-
-
-def status_of(verdict: ScenarioVerdict) -> Status:
-    return {
-        Verdict.PASS: Status.PASS,
-        Verdict.FAIL: Status.FAIL,
-        Verdict.INCONCLUSIVE: Status.INCONCLUSIVE,
-    }[verdict.verdict]
 
 
 def _medians(measurement: Measurement) -> dict[str, float]:

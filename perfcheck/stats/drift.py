@@ -29,13 +29,11 @@ Nothing here knows pytest or bcc.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
-import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from perfcheck.model.control import ControlMeasurement
 
 if TYPE_CHECKING:  # the verdict imports scipy; baselines load without it
     from perfcheck.stats.verdict import MetricComparison
@@ -43,97 +41,8 @@ if TYPE_CHECKING:  # the verdict imports scipy; baselines load without it
 #: The significance level of the control's test (the gate's default).
 DEFAULT_ALPHA = 0.01
 
-#: Name and version of the control workload; controls of different workloads never compare.
-CONTROL_WORKLOAD = "cpu-mem-walk-v1"
-#: Measured rounds per CPU (after one warm-up pass on each).
-CONTROL_ROUNDS = 7
-#: Passes over the buffer per round (about 20-40 ms per round on a 2020s x86 core).
-CONTROL_PASSES = 8
-CONTROL_BUFFER_BYTES = 4 * 1024 * 1024
 #: Smallest slowdown of the control that counts as machine drift.
 CONTROL_MIN_SLOWDOWN = 0.10
-
-
-def _one_pass(buffer: bytes) -> int:
-    # A strided slice touches one byte per cache line (memory), the CRC reads it all (CPU).
-    return sum(buffer[::64]) ^ zlib.crc32(buffer)
-
-
-@contextlib.contextmanager
-def _pinned(cpu: int) -> Iterator[None]:
-    """Run the calling thread on ``cpu`` only, then put its old CPU set back."""
-    old = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, old)
-
-
-def _round_ns(buffer: bytes, passes: int) -> float:
-    started = time.perf_counter_ns()
-    for _ in range(passes):
-        _one_pass(buffer)
-    return (time.perf_counter_ns() - started) / passes
-
-
-@dataclass
-class ControlMeasurement:
-    """Per-round control values (ns per pass) by CPU, and the workload that made them."""
-
-    rounds: dict[int, list[float]]
-    workload: str = CONTROL_WORKLOAD
-    recorded_at: str = field(default_factory=lambda: _now())
-
-    def metric_series(self) -> dict[str, list[float]]:
-        return {metric_name(cpu): list(v) for cpu, v in sorted(self.rounds.items())}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "workload": self.workload,
-            "recorded_at": self.recorded_at,
-            "rounds": {str(cpu): list(v) for cpu, v in sorted(self.rounds.items())},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ControlMeasurement:
-        return cls(
-            rounds={int(cpu): [float(x) for x in v] for cpu, v in data["rounds"].items()},
-            workload=str(data["workload"]),
-            recorded_at=str(data["recorded_at"]),
-        )
-
-
-def _now() -> str:
-    from perfcheck.store.baseline import utc_timestamp
-
-    return utc_timestamp()
-
-
-def metric_name(cpu: int) -> str:
-    return f"control.cpu{cpu}.ns"
-
-
-def measure_control(
-    cpus: Sequence[int] | None = None,
-    rounds: int = CONTROL_ROUNDS,
-    passes: int = CONTROL_PASSES,
-) -> ControlMeasurement:
-    """Time the control workload on each CPU (default: every CPU this process may use).
-
-    Rounds are interleaved across CPUs (cpu0, cpu1, cpu0, ...) so that a short burst of
-    noise spreads over every CPU instead of biasing one.
-    """
-    chosen = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
-    buffer = bytes(range(256)) * (CONTROL_BUFFER_BYTES // 256)
-    values: dict[int, list[float]] = {cpu: [] for cpu in chosen}
-    for number in range(rounds + 1):
-        for cpu in chosen:
-            with _pinned(cpu):
-                ns = _round_ns(buffer, passes)
-            if number > 0:  # the first pass on each CPU warms caches and clocks
-                values[cpu].append(ns)
-    return ControlMeasurement(values)
 
 
 @dataclass(frozen=True)

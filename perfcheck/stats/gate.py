@@ -5,10 +5,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from perfcheck.errors import BaselineError
 from perfcheck.model.histogram import side_by_side
-from perfcheck.model.measurement import Measurement
+from perfcheck.model.measurement import Measurement, environment_diff
+from perfcheck.model.outcome import Status
 from perfcheck.stats.drift import DriftCheck
 from perfcheck.stats.history import HistoryThresholds, Widening
 from perfcheck.stats.verdict import (
@@ -22,7 +24,6 @@ from perfcheck.stats.verdict import (
     worst,
 )
 from perfcheck.store.baseline import Baseline
-from perfcheck.system import environment
 
 #: Metrics that gate: every histogram percentile, fio's IOPS and iperf3's throughput.
 #: Bandwidth is stored and shown but not gated (it is IOPS times a fixed block size);
@@ -82,7 +83,7 @@ class ScenarioVerdict:
         says it)."""
         before = _with_provenance(self.baseline.measurement)
         after = _with_provenance(self.measurement)
-        return [c for c in environment.diff(before, after) if c[0] != "kernel.version"]
+        return [c for c in environment_diff(before, after) if c[0] != "kernel.version"]
 
     def attention_lines(self) -> list[str]:
         """Lines that explain a FAIL or INCONCLUSIVE: rounds, drift, widened thresholds,
@@ -209,3 +210,24 @@ def histogram_sections(result: ScenarioVerdict, series: Sequence[str]) -> list[s
             out.append(f"\n{name}, all rounds merged (counts per log2 bucket):")
             out.append(side_by_side(base_hists[name], cur_hists[name], "baseline", "current"))
     return out
+
+
+@dataclass
+class ScenarioOutcome:
+    """What happened to one scenario (or perfcheck-using test) in this run."""
+
+    name: str
+    status: Status
+    measurement: Measurement
+    verdict: ScenarioVerdict | None = None
+    baseline_path: Path | None = None
+    #: How a recording was made, e.g. which of several sessions became the baseline.
+    note: str | None = None
+
+
+def status_of(verdict: ScenarioVerdict) -> Status:
+    return {
+        Verdict.PASS: Status.PASS,
+        Verdict.FAIL: Status.FAIL,
+        Verdict.INCONCLUSIVE: Status.INCONCLUSIVE,
+    }[verdict.verdict]

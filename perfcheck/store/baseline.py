@@ -36,7 +36,6 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -47,9 +46,11 @@ import jsonschema.exceptions
 
 from perfcheck import __version__
 from perfcheck.errors import BaselineError
+from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.measurement import Measurement
-from perfcheck.stats.drift import ControlMeasurement
-from perfcheck.stats.history import SessionSummary
+from perfcheck.model.names import name_problem
+from perfcheck.model.session import SessionSummary
+from perfcheck.text import clipped_repr, one_line, utc_timestamp
 
 SCHEMA_VERSION = 2
 #: Schema versions this perfcheck reads; older ones are migrated on load.
@@ -57,7 +58,6 @@ READABLE_SCHEMA_VERSIONS = (1, 2)
 BASELINE_KIND = "perfcheck-baseline"
 #: Larger files are refused before parsing; real baselines are a few hundred KiB.
 MAX_BASELINE_BYTES = 64 * 1024 * 1024
-MAX_NAME_LENGTH = 128
 
 REFRESH_HINT = "re-record it with `perfcheck refresh` or `pytest --perfcheck --perfcheck-update`"
 RESTORE_HINT = f"restore it from version control or {REFRESH_HINT}"
@@ -67,42 +67,7 @@ def _schema_resource(version: int) -> str:
     return f"schemas/baseline-v{version}.json"
 
 
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DECIMAL_KEY_RE = re.compile(r"[0-9]+")
-_MAX_MESSAGE_CHARS = 160
-
-
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be a scenario or machine-class name (a path part), or None."""
-    if not isinstance(name, str):
-        return f"must be a string, got {type(name).__name__}"
-    if not name:
-        return "must not be empty"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"is {len(name)} characters long, at most {MAX_NAME_LENGTH} are allowed"
-    if not _NAME_RE.fullmatch(name):
-        return "must start with a letter or digit and contain only letters, digits, '.', '_', '-'"
-    if ".." in name:
-        return "must not contain '..'"
-    return None
-
-
-def safe_name(name: str) -> str:
-    """Return ``name`` if it is safe as a single path component, else raise ValueError.
-
-    >>> safe_name("randread-4k")
-    'randread-4k'
-    """
-    problem = name_problem(name)
-    if problem is not None:
-        raise ValueError(f"name {_short_repr(name)} {problem}")
-    return name
-
-
-def utc_timestamp(moment: datetime | None = None) -> str:
-    """ISO 8601 UTC timestamp as stored in ``recorded_at``, e.g. ``2024-05-01T12:00:00Z``."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -160,7 +125,7 @@ class Baseline:
             control = None if control_data is None else ControlMeasurement.from_dict(control_data)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise BaselineError(
-                f"{where}: inconsistent measurement ({_one_line(str(exc))}); {RESTORE_HINT}"
+                f"{where}: inconsistent measurement ({one_line(str(exc))}); {RESTORE_HINT}"
             ) from exc
         if measurement.scenario != data["scenario"]:
             raise BaselineError(
@@ -208,7 +173,7 @@ def check_baseline_data(data: Any, where: str) -> None:
     kind = data.get("kind")
     if isinstance(kind, str) and kind != BASELINE_KIND:
         raise BaselineError(
-            f"{where}: is a {_short_repr(kind)} file, not a {BASELINE_KIND}; "
+            f"{where}: is a {_json_repr(kind)} file, not a {BASELINE_KIND}; "
             f"point perfcheck at the baseline directory or {REFRESH_HINT}"
         )
     version = data.get("schema_version")
@@ -299,7 +264,7 @@ class BaselineStore:
             problem = name_problem(name)
             if problem is not None:
                 raise BaselineError(
-                    f"{what} name {_short_repr(name)} {problem}; it is used as a file name "
+                    f"{what} name {_json_repr(name)} {problem}; it is used as a file name "
                     f"under {self.root}, rename it"
                 )
         return self.root / machine_class / f"{scenario}.json"
@@ -348,7 +313,7 @@ class BaselineStore:
             except (TypeError, ValueError) as exc:
                 raise BaselineError(
                     f"{path}: cannot record scenario {baseline.scenario!r}: a measured value "
-                    f"cannot be stored as JSON ({_one_line(str(exc))}); "
+                    f"cannot be stored as JSON ({one_line(str(exc))}); "
                     "fix the measurement and run again"
                 ) from exc
             # Never write a file that load() would refuse.
@@ -410,7 +375,7 @@ def read_json_file(path: Path, *, noun: str, max_bytes: int, fix: str) -> Any:
         raise BaselineError(f"{path}: {what}; {fix}") from exc
     except ValueError as exc:
         # Non-finite numbers, duplicate keys, integers beyond Python's digit limit.
-        raise BaselineError(f"{path}: not valid JSON ({_one_line(str(exc))}); {fix}") from exc
+        raise BaselineError(f"{path}: not valid JSON ({one_line(str(exc))}); {fix}") from exc
     except RecursionError as exc:
         raise BaselineError(f"{path}: not a {noun} (JSON nested too deeply); {fix}") from exc
 
@@ -431,7 +396,7 @@ def _unique_keys_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"key {_short_repr(key)} appears twice in one object")
+            raise ValueError(f"key {_json_repr(key)} appears twice in one object")
         result[key] = value
     return result
 
@@ -506,37 +471,27 @@ def _describe_violation(error: jsonschema.exceptions.ValidationError) -> str:
         if isinstance(expected, list):
             expected = " or ".join(str(e) for e in expected)
         if isinstance(instance, dict | list):
-            return f"expected {expected}, got {_short_repr(instance)}"
-        return f"expected {expected}, got {_json_type(instance)} {_short_repr(instance)}"
+            return f"expected {expected}, got {_json_repr(instance)}"
+        return f"expected {expected}, got {_json_type(instance)} {_json_repr(instance)}"
     if error.validator == "const":
-        return f"expected {error.validator_value!r}, got {_short_repr(instance)}"
+        return f"expected {error.validator_value!r}, got {_json_repr(instance)}"
     if error.validator == "minimum":
-        return f"{_short_repr(instance)} is below the minimum {error.validator_value}"
+        return f"{_json_repr(instance)} is below the minimum {error.validator_value}"
     if error.validator == "maximum":
-        return f"{_short_repr(instance)} is above the maximum {error.validator_value}"
+        return f"{_json_repr(instance)} is above the maximum {error.validator_value}"
     if error.validator == "pattern":
         # Schema descriptions say in words what the pattern means.
         meaning = error.schema.get("description") if isinstance(error.schema, dict) else None
         if meaning:
-            return f"{_short_repr(instance)} is not {meaning}"
+            return f"{_json_repr(instance)} is not {meaning}"
     if error.validator == "minItems" and isinstance(instance, list):
         return f"needs at least {error.validator_value} item(s), got {len(instance)}"
-    return _one_line(error.message)
+    return one_line(error.message)
 
 
-def _short_repr(value: object) -> str:
+def _json_repr(value: object) -> str:
     if isinstance(value, dict):
         return f"an object with {len(value)} key(s)"
     if isinstance(value, list):
         return f"an array of {len(value)} item(s)"
-    text = _one_line(repr(value))
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return text
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[: _MAX_MESSAGE_CHARS - 3] + "..."
-    return text
+    return clipped_repr(value)

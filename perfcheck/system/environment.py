@@ -143,9 +143,3 @@ def capture(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     if extra:
         env.update(extra)
     return env
-
-
-def diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """Keys whose values differ: ``[(key, before, after)]``, sorted; absent -> None."""
-    keys = sorted(set(before) | set(after))
-    return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]

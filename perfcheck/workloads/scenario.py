@@ -103,9 +103,10 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from perfcheck.errors import ScenarioError
+from perfcheck.model.names import name_problem
 from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
-from perfcheck.store.baseline import name_problem
 from perfcheck.system.netns import parse_qdisc
+from perfcheck.text import clipped_repr, one_line
 from perfcheck.workloads.netload import (
     CPU_RANGE,
     MESSAGE_SIZE_RANGE,
@@ -261,7 +262,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             message = message.replace("(at end of document)", "").strip()
             location = f"{path}:{text.count(chr(10)) + 1}"
         raise ScenarioError(
-            f"{location}: invalid TOML: {_one_line(message)}; fix the syntax (https://toml.io)"
+            f"{location}: invalid TOML: {one_line(message)}; fix the syntax (https://toml.io)"
         ) from exc
     except RecursionError as exc:
         raise ScenarioError(f"{path}: invalid TOML: nested too deeply") from exc
@@ -368,7 +369,7 @@ class _ScenarioReader:
         if not ok:
             self.fail(
                 f"{_key_path(*key)} must be {expected_name}, "
-                f"got {_toml_type(value)} {_short_repr(value)}"
+                f"got {_toml_type(value)} {_toml_repr(value)}"
             )
 
     def read_probes(self, probes: Any) -> tuple[str, ...]:
@@ -377,13 +378,13 @@ class _ScenarioReader:
         for index, probe in enumerate(probes):
             self.check_type(probe, str, ("probes", f"[{index}]"), "a probe name (string)")
             if probe in seen:
-                self.fail(f"probe {_short_repr(probe)} is listed twice in probes")
+                self.fail(f"probe {_toml_repr(probe)} is listed twice in probes")
             if self.known_probes is not None and probe not in self.known_probes:
                 close = difflib.get_close_matches(probe, self.known_probes, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 known = ", ".join(self.known_probes) or "(none)"
                 self.fail(
-                    f"unknown probe {_short_repr(probe)} in probes{hint}; known probes: {known}"
+                    f"unknown probe {_toml_repr(probe)} in probes{hint}; known probes: {known}"
                 )
             seen.append(probe)
         return tuple(seen)
@@ -395,7 +396,7 @@ class _ScenarioReader:
             return self.read_network_workload(table, kind)
         if isinstance(kind, str) and kind not in WORKLOAD_KINDS:
             self.fail(
-                f"'workload.kind' {_short_repr(kind)} is not supported; supported kinds: "
+                f"'workload.kind' {_toml_repr(kind)} is not supported; supported kinds: "
                 f"{', '.join(WORKLOAD_KINDS)}"
             )
         self.check_keys(table, _WORKLOAD_KEYS, ("workload",))
@@ -406,23 +407,21 @@ class _ScenarioReader:
         self.check_type(kind, str, ("workload", "kind"), "a string")
         if kind not in WORKLOAD_KINDS:
             self.fail(
-                f"'workload.kind' {_short_repr(kind)} is not supported; supported kinds: "
+                f"'workload.kind' {_toml_repr(kind)} is not supported; supported kinds: "
                 f"{', '.join(WORKLOAD_KINDS)}"
             )
         job = table["job"]
         self.check_type(job, str, ("workload", "job"), "a path to the job file (string)")
         if not job.strip() or "\0" in job:
-            self.fail(f"'workload.job' {_short_repr(job)} is not a file name")
+            self.fail(f"'workload.job' {_toml_repr(job)} is not a file name")
         try:
             job_path = (self.path.parent / job).resolve()
             job_is_file = job_path.is_file()
         except (OSError, RuntimeError, ValueError) as exc:
-            self.fail(
-                f"'workload.job' {_short_repr(job)} cannot be resolved ({_one_line(str(exc))})"
-            )
+            self.fail(f"'workload.job' {_toml_repr(job)} cannot be resolved ({one_line(str(exc))})")
         if not job_is_file:
             self.fail(
-                f"'workload.job' {_short_repr(job)} resolves to {job_path}, which is not an "
+                f"'workload.job' {_toml_repr(job)} resolves to {job_path}, which is not an "
                 f"existing file; job paths are relative to the scenario file"
             )
         options = self.read_options(table.get("options", {}))
@@ -434,7 +433,7 @@ class _ScenarioReader:
         self.check_type(protocol, str, ("workload", "protocol"), "a string")
         if protocol not in SOCKPERF_PROTOCOLS:
             self.fail(
-                f"'workload.protocol' {_short_repr(protocol)} is not supported; use"
+                f"'workload.protocol' {_toml_repr(protocol)} is not supported; use"
                 f" {' or '.join(repr(p) for p in SOCKPERF_PROTOCOLS)}"
             )
         qdisc = None
@@ -444,7 +443,7 @@ class _ScenarioReader:
             try:
                 qdisc = parse_qdisc(text)
             except ValueError as exc:
-                self.fail(f"'workload.qdisc' {_short_repr(text)} {exc}")
+                self.fail(f"'workload.qdisc' {_toml_repr(text)} {exc}")
         message_size = self.read_workload_int(table, "message_size", MESSAGE_SIZE_RANGE)
         streams = self.read_workload_int(table, "streams", STREAMS_RANGE)
         network = NetworkSpec(
@@ -582,17 +581,14 @@ def _toml_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _short_repr(value: object) -> str:
+def _toml_repr(value: object) -> str:
     if isinstance(value, dict):
         return "{...}" if value else "{}"
     if isinstance(value, list):
         return f"[... {len(value)} item(s)]" if value else "[]"
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = _one_line(repr(value))
-    return text if len(text) <= 60 else text[:57] + "..."
+    return clipped_repr(value)
 
 
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= 160 else text[:157] + "..."
+SCENARIO_DIR_NAME = "scenarios"

@@ -16,10 +16,11 @@ from perfcheck.cli.results import (
     scenario_thresholds,
     snapshot_baselines,
 )
-from perfcheck.run.harness import ScenarioOutcome, Status
-from perfcheck.stats.drift import ControlMeasurement
+from perfcheck.model.control import ControlMeasurement
+from perfcheck.model.outcome import Status
+from perfcheck.report.results import Results, write_results
+from perfcheck.stats.gate import ScenarioOutcome
 from perfcheck.store.baseline import BaselineStore
-from perfcheck.store.results import Results, write_results
 from tests.integration.test_plugin_reporting import FAKE_CONFTEST, SCENARIO
 from tests.unit.test_results import make_baseline, make_measurement, make_results
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from perfcheck import cli
-from perfcheck.run.harness import Status
-from perfcheck.store.results import load_results
+from perfcheck.model.outcome import Status
+from perfcheck.report.results import load_results
 from tests.integration.test_plugin_workflow import SCENARIO
 from tests.realcaps import requires_bpf, requires_fio
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from perfcheck.report.html import BASELINE_COLOUR, CURRENT_COLOUR, write_report
-from perfcheck.store.results import Results
+from perfcheck.report.results import Results
 from tests.unit.test_results import make_results
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

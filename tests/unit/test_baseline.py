@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from perfcheck.errors import BaselineError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.model.names import safe_name
 from perfcheck.store.baseline import (
     MAX_BASELINE_BYTES,
     SCHEMA_VERSION,
@@ -26,7 +27,6 @@ from perfcheck.store.baseline import (
     baseline_schema,
     dump_json,
     load_baseline_file,
-    safe_name,
     write_json_atomic,
 )
 

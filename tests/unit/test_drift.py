@@ -9,15 +9,10 @@ import textwrap
 
 import pytest
 
-from perfcheck.stats.drift import (
-    CONTROL_WORKLOAD,
-    ControlMeasurement,
-    check_drift,
-    downgrade_for_drift,
-    measure_control,
-    metric_name,
-)
+from perfcheck.model.control import CONTROL_WORKLOAD, ControlMeasurement, metric_name
+from perfcheck.stats.drift import check_drift, downgrade_for_drift
 from perfcheck.stats.verdict import Verdict, compare_metric
+from perfcheck.workloads.control import measure_control
 from tests.integration.test_plugin_workflow import SCENARIO
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

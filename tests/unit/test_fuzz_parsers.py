@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from perfcheck.errors import BaselineError, ScenarioError, WorkloadError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.report.results import load_results
 from perfcheck.store.baseline import Baseline, load_baseline_file
-from perfcheck.store.results import load_results
 from perfcheck.workloads.fio import load_job_file, parse_fio_output
 from perfcheck.workloads.scenario import load_scenario
 

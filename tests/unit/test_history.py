@@ -13,22 +13,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perfcheck.errors import BaselineError
+from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
-from perfcheck.stats.drift import ControlMeasurement
+from perfcheck.model.session import SessionSummary, summarize
 from perfcheck.stats.gate import judge
 from perfcheck.stats.history import (
     MAX_SESSIONS,
     MIN_SESSIONS,
     HistoryThresholds,
-    SessionSummary,
     appended,
     central_session,
     relative_spread,
     same_target,
     session_distances,
     session_threshold,
-    summarize,
 )
 from perfcheck.stats.verdict import Verdict
 from perfcheck.store.baseline import Baseline, load_baseline_file

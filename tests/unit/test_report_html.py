@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from perfcheck.model.histogram import LogLinearHistogram
+from perfcheck.model.outcome import Status
 from perfcheck.report.html import (
     BASELINE_COLOUR,
     CURRENT_COLOUR,
@@ -27,8 +28,8 @@ from perfcheck.report.html import (
     scenario_fragment,
     write_report,
 )
-from perfcheck.run.harness import ScenarioOutcome, Status
-from perfcheck.store.results import Results
+from perfcheck.report.results import Results
+from perfcheck.stats.gate import ScenarioOutcome
 from tests.unit.test_results import make_measurement, make_results
 
 

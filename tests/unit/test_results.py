@@ -14,10 +14,8 @@ from hypothesis import strategies as st
 from perfcheck.errors import BaselineError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
-from perfcheck.run.harness import ScenarioOutcome, Status
-from perfcheck.stats.gate import judge
-from perfcheck.store.baseline import Baseline, BaselineStore
-from perfcheck.store.results import (
+from perfcheck.model.outcome import Status
+from perfcheck.report.results import (
     RESULTS_KIND,
     Results,
     ScenarioResult,
@@ -29,6 +27,8 @@ from perfcheck.store.results import (
     summary_table,
     write_results,
 )
+from perfcheck.stats.gate import ScenarioOutcome, judge
+from perfcheck.store.baseline import Baseline, BaselineStore
 
 # -- builders shared by the reporting tests ------------------------------------------------
 

@@ -1,0 +1,13 @@
+"""What happened to a scenario in a run, as every report shows it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    RECORDED = "RECORDED"
+    NO_BASELINE = "NO BASELINE"
