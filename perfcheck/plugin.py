@@ -6,6 +6,7 @@ nothing of pytest. Importing this module does not import bcc.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -36,6 +37,7 @@ from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.probes import probe_names
 from perfcheck.scenario import Scenario, load_scenario, threshold_for
 from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
+from perfcheck.targets import QUEUE_SETTING_NAME
 from perfcheck.verdict import format_comparison
 
 OPT_ENABLE = "--perfcheck"
@@ -44,6 +46,7 @@ OPT_BASELINE_DIR = "--perfcheck-baseline-dir"
 OPT_TARGET = "--perfcheck-target"
 OPT_ALLOW_DESTRUCTIVE = "--perfcheck-allow-destructive"
 OPT_SCHEDULER = "--perfcheck-scheduler"
+OPT_QUEUE = "--perfcheck-queue"
 OPT_ROUNDS = "--perfcheck-rounds"
 OPT_SECONDS = "--perfcheck-seconds"
 OPT_MISSING = "--perfcheck-missing"
@@ -71,6 +74,17 @@ HARNESS_KEY = pytest.StashKey["Harness"]()
 GATE_KEY = pytest.StashKey["PendingGate"]()
 SIGTERM_KEY = pytest.StashKey[Any]()
 LOCK_KEY = pytest.StashKey[HostLock]()
+
+
+def queue_setting_arg(text: str) -> tuple[str, str]:
+    """``--perfcheck-queue`` value ``NAME=VALUE`` -> ``(NAME, VALUE)``."""
+    name, sep, value = text.partition("=")
+    if not sep or not QUEUE_SETTING_NAME.fullmatch(name) or not value or "\n" in value:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give NAME=VALUE, NAME a file in /sys/block/<disk>/queue"
+            " (e.g. nr_requests=4)"
+        )
+    return name, value
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -108,6 +122,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         OPT_SCHEDULER,
         metavar="NAME",
         help="set the target disk's I/O scheduler for this run (restored afterwards)",
+    )
+    group.addoption(
+        OPT_QUEUE,
+        action="append",
+        type=queue_setting_arg,
+        metavar="NAME=VALUE",
+        help="set the target disk's /sys/block/<disk>/queue/NAME for this run, after the"
+        " scheduler (restored afterwards); repeatable, e.g. nr_requests=4",
     )
     group.addoption(
         OPT_ROUNDS,
@@ -276,6 +298,7 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         target=Path(target) if target else None,
         allow_destructive=bool(opt(OPT_ALLOW_DESTRUCTIVE)),
         scheduler=opt(OPT_SCHEDULER),
+        queue=tuple(opt(OPT_QUEUE) or ()),
         rounds=rounds,
         seconds=seconds,
         missing=missing_mode,
