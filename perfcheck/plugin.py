@@ -21,7 +21,7 @@ import pytest
 from perfcheck import hookspecs
 from perfcheck.ab import AB_HINT, ABCommands, run_ab
 from perfcheck.errors import PerfcheckError
-from perfcheck.gate import failure_text
+from perfcheck.gate import failure_text, foreign_baseline_notice
 from perfcheck.harness import (
     Harness,
     HarnessSettings,
@@ -635,6 +635,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         harness.close()
 
 
+def _test_paths(config: pytest.Config) -> str:
+    """The paths this run was given, for commands the summary shows (default: scenarios/)."""
+    args = [a for a in config.invocation_params.args if not str(a).startswith("-")]
+    paths = [a for a in args if Path(a.split("::")[0]).exists() or "::" in a]
+    return " ".join(paths) or f"{SCENARIO_DIR_NAME}/"
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     harness = config.stash.get(HARNESS_KEY, None)
     if harness is None:
@@ -651,6 +658,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     line = f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
     line += ", ".join(parts)
     terminalreporter.write_sep("-", "perfcheck")
+    verdicts = [o.verdict for o in harness.outcomes if o.verdict is not None]
+    for text in foreign_baseline_notice(verdicts, _test_paths(config)):
+        terminalreporter.write_line(text)
     _write_summary_table(terminalreporter, config, harness)
     terminalreporter.write_line(line)
     if harness.settings.update:
