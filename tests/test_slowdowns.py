@@ -202,3 +202,12 @@ def test_doctor_lists_the_kernel_build_and_a_slowdown(tmp_path: Path) -> None:
         "mq-deadline-nr4-qd16: --perfcheck-scheduler=mq-deadline --perfcheck-queue=nr_requests=4"
     )
     assert not any(c.required for c in checks)
+
+
+def test_qd16_scenarios_gate_on_fio_and_only_gross_block_latency_changes(tmp_path: Path) -> None:
+    [mq] = [s for s in SLOWDOWNS if s.name == "mq-deadline-nr4-qd16"]
+    scenario = load_scenario(mq.write_scenario(tmp_path / "scenarios"))
+    assert scenario.threshold_for("fio.clat.read.p50") == 0.25
+    assert scenario.threshold_for("fio.iops.read") == 0.2
+    assert scenario.threshold_for("block.latency.read.p50") == 3.0
+    assert scenario.threshold_for("block.latency.read.p99") == 2.0
