@@ -1,7 +1,7 @@
 """Does the loop-device noise control still make rounds steadier on this kernel?
 
 perfcheck sets the workqueue module's ``default_affinity_scope`` to ``cpu`` while a loop
-device is its target (perfcheck.knobs), because on one kernel build that kept the loop
+device is its target (perfcheck.system.knobs), because on one kernel build that kept the loop
 worker on fio's CPU and made per-round p50 agree within about 10%. Kernel builds differ
 between machines of this kind, so this measures it again, side by side: sets of rounds
 under ``cache`` (the kernel's default) and ``cpu``, interleaved in ABBA order so drift
@@ -29,8 +29,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from perfcheck.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
-from perfcheck.targets import ScratchLoopDevice, io_scheduler  # noqa: E402
+from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
+from perfcheck.system.targets import ScratchLoopDevice, io_scheduler  # noqa: E402
 
 JOB = HERE.parent / "scenarios" / "randread-4k.fio"
 SCOPES = ("cache", "cpu")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfcheck import kernel_config, slowdowns
+from perfcheck.system import kernel_config, slowdowns
 
 # tracefs's own mount point first; bcc 0.26 prefers the one under debugfs when it exists.
 TRACEFS_MOUNT_POINTS: tuple[Path, ...] = (

@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfcheck.targets import io_scheduler, queue_setting
+from perfcheck.system.targets import io_scheduler, queue_setting
 
 #: A scratch-device job: 4 KiB random reads, bypassing the page cache, pinned to CPU 1
 #: (as the shipped scenarios are, so fio's CPU is the same in every round).

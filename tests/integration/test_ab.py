@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from perfcheck.system.kernel_config import scratch_io_schedulers
-from perfcheck.system.slowdowns import choose_slowdown
 
 from perfcheck.cli import build_parser
 from perfcheck.cli.ab import ab_command, cmd_ab
 from perfcheck.run.ab import abba_sides, runs_of
+from perfcheck.system.kernel_config import scratch_io_schedulers
+from perfcheck.system.slowdowns import choose_slowdown
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

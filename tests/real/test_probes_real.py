@@ -23,8 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from perfcheck.system.kernel_config import io_schedulers
-from perfcheck.system.slowdowns import holding_scheduler
 
 from perfcheck.cli import probe as cli_probe
 from perfcheck.errors import ProbeError
@@ -46,6 +44,8 @@ from perfcheck.probes.base import Probe, ProbeCounters
 from perfcheck.probes.features import kprobes_missing
 from perfcheck.probes.session import ProbeSession, build_program
 from perfcheck.system.cgroup import WorkloadCgroup, cgroup2_root
+from perfcheck.system.kernel_config import io_schedulers
+from perfcheck.system.slowdowns import holding_scheduler
 from perfcheck.system.targets import ScratchLoopDevice, io_scheduler
 from perfcheck.workloads.fio import FioResult, parse_fio_output
 from perfcheck.workloads.rounds import WorkloadReport, cross_check

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from perfcheck.system.kernel_config import scratch_io_schedulers
-from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
 
+from perfcheck.system.kernel_config import scratch_io_schedulers
 from perfcheck.system.processes import pid_alive
+from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
 from perfcheck.system.targets import io_scheduler
 from tests.realcaps import requires_bpf, requires_fio
 

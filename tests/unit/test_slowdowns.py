@@ -9,10 +9,10 @@ import gzip
 from pathlib import Path
 
 import pytest
-from perfcheck.scenario import load_scenario
 
-from perfcheck import doctor
-from perfcheck.kernel_config import (
+from perfcheck.plugin import queue_setting_arg
+from perfcheck.system import doctor
+from perfcheck.system.kernel_config import (
     cgroup_layout,
     config_facts,
     io_schedulers,
@@ -20,13 +20,13 @@ from perfcheck.kernel_config import (
     read_kernel_config,
     scratch_io_schedulers,
 )
-from perfcheck.plugin import queue_setting_arg
-from perfcheck.slowdowns import (
+from perfcheck.system.slowdowns import (
     SLOWDOWNS,
     choose_slowdown,
     holding_scheduler,
     offered_slowdowns,
 )
+from perfcheck.workloads.scenario import load_scenario
 
 WITH_BFQ = "[none] mq-deadline kyber bfq \n"
 WITHOUT_BFQ = "[none] mq-deadline kyber \n"

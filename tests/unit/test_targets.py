@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from perfcheck.system.kernel_config import io_schedulers
 
 from perfcheck.errors import TargetError
 from perfcheck.system.environment import block_device_facts
+from perfcheck.system.kernel_config import io_schedulers
 from perfcheck.system.targets import (
     FILL_CHUNK,
     SCRATCH_MARKER,
