@@ -1,8 +1,12 @@
-"""How closely a block probe's request count must match the workload's own count."""
+"""Real block I/O for tests: fio runs, and how closely a block probe's request count must
+match the workload's own count."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+from perfcheck.workloads.fio import FioResult, parse_fio_output
 
 
 def merged_requests(disk: str) -> dict[str, int]:
@@ -26,3 +30,12 @@ def probe_saw_requests(probe: int, fio: int, merged: int = 0) -> bool:
     """
     requests = fio - merged
     return probe <= requests and requests - probe <= max(1, fio // 2_000)
+
+
+def run_fio(target: Path, *options: str, seconds: float = 1.0) -> FioResult:
+    cmd = [
+        "fio", "--name=probe-test", f"--filename={target}", "--direct=1", "--time_based",
+        f"--runtime={seconds}", "--output-format=json+", "--size=200M", *options,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    return parse_fio_output(proc.stdout)

@@ -62,3 +62,16 @@ def _private_host_lock(
     from perfcheck.system import lock
 
     monkeypatch.setattr(lock, "LOCK_PATH", tmp_path_factory.mktemp("lock") / "perfcheck.lock")
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytest project with one scenario, ``scenarios/fake-reads.toml``, measured by the
+    fake probe backend (see ``tests/fakeproject.py``)::
+
+        def test_records(project):
+            run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    """
+    from tests.fakeproject import make_project
+
+    return make_project(pytester)

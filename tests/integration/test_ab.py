@@ -19,6 +19,7 @@ from perfcheck.cli.ab import ab_command, cmd_ab
 from perfcheck.run.ab import abba_sides, runs_of
 from perfcheck.system.kernel_config import scratch_io_schedulers
 from perfcheck.system.slowdowns import choose_slowdown
+from tests.fakeproject import make_project, scenario_text
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -107,29 +108,10 @@ CONFTEST = textwrap.dedent(
     """
 )
 
-SCENARIO = textwrap.dedent(
-    """
-    description = "fake reads"
-    probes = ["block.latency"]
-
-    [workload]
-    kind = "fio"
-    job = "reads.fio"
-
-    [rounds]
-    count = 6
-    warmup = 1
-    seconds = 0.5
-    """
-)
-
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
+    make_project(pytester, CONFTEST, {"fake-reads": scenario_text(rounds=6)})
     state = pytester.path / "state"
     state.write_text("1.0")
     monkeypatch.setenv("FAKE_STATE", str(state))

@@ -21,8 +21,8 @@ from perfcheck.model.outcome import Status
 from perfcheck.report.results import Results, write_results
 from perfcheck.stats.gate import ScenarioOutcome
 from perfcheck.store.baseline import BaselineStore
-from tests.integration.test_plugin_reporting import FAKE_CONFTEST, SCENARIO
-from tests.unit.test_results import make_baseline, make_measurement, make_results
+from tests.fakeproject import FAKE_CONFTEST, SCENARIO
+from tests.records import make_baseline, make_measurement, make_results
 
 
 def write_run(

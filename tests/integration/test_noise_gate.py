@@ -14,6 +14,7 @@ from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.stats.gate import check_provenance, judge
 from perfcheck.store.baseline import Baseline
+from tests.fakeproject import make_project, run, scenario_text
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -40,34 +41,10 @@ CONFTEST = textwrap.dedent(
     """
 )
 
-SCENARIO = textwrap.dedent(
-    """
-    description = "fake reads"
-    probes = ["block.latency"]
-
-    [workload]
-    kind = "fio"
-    job = "reads.fio"
-
-    [rounds]
-    count = 3
-    warmup = 1
-    seconds = 0.5
-    """
-)
-
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
-    return pytester
-
-
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest("-p", "no:cacheprovider", "-rs", *args)
+    return make_project(pytester, CONFTEST, {"fake-reads": scenario_text(rounds=3)})
 
 
 # 3 rounds against 3 can never reach p < 0.01: a 50% slowdown is INCONCLUSIVE.

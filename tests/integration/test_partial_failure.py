@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_plugin_workflow import SCENARIO
+from tests.fakeproject import SCENARIO, make_project
 
 CONFTEST = textwrap.dedent(
     """
@@ -47,12 +47,7 @@ CONFTEST = textwrap.dedent(
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\n")
-    for name in ("crash", "fine"):
-        (scenarios / f"{name}.toml").write_text(SCENARIO)
-    return pytester
+    return make_project(pytester, CONFTEST, {"crash": SCENARIO, "fine": SCENARIO})
 
 
 def written(p: pytest.Pytester) -> list[str]:

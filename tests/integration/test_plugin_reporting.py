@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,55 +16,10 @@ import pytest
 from perfcheck import cli
 from perfcheck.model.outcome import Status
 from perfcheck.report.results import load_results
-from tests.integration.test_plugin_workflow import SCENARIO
+from tests.fakeproject import run
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-FAKE_CONFTEST = textwrap.dedent(
-    """
-    import math
-    import os
-    import random
-    from pathlib import Path
-
-    import pytest
-
-    from perfcheck.run.fake import FakeProbeBackend, use_fakes
-
-
-    def pytest_perfcheck_harness(config, harness):
-        backend = FakeProbeBackend()
-        slowdown = float(os.environ.get("FAKE_SLOWDOWN", "1.0"))
-        rng = random.Random(int(os.environ.get("FAKE_SEED", "1")))
-
-        def latency(round_no, i):
-            return int(rng.lognormvariate(math.log(10_000 * slowdown), 0.05))
-
-        use_fakes(harness, latency, backend)
-
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_configure(config):
-        # Lets a test see what a terminal would show.
-        if os.environ.get("FAKE_TTY") == "1":
-            reporter = config.pluginmanager.getplugin("terminalreporter")
-            reporter.isatty = lambda: True
-    """
-)
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(FAKE_CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
-    return pytester
-
-
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest("-p", "no:cacheprovider", *args)
 
 
 def record(p: pytest.Pytester) -> None:

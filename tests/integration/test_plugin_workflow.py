@@ -8,66 +8,13 @@ live in ``test_regression_real.py``.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.fakeproject import SCENARIO, run
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-FAKE_CONFTEST = textwrap.dedent(
-    """
-    import math
-    import os
-    import random
-    from pathlib import Path
-
-    from perfcheck.run.fake import FakeProbeBackend, use_fakes
-
-
-    def pytest_perfcheck_harness(config, harness):
-        backend = FakeProbeBackend()
-        slowdown = float(os.environ.get("FAKE_SLOWDOWN", "1.0"))
-        rng = random.Random(int(os.environ.get("FAKE_SEED", "1")))
-        # Only these fresh sessions (0: the run's first) are slowed down, when set.
-        slow_sessions = os.environ.get("FAKE_SLOW_SESSIONS")
-
-        def latency(round_no, i):
-            slow = slow_sessions is None or str(harness.fresh_sessions) in slow_sessions.split(",")
-            return int(rng.lognormvariate(math.log(10_000 * (slowdown if slow else 1.0)), 0.05))
-
-        use_fakes(harness, latency, backend)
-    """
-)
-
-SCENARIO = textwrap.dedent(
-    """
-    description = "fake reads"
-    probes = ["block.latency"]
-
-    [workload]
-    kind = "fio"
-    job = "reads.fio"
-
-    [rounds]
-    count = 5
-    warmup = 1
-    seconds = 0.5
-    """
-)
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(FAKE_CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
-    return pytester
-
-
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest("-p", "no:cacheprovider", "-rs", *args)
 
 
 def baseline_files(p: pytest.Pytester) -> list[Path]:

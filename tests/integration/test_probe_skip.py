@@ -14,7 +14,7 @@ from perfcheck.probes import CATALOG
 from perfcheck.probes.features import bpf_prerequisites_missing
 from perfcheck.probes.func import FuncLatencyProbe
 from perfcheck.run.harness import catalog_unavailable
-from tests.integration.test_plugin_workflow import SCENARIO
+from tests.fakeproject import SCENARIO, make_project
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -57,15 +57,11 @@ SKIP_LINE = (
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\n")
     both = SCENARIO.replace(
         'probes = ["block.latency"]', 'probes = ["block.latency", "func.latency"]'
     )
     assert both != SCENARIO
-    (scenarios / "reads.toml").write_text(both)
-    return pytester
+    return make_project(pytester, CONFTEST, {"reads": both})
 
 
 def started(p: pytest.Pytester) -> list[str]:

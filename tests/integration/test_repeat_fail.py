@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from tests.integration.test_plugin_workflow import SCENARIO
+from tests.fakeproject import make_project
+from tests.fakeproject import run as run_project
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -47,10 +48,7 @@ CONFTEST = textwrap.dedent(
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
+    make_project(pytester, CONFTEST)
     run(pytester, "--perfcheck-update").assert_outcomes(passed=1)
     (pytester.path / "sessions.log").unlink()  # the recording's own fresh sessions
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
@@ -58,7 +56,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
 
 
 def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest("-p", "no:cacheprovider", "-rs", *args, "scenarios/")
+    return run_project(p, *args, "scenarios/")
 
 
 def fresh_sessions(p: pytest.Pytester) -> int:
@@ -138,10 +136,7 @@ def test_a_baseline_from_three_sessions_leaves_out_an_outlier_session(
     """The first session of the recording runs twice as fast as every later one: recorded
     alone it is the baseline and an unchanged run FAILs against it; as one of three
     sessions it is left out and the unchanged run PASSes."""
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
+    make_project(pytester, CONFTEST)
     monkeypatch.setenv("FAKE_SLOWDOWN", "0.5")
     monkeypatch.setenv("FAKE_SLOW_SESSIONS", "1")
     result = run(pytester, "--perfcheck-update", f"--perfcheck-baseline-sessions={sessions}")

@@ -20,7 +20,7 @@ import pytest
 
 from perfcheck.report.html import BASELINE_COLOUR, CURRENT_COLOUR, write_report
 from perfcheck.report.results import Results
-from tests.unit.test_results import make_results
+from tests.records import make_results
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

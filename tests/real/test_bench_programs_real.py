@@ -10,7 +10,7 @@ import pytest
 
 from bench.toggle import CLOCK_PAIR_C, EMPTY_PAIR_C, IDLE_C
 from perfcheck.system.targets import BlockTarget, ScratchLoopDevice
-from tests.real.test_probes_real import run_fio
+from tests.blockcounts import run_fio
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = [pytest.mark.realbpf, requires_bpf]

@@ -47,9 +47,9 @@ from perfcheck.system.cgroup import WorkloadCgroup, cgroup2_root
 from perfcheck.system.kernel_config import io_schedulers
 from perfcheck.system.slowdowns import holding_scheduler
 from perfcheck.system.targets import ScratchLoopDevice, io_scheduler
-from perfcheck.workloads.fio import FioResult, parse_fio_output
+from perfcheck.workloads.fio import FioResult
 from perfcheck.workloads.rounds import WorkloadReport, cross_check
-from tests.blockcounts import probe_saw_requests
+from tests.blockcounts import probe_saw_requests, run_fio
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = [pytest.mark.realbpf, requires_bpf]
@@ -78,15 +78,6 @@ def block_session() -> Iterator[ProbeSession]:
     session = started(BlockLatencyProbe(), BlockQueueLatencyProbe(), BlockSizeProbe())
     yield session
     session.close()
-
-
-def run_fio(target: Path, *options: str, seconds: float = 1.0) -> FioResult:
-    cmd = [
-        "fio", "--name=probe-test", f"--filename={target}", "--direct=1", "--time_based",
-        f"--runtime={seconds}", "--output-format=json+", "--size=200M", *options,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
-    return parse_fio_output(proc.stdout)
 
 
 def measure_fio(

@@ -13,7 +13,7 @@ from perfcheck.model.control import CONTROL_WORKLOAD, ControlMeasurement, metric
 from perfcheck.stats.drift import check_drift, downgrade_for_drift
 from perfcheck.stats.verdict import Verdict, compare_metric
 from perfcheck.workloads.control import measure_control
-from tests.integration.test_plugin_workflow import SCENARIO
+from tests.fakeproject import SCENARIO, make_project, run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -124,16 +124,7 @@ CONFTEST = textwrap.dedent(
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
-    (scenarios / "fake-reads-2.toml").write_text(SCENARIO)
-    return pytester
-
-
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest("-p", "no:cacheprovider", "-rs", *args)
+    return make_project(pytester, CONFTEST, {"fake-reads": SCENARIO, "fake-reads-2": SCENARIO})
 
 
 def test_control_is_stored_and_a_slower_machine_makes_a_fail_inconclusive(

@@ -31,8 +31,7 @@ from perfcheck.stats.history import (
 )
 from perfcheck.stats.verdict import Verdict
 from perfcheck.store.baseline import Baseline, load_baseline_file
-from tests.integration.test_plugin_workflow import FAKE_CONFTEST as CONFTEST
-from tests.integration.test_plugin_workflow import SCENARIO
+from tests.fakeproject import run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -210,19 +209,6 @@ def test_history_entry_with_a_bad_source_is_refused(tmp_path: Path) -> None:
 
 
 # -- the workflow through the plugin -------------------------------------------------------------
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
-    return pytester
-
-
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest("-p", "no:cacheprovider", "-rs", *args)
 
 
 def stored(p: pytest.Pytester) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from perfcheck.report.html import (
 )
 from perfcheck.report.results import Results
 from perfcheck.stats.gate import ScenarioOutcome
-from tests.unit.test_results import make_measurement, make_results
+from tests.records import make_measurement, make_results
 
 
 @dataclass

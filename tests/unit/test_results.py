@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 
 import pytest
@@ -28,78 +27,8 @@ from perfcheck.report.results import (
     write_results,
 )
 from perfcheck.stats.gate import ScenarioOutcome, judge
-from perfcheck.store.baseline import Baseline, BaselineStore
-
-# -- builders shared by the reporting tests ------------------------------------------------
-
-
-def make_measurement(
-    name: str = "randread-4k",
-    scale: float = 1.0,
-    rounds: int = 5,
-    seed: int = 1,
-    samples: int = 400,
-    environment: dict[str, object] | None = None,
-) -> Measurement:
-    """Rounds of lognormal latencies around ``scale`` x 20 us, plus fio's IOPS."""
-    rng = random.Random(seed)
-    result = []
-    for index in range(rounds):
-        wobble = scale * (1.0 + rng.uniform(-0.02, 0.02))
-        block = [rng.lognormvariate(math.log(20_000 * wobble), 0.25) for _ in range(samples)]
-        clat = [v + 2_000 for v in block]
-        result.append(
-            RoundResult(
-                index=index,
-                duration_s=1.0,
-                histograms={
-                    "block.latency.read": LogLinearHistogram.from_values(block),
-                    "fio.clat.read": LogLinearHistogram.from_values(clat),
-                },
-                scalars={"fio.iops.read": 40_000.0 / wobble},
-            )
-        )
-    env: dict[str, object] = {"kernel.release": "6.1.0", "cpu.model": "Test CPU"}
-    env.update(environment or {})
-    return Measurement(
-        scenario=name,
-        rounds=result,
-        environment=env,
-        provenance={"block.latency": ["tracepoint:block:block_rq_issue"]},
-    )
-
-
-def make_baseline(measurement: Measurement, path: Path | None = None) -> Baseline:
-    baseline = Baseline.record(measurement, "test-machine")
-    baseline.path = path
-    return baseline
-
-
-def judged_outcome(
-    name: str, before_scale: float, after_scale: float, path: Path | None = None
-) -> ScenarioOutcome:
-    baseline = make_baseline(make_measurement(name, before_scale, seed=1), path)
-    current = make_measurement(name, after_scale, seed=2, environment={"kernel.release": "6.2.0"})
-    verdict = judge(name, current, baseline)
-    status = Status(verdict.verdict.value)
-    return ScenarioOutcome(name, status, current, verdict, path)
-
-
-def make_results(tmp_path: Path) -> Results:
-    """Four scenarios: a FAIL, a PASS, one RECORDED and one without baseline."""
-    base_dir = tmp_path / "baselines" / "test-machine"
-    outcomes = [
-        judged_outcome("slower", 1.0, 1.6, base_dir / "slower.json"),
-        judged_outcome("same", 1.0, 1.0, base_dir / "same.json"),
-        ScenarioOutcome(
-            "recorded", Status.RECORDED, make_measurement("recorded"), None, base_dir / "r.json"
-        ),
-        ScenarioOutcome(
-            "missing", Status.NO_BASELINE, make_measurement("missing"), None, base_dir / "m.json"
-        ),
-    ]
-    return Results.from_outcomes(outcomes, "test-machine")
-
+from perfcheck.store.baseline import BaselineStore
+from tests.records import make_baseline, make_measurement, make_results
 
 # -- round trip ----------------------------------------------------------------------------
 

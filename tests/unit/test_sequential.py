@@ -25,7 +25,7 @@ from perfcheck.stats.verdict import (
     Verdict,
     compare_metric,
 )
-from tests.integration.test_plugin_workflow import SCENARIO
+from tests.fakeproject import make_project, run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -223,15 +223,7 @@ NOISY_CONFTEST = textwrap.dedent(
 
 @pytest.fixture
 def noisy_project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(NOISY_CONFTEST)
-    scenarios = pytester.mkdir("scenarios")
-    (scenarios / "reads.fio").write_text("[reads]\nrw=randread\nbs=4k\n")
-    (scenarios / "fake-reads.toml").write_text(SCENARIO)
-    return pytester
-
-
-def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return p.runpytest("-p", "no:cacheprovider", "-rs", *args)
+    return make_project(pytester, NOISY_CONFTEST)
 
 
 def saved_scenario(path: Path) -> dict[str, object]:
