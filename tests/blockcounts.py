@@ -3,7 +3,11 @@ match the workload's own count."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.workloads.fio import FioResult, parse_fio_output
@@ -39,3 +43,27 @@ def run_fio(target: Path, *options: str, seconds: float = 1.0) -> FioResult:
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
     return parse_fio_output(proc.stdout)
+
+
+@contextlib.contextmanager
+def users_loop_device(size_mib: int, name: str) -> Iterator[Path]:
+    """A loop device made the way a user would, outside perfcheck, over
+    ``/dev/shm/<name>-<random>.img``; detached and removed afterwards."""
+    backing = Path("/dev/shm") / f"{name}-{secrets.token_hex(4)}.img"
+    with open(backing, "xb") as fh:
+        os.posix_fallocate(fh.fileno(), 0, size_mib << 20)
+    dev = None
+    try:
+        dev = Path(
+            subprocess.run(
+                ["losetup", "--find", "--show", str(backing)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+        yield dev
+    finally:
+        if dev is not None:
+            subprocess.run(["losetup", "--detach", str(dev)], check=False)
+        backing.unlink(missing_ok=True)

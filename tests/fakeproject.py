@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,8 @@ FAKE_CONFTEST = textwrap.dedent(
     import os
     import random
     from pathlib import Path
+
+    import pytest
 
     from perfcheck.run.fake import FakeProbeBackend, use_fakes
 
@@ -42,6 +45,7 @@ FAKE_CONFTEST = textwrap.dedent(
         use_fakes(harness, latency, backend)
 
 
+    @pytest.hookimpl(trylast=True)
     def pytest_configure(config):
         # FAKE_TTY=1 lets a test see what a terminal would show.
         if os.environ.get("FAKE_TTY") == "1":
@@ -91,3 +95,11 @@ def make_project(
 def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
     """pytest in the project, in process, without the cache and with skip reasons shown."""
     return p.runpytest("-p", "no:cacheprovider", "-rs", *args)
+
+
+def record_then_slow_down(p: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, by: float) -> Path:
+    """Record the project's baselines, then make every fake latency ``by`` times longer;
+    returns where a run may save its results."""
+    run(p, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
+    monkeypatch.setenv("FAKE_SLOWDOWN", str(by))
+    return p.path / "results.json"

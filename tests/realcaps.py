@@ -60,3 +60,7 @@ def sigint_as_a_terminal_would() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+#: The marks of a test that runs real bcc programs around real fio.
+REAL_BPF_AND_FIO = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
@@ -80,3 +81,16 @@ def make_results(tmp_path: Path) -> Results:
         ),
     ]
     return Results.from_outcomes(outcomes, "test-machine")
+
+
+def node_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a parsed JSON or TOML document (keys and list indices), the root
+    ``()`` first."""
+    paths = [prefix]
+    if isinstance(node, dict):
+        for key, child in node.items():
+            paths.extend(node_paths(child, (*prefix, key)))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            paths.extend(node_paths(child, (*prefix, index)))
+    return paths

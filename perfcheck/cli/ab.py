@@ -11,7 +11,8 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
+
+from perfcheck.cli.results import pytest_args_or_default
 
 DEFAULT_AB_ARGS = ("scenarios/",)
 
@@ -37,15 +38,7 @@ def add_ab_arguments(parser: argparse.ArgumentParser) -> None:
 
 def ab_command(a: str, b: str, pytest_args: Sequence[str]) -> list[str]:
     """The pytest command line ``perfcheck ab`` runs."""
-    args = list(pytest_args)
-    if args[:1] == ["--"]:
-        args = args[1:]
-    names_a_path = any(
-        not arg.startswith("-") and (Path(arg.split("::", 1)[0]).exists() or "::" in arg)
-        for arg in args
-    )
-    if not names_a_path:
-        args += DEFAULT_AB_ARGS
+    args = pytest_args_or_default(pytest_args, DEFAULT_AB_ARGS)
     return [
         sys.executable,
         "-m",

@@ -481,8 +481,9 @@ def _option_value(args: Sequence[str], option: str) -> str | None:
     return value
 
 
-def refresh_command(pytest_args: Sequence[str], save_path: Path) -> list[str]:
-    """The pytest command line ``perfcheck refresh`` runs."""
+def pytest_args_or_default(pytest_args: Sequence[str], default: Sequence[str]) -> list[str]:
+    """The pytest arguments given after the sub-command (a leading ``--`` dropped), plus
+    ``default`` when none of them names a test path."""
     args = list(pytest_args)
     if args[:1] == ["--"]:
         args = args[1:]
@@ -490,8 +491,12 @@ def refresh_command(pytest_args: Sequence[str], save_path: Path) -> list[str]:
         not arg.startswith("-") and (Path(arg.split("::", 1)[0]).exists() or "::" in arg)
         for arg in args
     )
-    if not names_a_path:
-        args += DEFAULT_REFRESH_ARGS
+    return args if names_a_path else [*args, *default]
+
+
+def refresh_command(pytest_args: Sequence[str], save_path: Path) -> list[str]:
+    """The pytest command line ``perfcheck refresh`` runs."""
+    args = pytest_args_or_default(pytest_args, DEFAULT_REFRESH_ARGS)
     command = [sys.executable, "-m", "pytest", "--perfcheck", "--perfcheck-update"]
     if _option_value(args, _SAVE_OPTION) is None:
         command += [_SAVE_OPTION, str(save_path)]

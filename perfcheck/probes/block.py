@@ -77,9 +77,7 @@ from perfcheck.probes.catalog import (
 )
 from perfcheck.probes.features import (
     Unavailable,
-    missing_btf_members,
-    missing_raw_tracepoints,
-    missing_tracepoints,
+    missing_events_or_types,
 )
 from perfcheck.probes.maps import percpu_array_sums, read_config, split_histograms, write_config
 
@@ -601,11 +599,7 @@ class _BlockProbe(CatalogProbe):
 
     @classmethod
     def unavailable(cls) -> Unavailable | None:
-        return (
-            missing_tracepoints(cls.tracepoints)
-            or missing_raw_tracepoints(RAW_TRACEPOINTS)
-            or missing_btf_members(BTF_MEMBERS)
-        )
+        return missing_events_or_types(cls.tracepoints, RAW_TRACEPOINTS, BTF_MEMBERS)
 
     #: 1 in how many requests the last configure asked to time (provenance says so).
     sample_every: int = 1
@@ -659,9 +653,7 @@ class BlockQueueLatencyProbe(_BlockProbe):
     def series_names(self) -> list[str]:
         return [f"block.queue_latency.{op}" for op in BLOCK_OPS]
 
-    def read(self, bpf: Any) -> ProbeCounters:
-        slots = percpu_array_sums(bpf[b"pc_blk_queue_hist"], len(BLOCK_OPS) * HIST_SLOTS)
-        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+    HIST_MAP: ClassVar[bytes] = b"pc_blk_queue_hist"
 
 
 class BlockSizeProbe(_BlockProbe):
@@ -675,9 +667,7 @@ class BlockSizeProbe(_BlockProbe):
     def series_names(self) -> list[str]:
         return [f"block.size.{op}" for op in BLOCK_OPS]
 
-    def read(self, bpf: Any) -> ProbeCounters:
-        slots = percpu_array_sums(bpf[b"pc_blk_size_hist"], len(BLOCK_OPS) * HIST_SLOTS)
-        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+    HIST_MAP: ClassVar[bytes] = b"pc_blk_size_hist"
 
 
 #: The probes that time 1 request in ``block_sample`` when asked (the others refuse it).

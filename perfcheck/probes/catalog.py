@@ -22,10 +22,18 @@ Settings keys a probe reads in ``configure(bpf, settings)`` (all ints; absent or
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from perfcheck.probes.base import ATTACH_RAW_TRACEPOINT, ATTACH_TRACEPOINT, Handler, Probe
+from perfcheck.model.bpf_layout import HIST_SLOTS
+from perfcheck.probes.base import (
+    ATTACH_RAW_TRACEPOINT,
+    ATTACH_TRACEPOINT,
+    Handler,
+    Probe,
+    ProbeCounters,
+)
 from perfcheck.probes.features import Unavailable, missing_tracepoints
+from perfcheck.probes.maps import percpu_array_sums, split_histograms
 
 #: Attach types a probe's events are reached through, as provenance spells them (the two
 #: tracepoint kinds are defined with the handlers in :mod:`perfcheck.probes.base`).
@@ -77,6 +85,15 @@ class CatalogProbe(Probe):
     def series_names(self) -> list[str]:
         """Names of the histograms :meth:`read` returns (for help texts and tests)."""
         return []
+
+    #: The per-CPU array the default :meth:`read` reads: one block of HIST_SLOTS slots per
+    #: name in :meth:`series_names`, in that order. Probes with other maps override read.
+    HIST_MAP: ClassVar[bytes] = b""
+
+    def read(self, bpf: Any) -> ProbeCounters:
+        names = self.series_names()
+        slots = percpu_array_sums(bpf[self.HIST_MAP], len(names) * HIST_SLOTS)
+        return ProbeCounters(histograms=split_histograms(slots, names))
 
 
 def setting(settings: Mapping[str, int], key: str) -> int:

@@ -132,6 +132,19 @@ def missing_btf_members(
     return None
 
 
+def missing_events_or_types(
+    tracepoints: Iterable[tuple[str, str]],
+    raw_tracepoints: Iterable[tuple[str, Sequence[str]]],
+    btf_members: Iterable[tuple[str, str]],
+) -> Unavailable | None:
+    """The first thing a raw-tracepoint program with BTF-located reads lacks, or None."""
+    return (
+        missing_tracepoints(tracepoints)
+        or missing_raw_tracepoints(raw_tracepoints)
+        or missing_btf_members(btf_members)
+    )
+
+
 # -- kprobes, uprobes, fentry ------------------------------------------------------------------
 
 _EVENT_SOURCES: Final[Path] = Path("/sys/bus/event_source/devices")

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from perfcheck.errors import ProbeError
-from perfcheck.model.bpf_layout import HIST_SLOTS
-from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_KPROBE, ATTACH_UPROBE, CatalogProbe, setting
 from perfcheck.probes.features import (
     Unavailable,
@@ -32,7 +30,7 @@ from perfcheck.probes.features import (
     kprobes_missing,
     uprobes_missing,
 )
-from perfcheck.probes.maps import percpu_array_sums, split_histograms, write_config
+from perfcheck.probes.maps import write_config
 
 _FUNC_LATENCY_TEMPLATE = r"""
 /*
@@ -177,9 +175,7 @@ class FuncLatencyProbe(CatalogProbe):
             bpf.detach_kprobe(event=event)
             self._attached_to = None
 
-    def read(self, bpf: Any) -> ProbeCounters:
-        slots = percpu_array_sums(bpf[b"pc_kfunc_hist"], HIST_SLOTS)
-        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+    HIST_MAP: ClassVar[bytes] = b"pc_kfunc_hist"
 
 
 class UserFuncLatencyProbe(CatalogProbe):
@@ -249,9 +245,7 @@ class UserFuncLatencyProbe(CatalogProbe):
             bpf.detach_uprobe(name=name, sym=sym, pid=previous[1])
             self._attached_to = None
 
-    def read(self, bpf: Any) -> ProbeCounters:
-        slots = percpu_array_sums(bpf[b"pc_ufunc_hist"], HIST_SLOTS)
-        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+    HIST_MAP: ClassVar[bytes] = b"pc_ufunc_hist"
 
 
 __all__ = [

@@ -21,11 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from perfcheck.model.bpf_layout import HIST_SLOTS
-from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.catalog import ATTACH_RAW_TRACEPOINT, ATTACH_TRACEPOINT, CatalogProbe, setting
 from perfcheck.probes.features import Unavailable, missing_raw_tracepoints, missing_tracepoints
-from perfcheck.probes.maps import percpu_array_sums, split_histograms, write_config
+from perfcheck.probes.maps import write_config
 
 PROC_SOFTIRQS = Path("/proc/softirqs")
 
@@ -165,9 +163,7 @@ class NetSoftirqProbe(CatalogProbe):
             {"net_tx_vec": vectors["NET_TX"], "net_rx_vec": vectors["NET_RX"], "ready": 1},
         )
 
-    def read(self, bpf: Any) -> ProbeCounters:
-        slots = percpu_array_sums(bpf[b"pc_softirq_hist"], len(NET_SOFTIRQS) * HIST_SLOTS)
-        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+    HIST_MAP: ClassVar[bytes] = b"pc_softirq_hist"
 
 
 class TcpSrttProbe(CatalogProbe):
@@ -188,9 +184,7 @@ class TcpSrttProbe(CatalogProbe):
         table = bpf[b"pc_tcp_port"]
         table[table.Key(0)] = table.Leaf(port)
 
-    def read(self, bpf: Any) -> ProbeCounters:
-        slots = percpu_array_sums(bpf[b"pc_tcp_srtt_hist"], HIST_SLOTS)
-        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+    HIST_MAP: ClassVar[bytes] = b"pc_tcp_srtt_hist"
 
 
 __all__ = [

@@ -18,17 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from perfcheck.model.bpf_layout import HIST_SLOTS
-from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.btf import kernel_btf
 from perfcheck.probes.catalog import ATTACH_RAW_TRACEPOINT, CatalogProbe, setting
 from perfcheck.probes.features import (
     Unavailable,
-    missing_btf_members,
-    missing_raw_tracepoints,
-    missing_tracepoints,
+    missing_events_or_types,
 )
-from perfcheck.probes.maps import percpu_array_sums, split_histograms, write_config
+from perfcheck.probes.maps import write_config
 
 RAW_TRACEPOINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sched_wakeup", ("struct task_struct *",)),
@@ -201,11 +197,7 @@ class SchedRunqLatencyProbe(CatalogProbe):
 
     @classmethod
     def unavailable(cls) -> Unavailable | None:
-        return (
-            missing_tracepoints(cls.tracepoints)
-            or missing_raw_tracepoints(RAW_TRACEPOINTS)
-            or missing_btf_members(BTF_MEMBERS)
-        )
+        return missing_events_or_types(cls.tracepoints, RAW_TRACEPOINTS, BTF_MEMBERS)
 
     def series_names(self) -> list[str]:
         return ["sched.runqlat"]
@@ -219,9 +211,7 @@ class SchedRunqLatencyProbe(CatalogProbe):
         bpf[b"pc_sched_queued"].clear()
         write_config(bpf[b"pc_sched_config"], fields)
 
-    def read(self, bpf: Any) -> ProbeCounters:
-        slots = percpu_array_sums(bpf[b"pc_sched_hist"], HIST_SLOTS)
-        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+    HIST_MAP: ClassVar[bytes] = b"pc_sched_hist"
 
 
 __all__ = ["SCHED_RUNQLAT_C", "SchedRunqLatencyProbe", "TaskLayout", "task_layout"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
-from perfcheck.system.processes import pid_alive
+from perfcheck.system.processes import pid_alive, run_tool
 
 #: Every namespace the harness creates is named ``<marker><pid>-<token>``.
 NETNS_MARKER = "perfcheck-net-"
@@ -55,20 +55,6 @@ def require_iproute2(tool: str = "ip") -> str:
             f" network namespace: {IPROUTE2_INSTALL_HINT}"
         )
     return path
-
-
-def _run(cmd: list[str], what: str) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise TargetError(f"`{' '.join(cmd)}` hung for 30 s: cannot {what}") from exc
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise TargetError(
-            f"`{' '.join(cmd)}` failed ({detail[-1] if detail else f'exit {proc.returncode}'})"
-            f": cannot {what}"
-        )
-    return proc.stdout
 
 
 @dataclass(frozen=True)
@@ -169,13 +155,15 @@ class NetnsTarget:
         ip = require_iproute2()
         tc = require_iproute2("tc") if qdisc is not None else ""
         name = f"{NETNS_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
-        _run([ip, "netns", "add", name], "create a private network namespace")
+        run_tool([ip, "netns", "add", name], "create a private network namespace")
         target = cls(name=name, qdisc=qdisc)
         try:
-            _run([ip, "-n", name, "link", "set", "lo", "up"], f"bring up lo in namespace {name}")
+            run_tool(
+                [ip, "-n", name, "link", "set", "lo", "up"], f"bring up lo in namespace {name}"
+            )
             if qdisc is not None:
                 for cmd in qdisc.tc_commands(tc, name):
-                    _run(cmd, f"put qdisc '{qdisc.text}' on lo in namespace {name}")
+                    run_tool(cmd, f"put qdisc '{qdisc.text}' on lo in namespace {name}")
         except BaseException:  # interrupted or failed half-way: leave nothing behind
             target.close()
             raise

@@ -1,5 +1,6 @@
-"""Processes: whether one still exists (how leftovers of killed runs are told from live
-ones), stopping one we started, and the temporary directories a run owns."""
+"""Processes: running a set-up command, whether one still exists (how leftovers of killed
+runs are told from live ones), stopping one we started, and the temporary directories a
+run owns."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from perfcheck.errors import TargetError
+
 #: What a run keeps in temporary directories, each named ``perfcheck-<kind>-<pid>-<random>``
 #: after the process that made it, so that a later run can remove those of a killed one.
 TEMP_KINDS: tuple[str, ...] = (
@@ -22,6 +25,24 @@ TEMP_KINDS: tuple[str, ...] = (
     "refresh",  # `perfcheck refresh`'s results file
 )
 _TEMP_NAME = re.compile(rf"perfcheck-({'|'.join(map(re.escape, TEMP_KINDS))})-(\d+)-[^/]+")
+
+
+def run_tool(cmd: list[str], what: str, timeout_s: float = 60.0) -> str:
+    """Run a set-up command (``losetup``, ``ip``, ``tc``) and return its standard output.
+
+    Failing or hanging, it raises a one-line ``TargetError``: the command, its last line of
+    output (or exit status) and what could not be done, e.g. ``cannot attach a loop device``.
+    """
+    shown = " ".join(cmd)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise TargetError(f"`{shown}` hung for {timeout_s:.0f} s: cannot {what}") from exc
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        last = detail[-1] if detail else f"exit {proc.returncode}"
+        raise TargetError(f"`{shown}` failed ({last}): cannot {what}")
+    return proc.stdout
 
 
 def pid_alive(pid: int) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.system.knobs import sysfs_setting
-from perfcheck.system.processes import pid_alive
+from perfcheck.system.processes import pid_alive, run_tool
 
 #: Every file and device the harness creates carries this marker in its name, so a
 #: later run can find what a killed run left behind.
@@ -47,14 +47,7 @@ def _run(cmd: list[str], what: str) -> str:
         raise CapabilityError(
             f"{cmd[0]}: not found; it is needed to {what} (install util-linux: `make setup`)"
         )
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise TargetError(
-            f"`{' '.join(cmd)}` failed ({detail[-1] if detail else f'exit {proc.returncode}'})"
-            f": cannot {what}"
-        )
-    return proc.stdout
+    return run_tool(cmd, what, timeout_s=60)
 
 
 def disk_of(major: int, minor: int) -> str:
@@ -244,15 +237,7 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
                     f"--perfcheck-target {path}: refusing to write, it holds {reason};"
                     " pass --perfcheck-allow-destructive if its data may be destroyed"
                 )
-        dmaj, dmin = disk_dev_numbers(disk)
-        return BlockTarget(
-            path=path,
-            disk=disk,
-            probe_dev=kernel_dev(dmaj, dmin),
-            created_by_harness=False,
-            size_bytes=size,
-            description=f"block device {path} (disk {disk})",
-        )
+        return _given_target(path, disk, size, f"block device {path} (disk {disk})")
     if stat.S_ISREG(st.st_mode):
         if st.st_size == 0:
             raise TargetError(
@@ -266,17 +251,21 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
             )
         major, minor = os.major(st.st_dev), os.minor(st.st_dev)
         disk = disk_of(major, minor)
-        dmaj, dmin = disk_dev_numbers(disk)
-        return BlockTarget(
-            path=path,
-            disk=disk,
-            probe_dev=kernel_dev(dmaj, dmin),
-            created_by_harness=False,
-            size_bytes=st.st_size,
-            description=f"file {path} on disk {disk}",
-        )
+        return _given_target(path, disk, st.st_size, f"file {path} on disk {disk}")
     raise TargetError(
         f"--perfcheck-target {path}: not a block device or regular file; give one of those"
+    )
+
+
+def _given_target(path: Path, disk: str, size_bytes: int, description: str) -> BlockTarget:
+    dmaj, dmin = disk_dev_numbers(disk)
+    return BlockTarget(
+        path=path,
+        disk=disk,
+        probe_dev=kernel_dev(dmaj, dmin),
+        created_by_harness=False,
+        size_bytes=size_bytes,
+        description=description,
     )
 
 

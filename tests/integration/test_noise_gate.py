@@ -14,7 +14,7 @@ from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.stats.gate import check_provenance, judge
 from perfcheck.store.baseline import Baseline
-from tests.fakeproject import make_project, run, scenario_text
+from tests.fakeproject import make_project, record_then_slow_down, run, scenario_text
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -54,9 +54,7 @@ UNDECIDABLE = ("--perfcheck-max-rounds", "3", "--perfcheck-seconds", "0.25")
 def test_inconclusive_passes_and_is_explained_with_the_environment_diff(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
-    saved = project.path / "results.json"
+    saved = record_then_slow_down(project, monkeypatch, 1.5)
     result = run(project, "--perfcheck", *UNDECIDABLE, f"--perfcheck-save={saved}", "scenarios/")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(

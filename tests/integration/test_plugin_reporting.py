@@ -189,32 +189,17 @@ def test_real_run_saves_results_and_report(tmp_path: Path) -> None:
         str(tmp_path / "baselines"),
     ]
     env = {**os.environ, "PERFCHECK_MACHINE_CLASS": "test-machine"}
-    recorded = subprocess.run(
-        [*base, "--perfcheck", "--perfcheck-update"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+
+    def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    recorded = pytest_run("--perfcheck", "--perfcheck-update")
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     results_path, report_path = tmp_path / "r.json", tmp_path / "r.html"
-    compared = subprocess.run(
-        [
-            *base,
-            "--perfcheck",
-            "--perfcheck-save",
-            str(results_path),
-            "--perfcheck-report",
-            str(report_path),
-        ],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    compared = pytest_run(
+        "--perfcheck", "--perfcheck-save", str(results_path), "--perfcheck-report", str(report_path)
     )
     # Same machine, same scenario: anything but a crash (a noisy box may even FAIL).
     assert compared.returncode in (0, 1), compared.stdout + compared.stderr

@@ -113,16 +113,24 @@ def wait_for_scratch(proc: subprocess.Popen[bytes], timeout: float = 300.0) -> N
         time.sleep(0.05)
 
 
+def run_until_measuring(
+    tmp_path: Path, rng: random.Random, at_most_s: float
+) -> tuple[subprocess.Popen[bytes], Path, str]:
+    """A run started, its scratch file and loop device, some random time into measuring."""
+    proc = start_run(tmp_path)
+    wait_for_scratch(proc)
+    [backing] = scratch_files_of(proc.pid)
+    device = loop_device_of(backing)
+    time.sleep(rng.uniform(0.0, at_most_s))
+    return proc, backing, device
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_terminated_runs_clean_up_after_themselves(tmp_path: Path, signum: int) -> None:
     rng = random.Random(signum)
     scope_before = current_value(WORKQUEUE_AFFINITY_SCOPE)
     for _ in range(TRIALS):
-        proc = start_run(tmp_path)
-        wait_for_scratch(proc)
-        [backing] = scratch_files_of(proc.pid)
-        device = loop_device_of(backing)
-        time.sleep(rng.uniform(0.0, 3.0))
+        proc, backing, device = run_until_measuring(tmp_path, rng, 3.0)
         proc.send_signal(signum)
         assert proc.wait(timeout=60) != 0
         assert not backing.exists()
@@ -139,11 +147,7 @@ def test_after_sigkill_the_next_run_removes_the_leftovers(tmp_path: Path) -> Non
     rng = random.Random(9)
     scope_before = current_value(WORKQUEUE_AFFINITY_SCOPE)
     for _ in range(TRIALS):
-        proc = start_run(tmp_path)
-        wait_for_scratch(proc)
-        [backing] = scratch_files_of(proc.pid)
-        device = loop_device_of(backing)
-        time.sleep(rng.uniform(0.0, 2.0))
+        proc, backing, device = run_until_measuring(tmp_path, rng, 2.0)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         time.sleep(0.2)  # fio children die with their parent (PR_SET_PDEATHSIG)

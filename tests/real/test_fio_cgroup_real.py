@@ -17,15 +17,9 @@ from perfcheck.run.measure import measure
 from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
 from perfcheck.system.targets import ScratchLoopDevice
 from perfcheck.workloads.scenario import load_scenario
-from tests.realcaps import requires_bpf, requires_fio
+from tests.realcaps import REAL_BPF_AND_FIO
 
-pytestmark = [
-    pytest.mark.realbpf,
-    pytest.mark.realfio,
-    requires_bpf,
-    requires_fio,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-]
+pytestmark = [*REAL_BPF_AND_FIO, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 JOB = Path(__file__).resolve().parents[2] / "scenarios" / "randread-4k.fio"
 

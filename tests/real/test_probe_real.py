@@ -17,15 +17,9 @@ from perfcheck.workloads.fio import FioRunner, load_job_file
 from perfcheck.workloads.rounds import RoundPlan, run_rounds
 from perfcheck.workloads.scenario import load_scenario
 from tests.blockcounts import merged_requests, probe_saw_requests
-from tests.realcaps import requires_bpf, requires_fio
+from tests.realcaps import REAL_BPF_AND_FIO
 
-pytestmark = [
-    pytest.mark.realbpf,
-    pytest.mark.realfio,
-    requires_bpf,
-    requires_fio,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-]
+pytestmark = [*REAL_BPF_AND_FIO, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

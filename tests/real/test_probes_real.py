@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -579,6 +579,29 @@ def run_child(child: subprocess.Popen[str]) -> None:
     assert child.wait(timeout=60) == 0
 
 
+def counters_of_sleeping_child(
+    probe: Probe,
+    how: str,
+    count: int,
+    ns: int,
+    cgroup: WorkloadCgroup | None = None,
+    settings: Callable[[subprocess.Popen[str]], dict[str, int]] = lambda c: {"pid": c.pid},
+) -> ProbeCounters:
+    """What ``probe`` saw while a child slept ``count`` times ``ns`` (``how``: see
+    NANOSLEEPS), configured with ``settings`` of the child."""
+    session = started(probe)
+    child = sleeping_child(how, count, ns, cgroup)
+    try:
+        session.configure(settings(child))
+        before = session.snapshot()
+        run_child(child)
+        return session.snapshot().since(before)
+    finally:
+        child.kill()
+        child.wait()
+        session.close()
+
+
 def assert_lands_in_the_sleep_bucket(hist: LogLinearHistogram, ns: int) -> None:
     # A sleep never ends early; a loaded machine may wake it a few ms late.
     assert bucket_index(hist.min_bound()) >= bucket_index(ns)
@@ -590,17 +613,14 @@ def test_syscall_latency_times_each_nanosleep_of_the_child(
     filter_by: str, cgroup: WorkloadCgroup
 ) -> None:
     count, ns = 20, 10 * MS
-    session = started(SyscallLatencyProbe())
-    child = sleeping_child("syscall", count, ns, cgroup)
-    try:
-        session.configure({"pid": child.pid} if filter_by == "pid" else {"cgroup_id": cgroup.id})
-        before = session.snapshot()
-        run_child(child)
-        seen = session.snapshot().since(before)
-    finally:
-        child.kill()
-        child.wait()
-        session.close()
+    seen = counters_of_sleeping_child(
+        SyscallLatencyProbe(),
+        "syscall",
+        count,
+        ns,
+        cgroup,
+        lambda child: {"pid": child.pid} if filter_by == "pid" else {"cgroup_id": cgroup.id},
+    )
     sleeps = seen.histograms["syscall.latency.nanosleep"]
     assert sleeps.total == count
     assert seen.counters["syscall.calls.nanosleep"] == count
@@ -615,17 +635,7 @@ def test_ufunc_latency_times_a_libc_function_in_one_process() -> None:
     if (why := probe.unavailable()) is not None:
         pytest.skip(f"uprobes: {why}")
     count, ns = 10, 5 * MS
-    session = started(probe)
-    child = sleeping_child("libc", count, ns)
-    try:
-        session.configure({"pid": child.pid})
-        before = session.snapshot()
-        run_child(child)
-        seen = session.snapshot().since(before)
-    finally:
-        child.kill()
-        child.wait()
-        session.close()
+    seen = counters_of_sleeping_child(probe, "libc", count, ns)
     hist = seen.histograms["ufunc.latency"]
     assert hist.total == count
     assert_lands_in_the_sleep_bucket(hist, ns)

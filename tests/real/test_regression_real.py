@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import secrets
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,9 +23,10 @@ from perfcheck.system.kernel_config import scratch_io_schedulers
 from perfcheck.system.processes import pid_alive
 from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
 from perfcheck.system.targets import io_scheduler
-from tests.realcaps import requires_bpf, requires_fio
+from tests.blockcounts import users_loop_device
+from tests.realcaps import REAL_BPF_AND_FIO
 
-pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]
+pytestmark = REAL_BPF_AND_FIO
 
 FAST = ("--perfcheck-rounds", "10", "--perfcheck-seconds", "0.5", "-p", "no:cacheprovider")
 
@@ -165,27 +164,9 @@ def test_a_real_slowdown_fails_and_recovers_on_the_scratch_device(
     assert_no_regression(back)
 
 
-@contextlib.contextmanager
-def caller_loop_device(size_mib: int = 256) -> Iterator[Path]:
+def caller_loop_device(size_mib: int = 256) -> contextlib.AbstractContextManager[Path]:
     """A loop device made the way a user would, outside perfcheck."""
-    backing = Path("/dev/shm") / f"caller-made-{secrets.token_hex(4)}.img"
-    with open(backing, "xb") as fh:
-        os.posix_fallocate(fh.fileno(), 0, size_mib << 20)
-    dev = None
-    try:
-        dev = Path(
-            subprocess.run(
-                ["losetup", "--find", "--show", str(backing)],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        )
-        yield dev
-    finally:
-        if dev is not None:
-            subprocess.run(["losetup", "--detach", str(dev)], check=False)
-        backing.unlink(missing_ok=True)
+    return users_loop_device(size_mib, "caller-made")
 
 
 def test_a_real_slowdown_through_perfcheck_target_on_a_callers_loop_device(

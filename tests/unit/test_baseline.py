@@ -29,6 +29,7 @@ from perfcheck.store.baseline import (
     load_baseline_file,
     write_json_atomic,
 )
+from tests.records import node_paths
 
 SCENARIO = "randread-4k"
 MACHINE = "x86_64-4cpu-test"
@@ -532,19 +533,8 @@ def test_fuzz_arbitrary_json(fuzz_file: Path, value: Any) -> None:
     load_expecting_only_baseline_error(fuzz_file)
 
 
-def _subtree_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    paths = [prefix]
-    if isinstance(node, dict):
-        for key, child in node.items():
-            paths.extend(_subtree_paths(child, (*prefix, key)))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            paths.extend(_subtree_paths(child, (*prefix, index)))
-    return paths
-
-
 VALID_DOC = valid_doc()
-VALID_PATHS = _subtree_paths(VALID_DOC)[1:]
+VALID_PATHS = node_paths(VALID_DOC)[1:]
 
 
 @FUZZ_SETTINGS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,14 @@ def inputs(valid: str) -> st.SearchStrategy[bytes]:
     return st.one_of(st.binary(max_size=2048), mutated(valid))
 
 
+def parses_or_fails_in_one_line(parse: Callable[[], object], error: type[Exception]) -> None:
+    """Input is parsed, or refused with a one-line error of the parser's kind."""
+    try:
+        parse()
+    except error as exc:
+        assert "\n" not in str(exc)
+
+
 def write(name: str, data: bytes) -> Path:
     path = WORK / name
     path.write_bytes(data)
@@ -106,47 +115,34 @@ def write(name: str, data: bytes) -> Path:
 @FUZZ
 @given(inputs(VALID_BASELINE))
 def test_baseline_parser(data: bytes) -> None:
-    try:
-        load_baseline_file(write("baseline.json", data))
-    except BaselineError as exc:
-        assert "\n" not in str(exc)
+    parses_or_fails_in_one_line(
+        lambda: load_baseline_file(write("baseline.json", data)), BaselineError
+    )
 
 
 @FUZZ
 @given(inputs(VALID_BASELINE))
 def test_results_parser(data: bytes) -> None:
-    try:
-        load_results(write("results.json", data))
-    except BaselineError as exc:
-        assert "\n" not in str(exc)
+    parses_or_fails_in_one_line(lambda: load_results(write("results.json", data)), BaselineError)
 
 
 @FUZZ
 @given(inputs(VALID_SCENARIO))
 def test_scenario_parser(data: bytes) -> None:
     (WORK / "j.fio").write_text("[j]\nrw=read\n")
-    try:
-        load_scenario(write("fuzz.toml", data))
-    except ScenarioError as exc:
-        assert "\n" not in str(exc)
+    parses_or_fails_in_one_line(lambda: load_scenario(write("fuzz.toml", data)), ScenarioError)
 
 
 @FUZZ
 @given(inputs("[j]\nrw=randread\nbs=4k\n; comment\n"))
 def test_fio_job_file_parser(data: bytes) -> None:
-    try:
-        load_job_file(write("job.fio", data))
-    except ScenarioError as exc:
-        assert "\n" not in str(exc)
+    parses_or_fails_in_one_line(lambda: load_job_file(write("job.fio", data)), ScenarioError)
 
 
 @FUZZ
 @given(st.one_of(st.text(max_size=2048), mutated(VALID_FIO).map(lambda b: b.decode("latin-1"))))
 def test_fio_output_parser(text: str) -> None:
-    try:
-        parse_fio_output(text, source="fuzz")
-    except WorkloadError as exc:
-        assert "\n" not in str(exc)
+    parses_or_fails_in_one_line(lambda: parse_fio_output(text, source="fuzz"), WorkloadError)
 
 
 def test_deeply_nested_fio_output_is_a_one_line_error() -> None:

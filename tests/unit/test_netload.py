@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from perfcheck.errors import CapabilityError, ScenarioError, TargetError, WorkloadError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.stats.gate import is_gated
-from perfcheck.stats.verdict import Direction, MetricRule, default_rule, format_value
+from perfcheck.stats.verdict import format_value
 from perfcheck.system.netns import parse_qdisc
 from perfcheck.workloads import netload
 from perfcheck.workloads.netload import (
@@ -276,26 +276,6 @@ def test_settings_are_described_as_environment_facts() -> None:
     stream = NetworkSpec("iperf3", streams=4)
     assert stream.describe()["workload.streams"] == "4"
     assert stream.describe()["workload.server_cpu"] == "any"
-
-
-@pytest.mark.parametrize(
-    ("metric", "direction", "threshold"),
-    [
-        ("iperf3.bits_per_second", Direction.LOWER_IS_WORSE, 0.10),
-        ("sockperf.round_trips_per_second", Direction.LOWER_IS_WORSE, 0.10),
-        ("sockperf.rtt.p50", Direction.HIGHER_IS_WORSE, 0.10),
-        ("sockperf.rtt.p99", Direction.HIGHER_IS_WORSE, 0.20),
-        ("tcp.srtt.p90", Direction.HIGHER_IS_WORSE, 0.15),
-        ("iperf3.retransmits", Direction.HIGHER_IS_WORSE, 0.20),
-        ("iperf3.mean_rtt_ns", Direction.HIGHER_IS_WORSE, 0.20),
-        # Only a name that ends in the rate is a rate.
-        ("x.per_second_total", Direction.HIGHER_IS_WORSE, 0.20),
-    ],
-)
-def test_throughput_down_is_worse_latency_up_is_worse(
-    metric: str, direction: Direction, threshold: float
-) -> None:
-    assert default_rule(metric) == MetricRule(direction, threshold)
 
 
 def test_throughput_gates_and_the_rest_of_iperf3_is_kept_for_reading() -> None:

@@ -23,6 +23,7 @@ from perfcheck.workloads.scenario import (
     discover_scenarios,
     load_scenario,
 )
+from tests.records import node_paths
 
 KNOWN_PROBES = ("block.latency", "block.queue", "net.tcp.rtt")
 WORKLOAD = '[workload]\nkind = "fio"\njob = "job.fio"\n'
@@ -492,17 +493,6 @@ VALID_DOCUMENT: dict[str, Any] = {
 }
 
 
-def _node_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    paths = [prefix]
-    if isinstance(node, dict):
-        for key, child in node.items():
-            paths.extend(_node_paths(child, (*prefix, key)))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            paths.extend(_node_paths(child, (*prefix, index)))
-    return paths
-
-
 replacements = (
     toml_values
     | st.integers(min_value=-5, max_value=200)
@@ -515,7 +505,7 @@ replacements = (
 def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
     """The valid document with one node replaced, deleted, or given an extra key."""
     document = copy.deepcopy(VALID_DOCUMENT)
-    where = draw(st.sampled_from(_node_paths(document)[1:]))
+    where = draw(st.sampled_from(node_paths(document)[1:]))
     parent = document
     for step in where[:-1]:
         parent = parent[step]

@@ -25,7 +25,7 @@ from perfcheck.stats.verdict import (
     Verdict,
     compare_metric,
 )
-from tests.fakeproject import make_project, run
+from tests.fakeproject import make_project, record_then_slow_down, run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -235,9 +235,7 @@ def saved_scenario(path: Path) -> dict[str, object]:
 def test_undecided_scenario_gets_more_rounds_and_reports_them(
     noisy_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(noisy_project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    monkeypatch.setenv("FAKE_SLOWDOWN", "1.25")
-    saved = noisy_project.path / "results.json"
+    saved = record_then_slow_down(noisy_project, monkeypatch, 1.25)
     seen_more = False
     for seed in range(2, 12):
         monkeypatch.setenv("FAKE_SEED", str(seed))
@@ -264,9 +262,7 @@ def test_undecided_scenario_gets_more_rounds_and_reports_them(
 def test_max_rounds_at_the_initial_rounds_turns_sequential_rounds_off(
     noisy_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(noisy_project, "--perfcheck-update", "scenarios/").assert_outcomes(passed=1)
-    monkeypatch.setenv("FAKE_SLOWDOWN", "1.25")
-    saved = noisy_project.path / "results.json"
+    saved = record_then_slow_down(noisy_project, monkeypatch, 1.25)
     for seed in range(2, 6):
         monkeypatch.setenv("FAKE_SEED", str(seed))
         args = ("--perfcheck-max-rounds", "5", "--perfcheck-save", str(saved))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from perfcheck.system.targets import (
     open_given_target,
     queue_setting,
 )
+from tests.blockcounts import users_loop_device
 from tests.realcaps import requires_fio
 
 pytestmark = [pytest.mark.realfio, requires_fio]
@@ -33,24 +32,8 @@ def loop_devices() -> str:
     return subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
 
 
-@contextlib.contextmanager
-def user_loop_device(size_mib: int = 64) -> Iterator[Path]:
-    backing = Path("/dev/shm") / f"user-data-{secrets.token_hex(4)}.img"
-    with open(backing, "xb") as fh:
-        os.posix_fallocate(fh.fileno(), 0, size_mib << 20)
-    dev = Path(
-        subprocess.run(
-            ["losetup", "--find", "--show", str(backing)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "--detach", str(dev)], check=False)
-        backing.unlink(missing_ok=True)
+def user_loop_device(size_mib: int = 64) -> contextlib.AbstractContextManager[Path]:
+    return users_loop_device(size_mib, "user-data")
 
 
 def test_scratch_device_is_created_and_removed_without_a_trace() -> None:

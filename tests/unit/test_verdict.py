@@ -253,6 +253,16 @@ def test_bad_threshold_is_rejected(threshold: float) -> None:
         ("fio.read.iops", Direction.LOWER_IS_WORSE, 0.10),
         ("fio.read.bw_bytes", Direction.LOWER_IS_WORSE, 0.10),
         ("sched.runqueue.depth", Direction.HIGHER_IS_WORSE, 0.20),
+        # Network: throughput down is worse, latency up is worse.
+        ("iperf3.bits_per_second", Direction.LOWER_IS_WORSE, 0.10),
+        ("sockperf.round_trips_per_second", Direction.LOWER_IS_WORSE, 0.10),
+        ("sockperf.rtt.p50", Direction.HIGHER_IS_WORSE, 0.10),
+        ("sockperf.rtt.p99", Direction.HIGHER_IS_WORSE, 0.20),
+        ("tcp.srtt.p90", Direction.HIGHER_IS_WORSE, 0.15),
+        ("iperf3.retransmits", Direction.HIGHER_IS_WORSE, 0.20),
+        ("iperf3.mean_rtt_ns", Direction.HIGHER_IS_WORSE, 0.20),
+        # Only a name that ends in the rate is a rate.
+        ("x.per_second_total", Direction.HIGHER_IS_WORSE, 0.20),
     ],
 )
 def test_default_rule(metric: str, direction: Direction, threshold: float) -> None:
