@@ -68,7 +68,7 @@ from perfcheck.stats.verdict import (
 from perfcheck.store.baseline import (
     BASELINE_KIND,
     Baseline,
-    dump_json,
+    encoded_json,
     read_json_file,
     write_json_atomic,
 )
@@ -487,13 +487,7 @@ def write_results(path: Path, results: Results) -> None:
     """Write ``results`` to ``path`` atomically; a file ``load_results`` would refuse is never
     written. Raises ``BaselineError`` naming the file on any problem."""
     data = results.to_dict()
-    try:
-        text = dump_json(data)
-    except (TypeError, ValueError) as exc:
-        raise BaselineError(
-            f"{path}: cannot save results: a measured value cannot be stored as JSON "
-            f"({one_line(str(exc))})"
-        ) from exc
+    text = encoded_json(data, f"{path}: cannot save results")
     check_results_data(json.loads(text), f"{path} (not written)")
     try:
         write_json_atomic(path, data)

@@ -43,7 +43,6 @@ in a normal run, with A in the baseline's place.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -52,6 +51,7 @@ from perfcheck.errors import WorkloadError
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.run.measure import scenario_writes
 from perfcheck.store.baseline import Baseline
+from perfcheck.system.processes import run_within
 from perfcheck.system.targets import BlockTarget
 from perfcheck.text import utc_timestamp
 from perfcheck.workloads.scenario import Scenario
@@ -123,20 +123,11 @@ def run_command(command: str, side: str, scenario: str, context: Mapping[str, st
     or the network scenario's namespace) besides the side and the scenario.
     """
     env = {**os.environ, **context, ENV_SIDE: side, ENV_SCENARIO: scenario}
-    try:
-        proc = subprocess.run(
-            ["/bin/sh", "-c", command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise WorkloadError(
-            f"perfcheck ab: the {side} command `{command}` did not finish within"
-            f" {COMMAND_TIMEOUT_S:.0f} s; make it return promptly"
-        ) from exc
+    too_slow = (
+        f"perfcheck ab: the {side} command `{command}` did not finish within"
+        f" {COMMAND_TIMEOUT_S:.0f} s; make it return promptly"
+    )
+    proc = run_within(["/bin/sh", "-c", command], COMMAND_TIMEOUT_S, too_slow, env=env)
     if proc.returncode != 0:
         said = (proc.stderr or proc.stdout).strip().splitlines()
         told = " ".join(f"{k}={v}" for k, v in sorted(context.items()))

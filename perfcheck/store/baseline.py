@@ -46,6 +46,7 @@ import jsonschema.exceptions
 
 from perfcheck import __version__
 from perfcheck.errors import BaselineError
+from perfcheck.files import read_text_file
 from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.measurement import Measurement
 from perfcheck.model.names import name_problem
@@ -216,6 +217,18 @@ def dump_json(data: Mapping[str, Any]) -> str:
     return json.dumps(_in_key_order(data), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def encoded_json(data: Mapping[str, Any], what: str, fix: str | None = None) -> str:
+    """:func:`dump_json`, a value JSON cannot encode being a one-line ``BaselineError``:
+    ``<what>: a measured value cannot be stored as JSON (<why>)[; <fix>]``."""
+    try:
+        return dump_json(data)
+    except (TypeError, ValueError) as exc:
+        tail = f"; {fix}" if fix else ""
+        raise BaselineError(
+            f"{what}: a measured value cannot be stored as JSON ({one_line(str(exc))}){tail}"
+        ) from exc
+
+
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` so that readers see the old or the new file, never half.
 
@@ -308,14 +321,11 @@ class BaselineStore:
         payloads: list[tuple[Path, Baseline, dict[str, Any]]] = []
         for path, baseline in self._queued.items():
             data = baseline.to_dict()
-            try:
-                text = dump_json(data)
-            except (TypeError, ValueError) as exc:
-                raise BaselineError(
-                    f"{path}: cannot record scenario {baseline.scenario!r}: a measured value "
-                    f"cannot be stored as JSON ({one_line(str(exc))}); "
-                    "fix the measurement and run again"
-                ) from exc
+            text = encoded_json(
+                data,
+                f"{path}: cannot record scenario {baseline.scenario!r}",
+                "fix the measurement and run again",
+            )
             # Never write a file that load() would refuse.
             check_baseline_data(json.loads(text), f"{path} (not written)")
             payloads.append((path, baseline, data))
@@ -338,27 +348,7 @@ def read_json_file(path: Path, *, noun: str, max_bytes: int, fix: str) -> Any:
     """Read one JSON document strictly: size-limited, UTF-8, finite numbers only, no key
     twice in an object, bounded nesting. Every problem is a one-line ``BaselineError``
     naming ``path``, what is wrong, and ``fix``. Shared by baseline and results files."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
-    except FileNotFoundError as exc:
-        raise BaselineError(f"{path}: no such file; {fix}") from exc
-    except IsADirectoryError as exc:
-        raise BaselineError(f"{path}: is a directory, not a {noun}; {fix}") from exc
-    except OSError as exc:
-        raise BaselineError(
-            f"{path}: cannot read {noun} ({exc.strerror or exc}); check its permissions"
-        ) from exc
-    if len(raw) > max_bytes:
-        raise BaselineError(
-            f"{path}: larger than {max_bytes // (1024 * 1024)} MiB, not a {noun}; {fix}"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BaselineError(
-            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); {fix}"
-        ) from exc
+    text = read_text_file(path, noun=noun, fix=fix, error=BaselineError, max_bytes=max_bytes)
     try:
         return json.loads(
             text,

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from perfcheck.errors import TargetError
+from perfcheck.errors import TargetError, WorkloadError
 
 #: What a run keeps in temporary directories, each named ``perfcheck-<kind>-<pid>-<random>``
 #: after the process that made it, so that a later run can remove those of a killed one.
@@ -43,6 +43,22 @@ def run_tool(cmd: list[str], what: str, timeout_s: float = 60.0) -> str:
         last = detail[-1] if detail else f"exit {proc.returncode}"
         raise TargetError(f"`{shown}` failed ({last}): cannot {what}")
     return proc.stdout
+
+
+def run_within(
+    cmd: list[str], timeout_s: float, too_slow: str, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` to completion, output captured as text, whatever its exit status.
+
+    Past ``timeout_s`` it is killed and ``too_slow`` becomes a one-line ``WorkloadError``;
+    an interrupted caller (Ctrl-C, SIGTERM) kills it too.
+    """
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, check=False, **popen
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise WorkloadError(too_slow) from exc
 
 
 def pid_alive(pid: int) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
+from perfcheck.files import read_text_file
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.system.processes import run_tempdir
 
@@ -162,14 +163,9 @@ class FioJobFile:
 
 
 def load_job_file(path: Path) -> FioJobFile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read fio job file ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(
-            f"{path}: fio job file is not UTF-8 text (byte {exc.start}); save it as text"
-        ) from exc
+    text = read_text_file(
+        path, noun="fio job file", fix="check the scenario's 'workload.job'", error=ScenarioError
+    )
     modes: set[str] = set()
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()

@@ -50,7 +50,7 @@ from perfcheck.errors import CapabilityError, TargetError, WorkloadError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.system.cgroup import WorkloadCgroup
 from perfcheck.system.netns import LOOPBACK_ADDRESS, NetnsTarget, QdiscSpec
-from perfcheck.system.processes import run_tempdir, stop_process
+from perfcheck.system.processes import run_tempdir, run_within, stop_process
 from perfcheck.workloads.fio import die_with_parent
 from perfcheck.workloads.rounds import Workload, WorkloadReport
 
@@ -436,21 +436,8 @@ def parse_iperf3_json(text: str) -> Iperf3Result:
 def _run_client(
     cmd: list[str], timeout_s: float, setup: Callable[[], None], tool: str
 ) -> subprocess.CompletedProcess[str]:
-    try:
-        # subprocess.run kills the client if we are interrupted (Ctrl-C, SIGTERM, timeout).
-        return subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-            preexec_fn=setup,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise WorkloadError(
-            f"{tool} client did not finish within {timeout_s:.0f} s; killed"
-        ) from exc
+    too_slow = f"{tool} client did not finish within {timeout_s:.0f} s; killed"
+    return run_within(cmd, timeout_s, too_slow, stdin=subprocess.DEVNULL, preexec_fn=setup)
 
 
 @dataclass

@@ -103,6 +103,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from perfcheck.errors import ScenarioError
+from perfcheck.files import read_text_file
 from perfcheck.model.names import name_problem
 from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
 from perfcheck.system.netns import parse_qdisc
@@ -126,6 +127,7 @@ ROUND_SECONDS_RANGE = (0.5, 3600.0)
 MAX_THRESHOLD = 10.0
 #: Scenario files are hand-written and small; anything bigger is not one.
 MAX_SCENARIO_BYTES = 1024 * 1024
+SCENARIO_FIX = "give the path of a scenario *.toml file (see docs/scenarios.md)"
 
 _TOP_KEYS = (
     "description",
@@ -234,22 +236,13 @@ def discover_scenarios(directory: Path) -> list[Path]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_SCENARIO_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise ScenarioError(f"{path}: no such scenario file") from exc
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read scenario ({exc.strerror or exc})") from exc
-    if len(raw) > MAX_SCENARIO_BYTES:
-        raise ScenarioError(
-            f"{path}: larger than {MAX_SCENARIO_BYTES // 1024} KiB, not a scenario file"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ScenarioError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from exc
+    text = read_text_file(
+        path,
+        noun="scenario file",
+        fix=SCENARIO_FIX,
+        error=ScenarioError,
+        max_bytes=MAX_SCENARIO_BYTES,
+    )
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

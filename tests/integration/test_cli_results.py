@@ -233,7 +233,7 @@ def test_compare_bad_file_exits_2_with_one_line(
 def test_compare_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = write_run(tmp_path / "good.json", 1.0, seed=1)
     assert cli.main(["compare", str(good), str(tmp_path / "none.json")]) == 2
-    assert "no such file" in one_error_line(capsys, tmp_path / "none.json")
+    assert "no such results or baseline file" in one_error_line(capsys, tmp_path / "none.json")
 
 
 def test_compare_bad_usage_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,12 +31,17 @@ def hold_in_child(path: Path, seconds: float) -> subprocess.Popen[str]:
     return child
 
 
-def test_second_run_fails_fast_naming_the_holder(tmp_path: Path) -> None:
-    path = tmp_path / "perfcheck.lock"
-    child = hold_in_child(path, 30)
+@pytest.fixture
+def lock_path(tmp_path: Path) -> Path:
+    """Where the tests' own host lock lives."""
+    return tmp_path / "perfcheck.lock"
+
+
+def test_second_run_fails_fast_naming_the_holder(lock_path: Path) -> None:
+    child = hold_in_child(lock_path, 30)
     try:
         with pytest.raises(LockTimeout) as info:
-            HostLock(path).acquire(0)
+            HostLock(lock_path).acquire(0)
         message = str(info.value)
         assert f"held by process {child.pid} (perfcheck)" in message
         assert "--perfcheck-lock-timeout" in message and "\n" not in message
@@ -45,12 +50,11 @@ def test_second_run_fails_fast_naming_the_holder(tmp_path: Path) -> None:
         child.wait()
 
 
-def test_second_run_waits_then_proceeds(tmp_path: Path) -> None:
-    path = tmp_path / "perfcheck.lock"
-    child = hold_in_child(path, 1.0)
+def test_second_run_waits_then_proceeds(lock_path: Path) -> None:
+    child = hold_in_child(lock_path, 1.0)
     told: list[str] = []
     started = time.monotonic()
-    lock = HostLock(path)
+    lock = HostLock(lock_path)
     lock.acquire(30, on_wait=told.append)
     try:
         assert time.monotonic() - started > 0.3
@@ -60,12 +64,11 @@ def test_second_run_waits_then_proceeds(tmp_path: Path) -> None:
         child.wait()
 
 
-def test_a_killed_holder_releases_the_lock(tmp_path: Path) -> None:
-    path = tmp_path / "perfcheck.lock"
-    child = hold_in_child(path, 30)
+def test_a_killed_holder_releases_the_lock(lock_path: Path) -> None:
+    child = hold_in_child(lock_path, 30)
     child.kill()
     child.wait()
-    lock = HostLock(path)
+    lock = HostLock(lock_path)
     lock.acquire(0)
     assert lock.held
     lock.release()

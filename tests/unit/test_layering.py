@@ -2,8 +2,9 @@
 
 Every ``import`` in ``perfcheck/`` (function-level and ``TYPE_CHECKING`` ones included) is
 read with :mod:`ast`; a module's layer is its subpackage (``perfcheck.stats.verdict`` is in
-``stats``), the few top-level modules (``errors``, ``text``) are the base. Nothing imports
-``plugin`` or ``cli``, and no two modules import each other, however indirectly. The
+``stats``), the few top-level modules (``errors``, ``files``, ``text``) are the base.
+Nothing imports ``plugin`` or ``cli``, and no two modules import each other, however
+indirectly. The
 subprocess tests check the same thing where it matters to users: ``perfcheck show`` and
 ``perfcheck report`` load neither fio, network namespaces nor probes, and importing the
 package never imports bcc.
@@ -106,7 +107,7 @@ def test_every_module_has_a_known_layer() -> None:
     subpackages = {p.name for p in PACKAGE_DIR.iterdir() if (p / "__init__.py").exists()}
     assert subpackages == set(ALLOWED) - {"base"}
     top_level = {p.stem for p in PACKAGE_DIR.glob("*.py")}
-    assert top_level == {"__init__", "__main__", "errors", "text"}
+    assert top_level == {"__init__", "__main__", "errors", "files", "text"}
 
 
 def test_layers_import_only_the_layers_below_them() -> None:

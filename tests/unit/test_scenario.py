@@ -336,7 +336,7 @@ def test_syntax_error_at_end_of_document(tmp_path: Path) -> None:
 def test_not_utf8(tmp_path: Path) -> None:
     path = write_scenario(tmp_path, "")
     path.write_bytes(b'description = "ok"\ndescription2 = "\xff"\n')
-    assert scenario_error(path).startswith(f"{path}:2: not UTF-8")
+    assert scenario_error(path).startswith(f"{path}: not UTF-8 text at line 2")
 
 
 def test_missing_file(tmp_path: Path) -> None:
