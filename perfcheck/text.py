@@ -8,6 +8,7 @@ breaking that rule.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 #: Longest quoted text in a one-line message.
@@ -29,6 +30,21 @@ def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 def clipped_repr(value: object) -> str:
     """``repr(value)`` on one line, at most :data:`MAX_VALUE_CHARS` characters."""
     return one_line(repr(value), MAX_VALUE_CHARS)
+
+
+#: Type names JSON and TOML share; each format adds its own (``number``, ``float``, ...).
+COMMON_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (str, "string"),
+    (list, "array"),
+)
+
+
+def type_name(value: object, names: Sequence[tuple[type, str]]) -> str:
+    """What a file format calls ``value``'s type: the name of the first type in ``names``
+    it is an instance of (list ``bool`` before ``int``), else Python's name for it."""
+    return next((name for kind, name in names if isinstance(value, kind)), type(value).__name__)
 
 
 def change_text(change: float) -> str:

@@ -268,6 +268,11 @@ def write_recording(
     print(f"record: {len(sessions)} {what} written to {output}")
 
 
+def progress(text: str, started: float) -> None:
+    """One line per recorded session, with how long it took."""
+    print(f"{text} ({time.monotonic() - started:.0f} s)", flush=True)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=4, help="sessions per regression")
@@ -314,11 +319,10 @@ def main(argv: list[str]) -> int:
                 sessions.append(session)
                 p50 = statistics.median(r["block.latency.read.p50"] for r in session["rounds"])
                 iops = statistics.median(r["fio.iops.read"] for r in session["rounds"])
-                print(
+                progress(
                     f"[{number}/{args.blocks * 2 * len(REGRESSIONS)}] {condition:12s}"
-                    f" p50 {p50 / 1e3:6.2f} us  IOPS {iops / 1e3:6.1f}k"
-                    f"  ({time.monotonic() - t0:.0f} s)",
-                    flush=True,
+                    f" p50 {p50 / 1e3:6.2f} us  IOPS {iops / 1e3:6.1f}k ",
+                    t0,
                 )
     finally:
         probes.close()
@@ -353,10 +357,7 @@ def main_interleaved(args: argparse.Namespace) -> int:
                     lock.release()
                 session["index"] = number
                 sessions.append(session)
-                print(
-                    f"[{number}/{len(order)}] {condition:12s} ({time.monotonic() - t0:.0f} s)",
-                    flush=True,
-                )
+                progress(f"[{number}/{len(order)}] {condition:12s}", t0)
     finally:
         probes.close()
         write_recording(output, args, began, loads, sessions, "interleaved sessions")

@@ -27,7 +27,7 @@ from perfcheck.probes.features import (
 )
 from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.report.results import Results
-from perfcheck.run.measure import measure, measure_network, scenario_writes
+from perfcheck.run.measure import measure, scenario_writes
 from perfcheck.stats.drift import check_drift, downgrade_for_drift
 from perfcheck.stats.gate import ScenarioOutcome, ScenarioVerdict, is_gated, judge, status_of
 from perfcheck.stats.history import (
@@ -285,7 +285,7 @@ class Harness:
         setup = self.network(scenario)
         self.control_measurement()  # before the probes load: none is attached during it
         probes = self.probes(scenario.probes)
-        return measure_network(
+        return measure(
             scenario,
             setup,
             probes,

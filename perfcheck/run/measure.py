@@ -94,7 +94,7 @@ def _keep_probe_series(names: Mapping[str, object], probes: tuple[str, ...]) -> 
 
 def measure(
     scenario: Scenario,
-    target: BlockTarget,
+    target: BlockTarget | NetworkSetup,
     probes: ProbeBackend | None,
     *,
     rounds: int | None = None,
@@ -104,11 +104,26 @@ def measure(
 ) -> Measurement:
     """Run the scenario's rounds on ``target`` under the already started ``probes``.
 
-    Without ``workload``, fio runs the scenario's job; when one of its probes filters on a
-    cgroup (scheduler, syscalls), fio starts in a cgroup of its own and they time it only.
-    Series are kept as :func:`_measurement` says; fio's own are always kept.
+    A block ``target``: without ``workload``, fio runs the scenario's job; when one of its
+    probes filters on a cgroup (scheduler, syscalls), fio starts in a cgroup of its own and
+    they time it only; fio's own series are always kept. A network ``target`` is the
+    started load (namespace, server); the probes are filtered to the server's port and the
+    workload's cgroup. Series are kept as :func:`_measurement` says.
     """
     plan = _plan(scenario, rounds, seconds)
+    if isinstance(target, BlockTarget):
+        return _measure_block(scenario, target, probes, plan, workload, progress)
+    return _measure_network(scenario, target, probes, plan, workload, progress)
+
+
+def _measure_block(
+    scenario: Scenario,
+    target: BlockTarget,
+    probes: ProbeBackend | None,
+    plan: RoundPlan,
+    workload: Workload | None,
+    progress: ProgressCallback | None,
+) -> Measurement:
     extra: dict[str, object] = {}
     with contextlib.ExitStack() as stack:
         settings = {"dev": target.probe_dev, SAMPLE_SETTING: scenario.block_sample}
@@ -180,21 +195,14 @@ def _measurement(
     )
 
 
-def measure_network(
+def _measure_network(
     scenario: Scenario,
     load: NetworkSetup,
     probes: ProbeBackend | None,
-    *,
-    rounds: int | None = None,
-    seconds: float | None = None,
-    workload: Workload | None = None,
-    progress: ProgressCallback | None = None,
+    plan: RoundPlan,
+    workload: Workload | None,
+    progress: ProgressCallback | None,
 ) -> Measurement:
-    """Run a network scenario's rounds against its already started ``load`` (namespace,
-    server) under the already started ``probes``, which are filtered to the server's
-    port and the workload's cgroup. Series are kept as :func:`_measurement` says.
-    """
-    plan = _plan(scenario, rounds, seconds)
     if probes is not None:
         probes.configure(load.probe_settings())
     results = run_rounds(

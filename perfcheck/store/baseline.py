@@ -51,7 +51,7 @@ from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.measurement import Measurement
 from perfcheck.model.names import name_problem
 from perfcheck.model.session import SessionSummary
-from perfcheck.text import clipped_repr, one_line, utc_timestamp
+from perfcheck.text import COMMON_TYPE_NAMES, clipped_repr, one_line, type_name, utc_timestamp
 
 SCHEMA_VERSION = 2
 #: Schema versions this perfcheck reads; older ones are migrated on load.
@@ -422,22 +422,11 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+_JSON_TYPES = ((type(None), "null"), *COMMON_TYPE_NAMES, (float, "number"), (dict, "object"))
+
+
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    return type_name(value, _JSON_TYPES)
 
 
 def _json_path(error: jsonschema.exceptions.ValidationError) -> str:

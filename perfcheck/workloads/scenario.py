@@ -107,7 +107,7 @@ from perfcheck.files import read_text_file
 from perfcheck.model.names import name_problem
 from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
 from perfcheck.system.netns import parse_qdisc
-from perfcheck.text import clipped_repr, one_line
+from perfcheck.text import COMMON_TYPE_NAMES, clipped_repr, one_line, type_name
 from perfcheck.workloads.netload import (
     CPU_RANGE,
     MESSAGE_SIZE_RANGE,
@@ -552,26 +552,19 @@ def _key_path(*parts: str) -> str:
     return f"'{text}'"
 
 
+# datetime before date: a datetime is a date too.
+_TOML_TYPES = (
+    *COMMON_TYPE_NAMES,
+    (float, "float"),
+    (dict, "table"),
+    (datetime, "datetime"),
+    (date, "date"),
+    (time, "time"),
+)
+
+
 def _toml_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, datetime):
-        return "datetime"
-    if isinstance(value, date):
-        return "date"
-    if isinstance(value, time):
-        return "time"
-    return type(value).__name__
+    return type_name(value, _TOML_TYPES)
 
 
 def _toml_repr(value: object) -> str:

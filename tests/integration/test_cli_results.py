@@ -106,28 +106,34 @@ def test_compare_downgrades_a_fail_when_the_machine_drifted(
     assert "drift control" not in capsys.readouterr().out
 
 
-def test_compare_passes_without_a_change(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    before = write_run(tmp_path / "before.json", 1.0, seed=1)
-    after = write_run(tmp_path / "after.json", 1.0, seed=2)
-    assert cli.main(["compare", str(before), str(after)]) == 0
-    assert "randread-4k: PASS" in capsys.readouterr().out
-    # An improvement is no failure either.
-    faster = write_run(tmp_path / "faster.json", 0.6, seed=3)
-    assert cli.main(["compare", str(before), str(faster)]) == 0
+def side_file(tmp_path: Path, kind: str, scale: float, seed: int) -> Path:
+    """A results (``run``) or ``baseline`` file of randread-4k at ``scale`` x the latency."""
+    if kind == "baseline":
+        return write_baseline(tmp_path / f"baselines-{seed}", scale, seed=seed)
+    return write_run(tmp_path / f"run-{seed}.json", scale, seed=seed)
 
 
-def test_compare_accepts_baseline_files_on_either_side(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("before", "after", "status"),
+    [
+        (("run", 1.0, 1), ("run", 1.0, 2), 0),  # no change
+        (("run", 1.0, 1), ("run", 0.6, 3), 0),  # an improvement is no failure either
+        # Baseline files on either side.
+        (("baseline", 1.0, 1), ("run", 1.5, 2), 1),
+        (("run", 1.5, 2), ("baseline", 1.0, 1), 0),  # the other way is faster
+        (("baseline", 1.0, 1), ("baseline", 1.5, 3), 1),
+    ],
+)
+def test_compare_exits_1_on_a_fail_only(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    before: tuple[str, float, int],
+    after: tuple[str, float, int],
+    status: int,
 ) -> None:
-    baseline = write_baseline(tmp_path / "baselines", 1.0, seed=1)
-    slower = write_run(tmp_path / "slower.json", 1.5, seed=2)
-    assert cli.main(["compare", str(baseline), str(slower)]) == 1
-    assert cli.main(["compare", str(slower), str(baseline)]) == 0  # the other way is faster
-    other = write_baseline(tmp_path / "other", 1.5, seed=3)
-    assert cli.main(["compare", str(baseline), str(other)]) == 1
-    capsys.readouterr()
+    left, right = side_file(tmp_path, *before), side_file(tmp_path, *after)
+    assert cli.main(["compare", str(left), str(right)]) == status
+    assert f"randread-4k: {'FAIL' if status else 'PASS'}" in capsys.readouterr().out
 
 
 def test_compare_two_single_baselines_of_different_names(

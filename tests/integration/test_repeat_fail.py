@@ -64,20 +64,28 @@ def fresh_sessions(p: pytest.Pytester) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
+def assert_repeated_once(
+    p: pytest.Pytester, result: pytest.RunResult, verdict: str, repeat: str
+) -> None:
+    """The p50 got ``verdict``, after one fresh session whose outcome reads ``repeat``."""
+    result.stdout.fnmatch_lines(
+        [
+            f"*block.latency.read.p50: * -> * (+*%, threshold +10%, p=*) {verdict}*",
+            f"*repeated in a fresh session: {repeat}*",
+        ]
+    )
+    assert fresh_sessions(p) == 1
+
+
 def test_a_lasting_slowdown_fails_after_repeating_in_a_fresh_session(
     project: pytest.Pytester,
 ) -> None:
     saved = project.path / "results.json"
     result = run(project, "--perfcheck", f"--perfcheck-save={saved}")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*block.latency.read.p50: * -> * (+*%, threshold +10%, p=*) FAIL*",
-            "*repeated in a fresh session: FAILed again (5 + 5 rounds):"
-            " the first session's FAIL stands*",
-        ]
+    assert_repeated_once(
+        project, result, "FAIL", "FAILed again (5 + 5 rounds): the first session's FAIL stands"
     )
-    assert fresh_sessions(project) == 1
     decision = json.loads(saved.read_text())["scenarios"]["fake-reads"]["decision"]
     assert decision["repeat"].startswith("FAILed again")
 
@@ -88,14 +96,12 @@ def test_a_slowdown_of_the_first_session_only_is_inconclusive(
     monkeypatch.setenv("FAKE_SLOW_SESSIONS", "1")
     result = run(project, "--perfcheck")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*block.latency.read.p50: * -> * (+*%, threshold +10%, p=*) INCONCLUSIVE*",
-            "*repeated in a fresh session: did not FAIL again (5 + 5 rounds; *),"
-            " so the FAIL is INCONCLUSIVE*",
-        ]
+    assert_repeated_once(
+        project,
+        result,
+        "INCONCLUSIVE",
+        "did not FAIL again (5 + 5 rounds; *), so the FAIL is INCONCLUSIVE",
     )
-    assert fresh_sessions(project) == 1
     # Strict mode fails it, as any INCONCLUSIVE.
     run(project, "--perfcheck", "--perfcheck-strict").assert_outcomes(failed=1)
 

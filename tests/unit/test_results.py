@@ -203,7 +203,10 @@ def test_bad_file_is_one_line_naming_it(tmp_path: Path, change: str, expected: s
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    for path, expected in ((tmp_path / "none.json", "no such results or baseline file"), (tmp_path, "directory")):
+    for path, expected in (
+        (tmp_path / "none.json", "no such results or baseline file"),
+        (tmp_path, "directory"),
+    ):
         with pytest.raises(BaselineError, match=expected):
             load_results(path)
 
