@@ -501,7 +501,10 @@ def snapshot_baselines(root: Path) -> dict[Path, bytes]:
     """Every ``*.json`` under ``root`` (resolved path -> content); empty if there is none."""
     if not root.is_dir():
         return {}
-    return {path.resolve(): path.read_bytes() for path in sorted(root.rglob("*.json"))}
+    # Only regular files: reading a FIFO named like a baseline would wait forever.
+    return {
+        path.resolve(): path.read_bytes() for path in sorted(root.rglob("*.json")) if path.is_file()
+    }
 
 
 def _baseline_from_bytes(path: Path, content: bytes) -> Baseline | None:
