@@ -6,7 +6,9 @@ nothing of pytest. Importing this module does not import bcc.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -136,7 +138,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_LOCK_TIMEOUT,
-        type=float,
+        type=_lock_timeout,
         default=600.0,
         metavar="S",
         help="how long to wait for another perfcheck run on this host to finish (default 600;"
@@ -297,6 +299,19 @@ def _settings(config: pytest.Config) -> HarnessSettings:
 
 def _enabled(config: pytest.Config) -> bool:
     return bool(config.getoption("perfcheck") or config.getoption("perfcheck_update"))
+
+
+def _lock_timeout(text: str) -> float:
+    """``--perfcheck-lock-timeout``: seconds, finite and not negative (``nan`` waited forever)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds; give 0 or more (0: fail at once if held)"
+        )
+    return seconds
 
 
 def pytest_configure(config: pytest.Config) -> None:

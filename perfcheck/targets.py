@@ -220,7 +220,8 @@ def _remove_scratch_dir(path: Path) -> None:
 
 
 def _signature(dev: Path) -> str | None:
-    """What ``blkid`` finds on a device (filesystem, partition table, RAID, ...), or None."""
+    """What ``blkid`` finds on a device (filesystem, partition table, RAID, ...) as a clause
+    (``blkid finds ext4 on it``), or None."""
     if shutil.which("blkid") is None:
         raise CapabilityError(
             "blkid: not found; it is needed to check a target for data before writing"
@@ -237,28 +238,30 @@ def _signature(dev: Path) -> str | None:
         return None
     if proc.returncode != 0:
         # Unknown state: treat as occupied rather than risk data.
-        return f"unreadable by blkid ({proc.stderr.strip() or proc.returncode})"
+        return f"blkid cannot read it ({proc.stderr.strip() or proc.returncode})"
     fields = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    kind = fields.get("TYPE") or fields.get("PTTYPE") or "a signature"
-    return kind if "PTTYPE" not in fields else f"a {fields['PTTYPE']} partition table"
+    kind = fields.get("TYPE") or "a signature"
+    if "PTTYPE" in fields:
+        kind = f"a {fields['PTTYPE']} partition table"
+    return f"blkid finds {kind} on it"
 
 
 def _in_use(dev: Path, disk: str, major: int, minor: int) -> str | None:
-    """Why a block device is in use (mounted, held, has partitions), or None."""
+    """Why a block device is in use (mounted, held, has partitions) as a clause, or None."""
     want = f"{major}:{minor}"
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             parts = line.split()
             if len(parts) > 4 and parts[2] == want:
-                return f"mounted on {parts[4]}"
+                return f"it is mounted on {parts[4]}"
     node = (SYSFS_DEV_BLOCK / want).resolve()
     holders = node / "holders"
     if holders.is_dir() and any(holders.iterdir()):
-        return f"held by {', '.join(p.name for p in holders.iterdir())}"
+        return f"it is held by {', '.join(p.name for p in holders.iterdir())}"
     if node.name == disk:
         parts = [p.name for p in node.iterdir() if (p / "partition").exists()]
         if parts:
-            return f"has partitions {', '.join(sorted(parts))}"
+            return f"it has partitions {', '.join(sorted(parts))}"
     return None
 
 
@@ -279,7 +282,7 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
             reason = _in_use(path, disk, major, minor) or _signature(path)
             if reason is not None:
                 raise TargetError(
-                    f"--perfcheck-target {path}: refusing to write, it holds {reason};"
+                    f"--perfcheck-target {path}: refusing to write, {reason};"
                     " pass --perfcheck-allow-destructive if its data may be destroyed"
                 )
         dmaj, dmin = disk_dev_numbers(disk)

@@ -390,6 +390,12 @@ BROKEN_DOCUMENTS: dict[str, tuple[Any, str]] = {
         "expected 'loglinear-k5-ns'",
     ),
     "other slot count": (mutated(lambda d: first_hist(d).update(slots=512)), "expected 1024"),
+    "negative iops": (
+        mutated(
+            lambda d: d["measurement"]["rounds"][0]["scalars"].update({"fio.iops.read": -1e308})
+        ),
+        "scalars/fio.iops.read: -1e+308 is below the minimum 0",
+    ),
     "no rounds": (
         mutated(lambda d: d["measurement"].update(rounds=[])),
         "measurement/rounds: needs at least 1",
