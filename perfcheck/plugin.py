@@ -680,7 +680,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"perfcheck: no baseline for {', '.join(missing)}: record with {OPT_UPDATE}"
             " (see the skip reasons, -rs)"
         )
-    if counts.get(Status.FAIL):
+    if counts.get(Status.FAIL) and harness.settings.ab_commands is not None:
+        # An A/B run reads no baseline: there is nothing to re-record.
+        terminalreporter.write_line(
+            "perfcheck: B measured worse than A on the metrics marked FAIL"
+            + (
+                ", in this run and again in a fresh session"
+                if harness.settings.repeat_fails
+                else f" (not repeated: {OPT_NO_REPEAT}); run it without {OPT_NO_REPEAT} to confirm"
+            )
+            + "; if B's cost is expected, nothing needs updating"
+        )
+    elif counts.get(Status.FAIL):
         terminalreporter.write_line(
             f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"
         )
