@@ -252,6 +252,7 @@ def restore_leftover_knobs(directory: Path | None = None) -> list[str]:
     own = directory if directory is not None else journal_dir()
     for path, pid_text in _journals(own, _JOURNAL_NAME):
         done += _replay(path, pid_text, legacy=False)
-    for path, pid_text in _journals(LEGACY_JOURNAL_DIR, _LEGACY_JOURNAL_NAME):
-        done += _replay(path, pid_text, legacy=True)
+    if os.geteuid() == 0:  # only root's runs wrote them
+        for path, pid_text in _journals(LEGACY_JOURNAL_DIR, _LEGACY_JOURNAL_NAME):
+            done += _replay(path, pid_text, legacy=True)
     return done

@@ -196,6 +196,20 @@ class ScratchLoopDevice(BlockTarget):
 def _make_scratch_dir(directory: Path) -> Path:
     """A new directory of this run for its scratch file: ``mkdir`` fails on a name that
     exists (whoever planted it), so the name is drawn again; the result is checked."""
+    try:
+        parent = directory.lstat()
+    except OSError as exc:
+        raise TargetError(
+            f"{directory}: cannot use it for scratch files ({exc.strerror}); pass"
+            " --perfcheck-target"
+        ) from exc
+    if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
+        # Without the sticky bit anyone could rename the run's directory and put another
+        # in its place.
+        raise TargetError(
+            f"{directory}: world-writable without the sticky bit, unsafe for scratch files;"
+            f" `chmod +t {directory}`, or pass --perfcheck-target"
+        )
     for _ in range(100):
         path = directory / f"{SCRATCH_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
         try:
@@ -397,6 +411,8 @@ def remove_leftover_scratch(directory: Path = SCRATCH_DIR) -> list[str]:
     saying why. Returns one line per thing removed or skipped.
     """
     lines: list[str] = []
+    if os.geteuid() != 0:
+        return lines  # only root makes scratch devices, and only root can remove them
     try:
         names = sorted(os.listdir(directory))
     except OSError:

@@ -277,3 +277,14 @@ def test_a_lock_file_of_another_user_is_refused(
     monkeypatch.setattr(lock, "LOCK_PATH", path)
     with pytest.raises(PerfcheckError, match="not a regular file of uid 0"):
         HostLock().acquire(0)
+
+
+def test_scratch_files_are_refused_in_a_world_writable_directory_without_sticky_bit(
+    shared_dir: Path,
+) -> None:
+    shared_dir.chmod(0o777)  # anyone could rename the run's directory away
+    with pytest.raises(targets.TargetError) as info:
+        targets.ScratchLoopDevice.create(16, directory=shared_dir)
+    message = str(info.value)
+    assert message.startswith(f"{shared_dir}: world-writable without the sticky bit")
+    assert "\n" not in message and list(shared_dir.iterdir()) == []
