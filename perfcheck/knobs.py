@@ -35,7 +35,8 @@ from perfcheck.statedir import parse_pid, private_dir, state_dir
 
 #: Where journals live; None: the state directory (tests point it elsewhere).
 JOURNAL_DIR: Path | None = None
-#: Journals of perfcheck before 0.x kept in /dev/shm, replayed with the same checks.
+#: Where earlier versions kept journals; those of runs killed before an upgrade are
+#: replayed with the same checks.
 LEGACY_JOURNAL_DIR = Path("/dev/shm")
 SYSFS_ROOT = Path("/sys")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -49,6 +50,10 @@ _MAX_JOURNAL_BYTES = 1 << 16
 
 class _Malformed(Exception):
     """A journal or an entry of one that perfcheck did not write; skipped with its reason."""
+
+
+class _FromEarlierBoot(_Malformed):
+    """A journal of a run killed before the last reboot, which reset what it changed."""
 
 
 def journal_dir() -> Path:
@@ -108,7 +113,7 @@ def _entries(data: bytes, legacy: bool) -> dict[Path, str]:
         if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
             raise _Malformed("not a journal of settings")
         if doc.get("boot_id") != _boot_id():
-            raise _Malformed("written before the last reboot, which reset its settings")
+            raise _FromEarlierBoot("written before the last reboot, which reset its settings")
         doc = doc["settings"]
     if not isinstance(doc, dict):
         raise _Malformed("not a journal of settings")
@@ -128,10 +133,14 @@ def _journal_key(knob: Path) -> str:
 
 
 def _read_journal(path: Path) -> dict[str, str]:
-    """This run's own journal (absent: empty)."""
+    """This run's own journal (absent: empty). One that does not read as this boot's was
+    left under this pid by a process of an earlier boot: it is replaced."""
     if not path.exists():
         return {}
-    return {str(k): v for k, v in _entries(_read_own_file(path), legacy=False).items()}
+    try:
+        return {str(k): v for k, v in _entries(_read_own_file(path), legacy=False).items()}
+    except _Malformed:
+        return {}
 
 
 def _write_journal(path: Path, entries: dict[str, str]) -> None:
@@ -226,6 +235,9 @@ def _replay(path: Path, pid_text: str, legacy: bool) -> list[str]:
             path.unlink(missing_ok=True)
             return []
         entries = _entries(data, legacy)
+    except _FromEarlierBoot as exc:
+        path.unlink(missing_ok=True)
+        return [f"removed {path}: {exc}"]
     except _Malformed as exc:
         return [f"skipped {path}: {exc}; perfcheck did not write it"]
     done: list[str] = []

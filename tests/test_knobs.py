@@ -124,8 +124,20 @@ def test_a_journal_from_an_earlier_boot_is_dropped_not_replayed(sysfs: Path) -> 
     pid = dead_pid()
     dead = knobs.journal_path(pid=pid)
     write_journal(dead, {str(knob): "cache"}, boot_id="another-boot")
-    [line] = knobs.restore_leftover_knobs()
-    assert "before the last reboot" in line and knob.read_text() == "cpu"
+    assert knobs.restore_leftover_knobs() == [
+        f"removed {dead}: written before the last reboot, which reset its settings"
+    ]
+    assert knob.read_text() == "cpu" and not dead.exists()
+
+
+def test_a_journal_of_an_earlier_boot_under_this_pid_is_replaced(sysfs: Path) -> None:
+    """/run can be on disk: a process of an earlier boot may have had this run's pid."""
+    knob = make_knob(sysfs, "scope", "cache")
+    write_journal(knobs.journal_path(), {str(sysfs / "other"): "x"}, boot_id="another-boot")
+    with knobs.sysfs_setting(knob, "cpu"):
+        journal = json.loads(knobs.journal_path().read_text())
+        assert journal["settings"] == {str(knob): "cache"}
+    assert knob.read_text() == "cache" and not knobs.journal_path().exists()
 
 
 def test_a_legacy_journal_in_dev_shm_is_replayed(sysfs: Path, tmp_path: Path) -> None:
