@@ -33,6 +33,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -374,12 +375,17 @@ def read_json_file(path: Path, *, noun: str, max_bytes: int, fix: str) -> Any:
     twice in an object, bounded nesting. Every problem is a one-line ``BaselineError``
     naming ``path``, what is wrong, and ``fix``. Shared by baseline and results files."""
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it would hang the run,
+        # which holds the host lock); whatever is not a regular file is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        kind = _file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise BaselineError(f"{path}: is {kind}, not a regular file; {fix}")
+        with os.fdopen(fd, "rb") as fh:
             raw = fh.read(max_bytes + 1)
     except FileNotFoundError as exc:
         raise BaselineError(f"{path}: no such file; {fix}") from exc
-    except IsADirectoryError as exc:
-        raise BaselineError(f"{path}: is a directory, not a {noun}; {fix}") from exc
     except OSError as exc:
         raise BaselineError(
             f"{path}: cannot read {noun} ({exc.strerror or exc}); check its permissions"
@@ -413,6 +419,22 @@ def read_json_file(path: Path, *, noun: str, max_bytes: int, fix: str) -> Any:
         raise BaselineError(f"{path}: not valid JSON ({_one_line(str(exc))}); {fix}") from exc
     except RecursionError as exc:
         raise BaselineError(f"{path}: not a {noun} (JSON nested too deeply); {fix}") from exc
+
+
+def _file_kind(mode: int) -> str | None:
+    """What a non-regular file is ("a FIFO", "a directory", ...), or None for a regular one."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def _reject_constant(name: str) -> Any:

@@ -24,8 +24,14 @@ TEMP_KINDS: tuple[str, ...] = (
 _TEMP_NAME = re.compile(rf"perfcheck-({'|'.join(map(re.escape, TEMP_KINDS))})-(\d+)-[^/]+")
 
 
+#: The kernel's PID_MAX_LIMIT on 64-bit: no process id is larger.
+PID_MAX_LIMIT = 1 << 22
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` exists (a process we may not signal still exists)."""
+    if not 0 < pid <= PID_MAX_LIMIT:  # 0 and negatives name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
