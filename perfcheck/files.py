@@ -7,6 +7,8 @@ that names the file, says what is wrong and how to fix it, in the caller's error
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from perfcheck.errors import PerfcheckError
@@ -14,6 +16,22 @@ from perfcheck.errors import PerfcheckError
 
 def _size_text(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
+
+
+def _file_kind(mode: int) -> str | None:
+    """What a non-regular file is ("a FIFO", "a directory", ...), or None for a regular one."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def read_text_file(
@@ -26,12 +44,17 @@ def read_text_file(
 ) -> str:
     """The text of ``path`` (a ``noun`` such as "scenario file"), at most ``max_bytes``."""
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it would hang the run,
+        # which holds the host lock); whatever is not a regular file is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        kind = _file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise error(f"{path}: is {kind}, not a regular file; {fix}")
+        with os.fdopen(fd, "rb") as fh:
             raw = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except FileNotFoundError as exc:
         raise error(f"{path}: no such {noun}; {fix}") from exc
-    except IsADirectoryError as exc:
-        raise error(f"{path}: is a directory, not a {noun}; {fix}") from exc
     except OSError as exc:
         raise error(
             f"{path}: cannot read {noun} ({exc.strerror or exc}); check its permissions"

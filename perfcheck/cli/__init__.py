@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -49,11 +50,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, sort_keys=True))
         return 0 if ok else 1
 
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="perfcheck doctor", expand=True)
+    from perfcheck.cli.console import stdout_console, stdout_is_terminal
+
+    table = Table(title="perfcheck doctor", expand=stdout_is_terminal())
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     # Paths in details must stay whole, so fold long ones instead of cutting them short.
@@ -68,7 +70,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             status = Text("missing", style="yellow")
         # Text(...) rather than str: details hold paths and brackets that are not markup.
         table.add_row(Text(check.name), status, Text(check.detail), Text(check.fix))
-    console = Console()
+    console = stdout_console()
     console.print(table)
     failed = [check.name for check in checks if check.required and not check.ok]
     if failed:
@@ -167,4 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except PerfcheckError as err:
         print(f"perfcheck: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader left (`perfcheck probes | head`): stop quietly, and keep Python's
+        # final flush of stdout from failing again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

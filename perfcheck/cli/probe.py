@@ -111,11 +111,12 @@ def cmd_probes(args: argparse.Namespace) -> int:
         print(json.dumps([row.__dict__ for row in rows], indent=2, sort_keys=True))
         return 0
 
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="perfcheck probes", expand=True, show_lines=True)
+    from perfcheck.cli.console import stdout_console, stdout_is_terminal
+
+    table = Table(title="perfcheck probes", expand=stdout_is_terminal(), show_lines=True)
     table.add_column("probe", ratio=2, overflow="fold")
     table.add_column("events", ratio=3, overflow="fold")
     table.add_column("filters", ratio=1, overflow="fold")
@@ -132,7 +133,7 @@ def cmd_probes(args: argparse.Namespace) -> int:
         for event in row.events:
             events.append("\n" + event.removeprefix(row.attach + ":"))
         table.add_row(name, events, Text(" ".join(row.filters) or "-"), status, detail)
-    console = Console()
+    console = stdout_console()
     console.print(table)
     usable = sum(row.available for row in rows)
     console.print(Text(f"{usable} of {len(rows)} probes can load on this machine"))

@@ -34,8 +34,6 @@ DEFAULT_REFRESH_ARGS: Final[tuple[str, ...]] = ("scenarios/",)
 DEFAULT_BASELINE_DIR: Final[str] = "baselines"
 _BASELINE_DIR_OPTION: Final[str] = "--perfcheck-baseline-dir"
 _SAVE_OPTION: Final[str] = "--perfcheck-save"
-# Width of tables when stdout is not a terminal (CI logs, pipes): wide enough for metric names.
-_PIPE_WIDTH: Final[int] = 160
 
 
 class BadRequest(Exception):
@@ -43,9 +41,9 @@ class BadRequest(Exception):
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from perfcheck.cli.console import stdout_console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+    return stdout_console()
 
 
 def _bad_input(message: str) -> int:
@@ -323,6 +321,11 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> None:
         default="usecs",
         help="unit of the log2 histogram views (default: usecs)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the percentiles (nanoseconds), per-round values and verdicts as JSON",
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -333,6 +336,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         results = load_results(args.file)
         names = _pick(results, args.scenario, str(args.file))
+        if args.json:
+            document = {
+                "file": str(args.file),
+                "kind": results.source_kind,
+                "machine_class": results.machine_class,
+                "created_at": results.created_at,
+                "scenarios": {name: _show_json(results.scenarios[name]) for name in names},
+            }
+            print(json.dumps(document, indent=2, sort_keys=True))
+            return 0
         console = _console()
         for name in names:
             _show_scenario(console, results, results.scenarios[name], args.unit)
@@ -341,13 +354,44 @@ def cmd_show(args: argparse.Namespace) -> int:
     return _run_guarded(body)
 
 
+def _show_json(result: ScenarioResult) -> dict[str, object]:
+    """What ``show`` prints of one scenario, as data: latencies in nanoseconds."""
+    from perfcheck.model.histogram import LogLinearHistogram
+    from perfcheck.store.results import comparison_to_json, series_percentiles
+
+    def percentiles(histograms: Mapping[str, LogLinearHistogram]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for series, hist in sorted(histograms.items()):
+            if hist.total:
+                values: dict[str, object] = dict(series_percentiles(hist))
+                values["count"] = hist.total
+                out[series] = values
+        return out
+
+    measurement = result.measurement
+    return {
+        "status": result.status.value,
+        "comparisons": [comparison_to_json(c) for c in result.comparisons],
+        "merged_ns": percentiles(measurement.merged_histograms()),
+        "rounds": [
+            {
+                "round": rnd.index + 1,
+                "series_ns": percentiles(rnd.histograms),
+                "scalars": dict(sorted(rnd.scalars.items())),
+            }
+            for rnd in measurement.rounds
+        ],
+    }
+
+
 def _show_scenario(console: Console, results: Results, result: ScenarioResult, unit: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from perfcheck.cli.console import heading
     from perfcheck.report.html import latency_text
-    from perfcheck.report.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
     from perfcheck.stats.verdict import format_comparison, format_value
+    from perfcheck.store.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
 
     measurement = result.measurement
     if results.source_kind == "perfcheck-results":
@@ -357,7 +401,7 @@ def _show_scenario(console: Console, results: Results, result: ScenarioResult, u
             f"{result.name}: baseline recorded {results.created_at} on {results.machine_class},"
             f" {len(measurement.rounds)} measured rounds"
         )
-    console.rule(Text(header))
+    heading(console, Text(header))
     for c in result.comparisons:
         console.print(Text(f"  {format_comparison(c)}"))
     labels = [percentile_label(p) for p in DISPLAY_PERCENTILES]
@@ -507,7 +551,10 @@ def snapshot_baselines(root: Path) -> dict[Path, bytes]:
     """Every ``*.json`` under ``root`` (resolved path -> content); empty if there is none."""
     if not root.is_dir():
         return {}
-    return {path.resolve(): path.read_bytes() for path in sorted(root.rglob("*.json"))}
+    # Only regular files: reading a FIFO named like a baseline would wait forever.
+    return {
+        path.resolve(): path.read_bytes() for path in sorted(root.rglob("*.json")) if path.is_file()
+    }
 
 
 def _baseline_from_bytes(path: Path, content: bytes) -> Baseline | None:

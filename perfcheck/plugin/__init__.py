@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -152,7 +153,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_LOCK_TIMEOUT,
-        type=float,
+        type=_lock_timeout,
         default=600.0,
         metavar="S",
         help="how long to wait for another perfcheck run on this host to finish (default 600;"
@@ -314,6 +315,19 @@ def _settings(config: pytest.Config) -> HarnessSettings:
 
 def _enabled(config: pytest.Config) -> bool:
     return bool(config.getoption("perfcheck") or config.getoption("perfcheck_update"))
+
+
+def _lock_timeout(text: str) -> float:
+    """``--perfcheck-lock-timeout``: seconds, finite and not negative (``nan`` waited forever)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds; give 0 or more (0: fail at once if held)"
+        )
+    return seconds
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -692,7 +706,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"perfcheck: no baseline for {', '.join(missing)}: record with {OPT_UPDATE}"
             " (see the skip reasons, -rs)"
         )
-    if counts.get(Status.FAIL):
+    if counts.get(Status.FAIL) and harness.settings.ab_commands is not None:
+        # An A/B run reads no baseline: there is nothing to re-record.
+        terminalreporter.write_line(
+            "perfcheck: B measured worse than A on the metrics marked FAIL"
+            + (
+                ", in this run and again in a fresh session"
+                if harness.settings.repeat_fails
+                else f" (not repeated: {OPT_NO_REPEAT}); run it without {OPT_NO_REPEAT} to confirm"
+            )
+            + "; if B's cost is expected, nothing needs updating"
+        )
+    elif counts.get(Status.FAIL):
         terminalreporter.write_line(
             f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"
         )

@@ -260,7 +260,10 @@ class Harness:
                 + remove_leftover_network()
                 + remove_leftover_tempdirs()
             )
-            self.notices += [f"cleaned up after an earlier killed run: {c}" for c in cleaned]
+            self.notices += [
+                c if c.startswith("skipped ") else f"cleaned up after an earlier killed run: {c}"
+                for c in cleaned
+            ]
 
     def network(self, scenario: Scenario) -> NetworkSetup:
         """A network scenario's namespace and server: started at its first measurement,

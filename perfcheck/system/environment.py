@@ -108,9 +108,10 @@ def block_device_facts(disk: str, sysfs: Path = Path("/sys/block")) -> dict[str,
     if backing is not None:
         # The scratch file's name is unique per run; keep only what describes the device
         # (every page of it written: see perfcheck.system.targets.fill_with_data).
+        # It lives in a directory of its own (perfcheck-scratch-<pid>-<token>/).
         model = "loop over " + (
-            f"a perfcheck scratch file in {Path(backing).parent}, every page written"
-            if "perfcheck-scratch-" in backing
+            f"a perfcheck scratch file in {Path(backing).parent.parent}, every page written"
+            if Path(backing).parent.name.startswith("perfcheck-scratch-")
             else backing
         )
     facts["target.model"] = model or "unknown"

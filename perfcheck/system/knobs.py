@@ -1,8 +1,10 @@
 """Kernel settings a run changes (sysfs and module parameters), always put back.
 
-Every change is written to a journal file in /dev/shm before it is made, so that if the
-run is killed outright (SIGKILL, OOM) the next run finds the journal by its marker and
-restores the old values (:func:`restore_leftover_knobs`).
+Every change is written to a journal file before it is made, so that if the run is killed
+outright (SIGKILL, OOM) the next run finds the journal and restores the old values
+(:func:`restore_leftover_knobs`). Journals live in root's state directory
+(:func:`perfcheck.system.statedir.state_dir`), never in a world-writable one: the next run writes
+what a journal says, as root.
 
 Two settings are changed:
 
@@ -19,41 +21,147 @@ Two settings are changed:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.errors import TargetError
 from perfcheck.system.processes import pid_alive
+from perfcheck.system.statedir import parse_pid, private_dir, state_dir
 
-JOURNAL_DIR = Path("/dev/shm")
-JOURNAL_PREFIX = "perfcheck-scratch-"
+#: Where journals live; None: the state directory (tests point it elsewhere).
+JOURNAL_DIR: Path | None = None
+#: Where earlier versions kept journals; those of runs killed before an upgrade are
+#: replayed with the same checks.
+LEGACY_JOURNAL_DIR = Path("/dev/shm")
+SYSFS_ROOT = Path("/sys")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 WORKQUEUE_AFFINITY_SCOPE = Path("/sys/module/workqueue/parameters/default_affinity_scope")
+
+_JOURNAL_NAME = re.compile(r"knobs-([0-9]+)\.json(\.tmp)?")
+_LEGACY_JOURNAL_NAME = re.compile(r"perfcheck-scratch-([0-9]+)-knobs\.(json|tmp)")
+#: A journal names a handful of settings; anything larger was not written by perfcheck.
+_MAX_JOURNAL_BYTES = 1 << 16
+
+
+class _Malformed(Exception):
+    """A journal or an entry of one that perfcheck did not write; skipped with its reason."""
+
+
+class _FromEarlierBoot(_Malformed):
+    """A journal of a run killed before the last reboot, which reset what it changed."""
+
+
+def journal_dir() -> Path:
+    return private_dir(JOURNAL_DIR) if JOURNAL_DIR is not None else state_dir()
 
 
 def journal_path(pid: int | None = None) -> Path:
-    return JOURNAL_DIR / f"{JOURNAL_PREFIX}{pid or os.getpid()}-knobs.json"
+    return journal_dir() / f"knobs-{pid or os.getpid()}.json"
+
+
+def _boot_id() -> str:
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _read_own_file(path: Path) -> bytes:
+    """A small regular file of this user that no one else may write, read without
+    following a symlink or blocking on a FIFO; anything else raises :class:`_Malformed`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Malformed("a symlink" if exc.errno == errno.ELOOP else exc.strerror) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Malformed("not a regular file")
+        if st.st_uid != os.geteuid():
+            raise _Malformed(f"owned by uid {st.st_uid}, not {os.geteuid()}")
+        if st.st_mode & 0o022 or st.st_nlink != 1:
+            raise _Malformed("writable by others or hard-linked")
+        if st.st_size > _MAX_JOURNAL_BYTES:
+            raise _Malformed(f"{st.st_size} bytes, too large for a journal")
+        return os.read(fd, _MAX_JOURNAL_BYTES)
+    finally:
+        os.close(fd)
+
+
+def sysfs_knob(name: object) -> Path:
+    """The real path of a journalled knob, checked to lie under /sys (``..`` and symlinks
+    resolved first), or :class:`_Malformed`."""
+    if not isinstance(name, str) or not name.startswith("/") or "\0" in name:
+        raise _Malformed(f"{name!r} is not an absolute path")
+    real = Path(os.path.realpath(name))
+    if not real.is_relative_to(os.path.realpath(SYSFS_ROOT)):
+        raise _Malformed(f"{name} resolves to {real}, outside {SYSFS_ROOT}")
+    return real
+
+
+def _entries(data: bytes, legacy: bool) -> dict[Path, str]:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise _Malformed("not JSON") from None
+    if not legacy:
+        if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
+            raise _Malformed("not a journal of settings")
+        if doc.get("boot_id") != _boot_id():
+            raise _FromEarlierBoot("written before the last reboot, which reset its settings")
+        doc = doc["settings"]
+    if not isinstance(doc, dict):
+        raise _Malformed("not a journal of settings")
+    entries: dict[Path, str] = {}
+    for name, old in doc.items():
+        if not isinstance(old, str) or len(old) > 256 or "\n" in old:
+            raise _Malformed(f"{name}: {old!r} is not a setting's value")
+        entries[sysfs_knob(name)] = old
+    return entries
+
+
+def _journal_key(knob: Path) -> str:
+    try:
+        return str(sysfs_knob(str(knob)))
+    except _Malformed as exc:
+        raise TargetError(f"{knob}: not a kernel setting ({exc}); only /sys is changed") from None
 
 
 def _read_journal(path: Path) -> dict[str, str]:
+    """This run's own journal (absent: empty). One that does not read as this boot's was
+    left under this pid by a process of an earlier boot: it is replaced."""
+    if not path.exists():
+        return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return {str(k): v for k, v in _entries(_read_own_file(path), legacy=False).items()}
+    except _Malformed:
         return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): str(v) for k, v in data.items() if str(k).startswith("/sys/")}
 
 
 def _write_journal(path: Path, entries: dict[str, str]) -> None:
     if not entries:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, sort_keys=True))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # left by a write that was interrupted
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"boot_id": _boot_id(), "settings": entries}, fh, sort_keys=True)
     os.replace(tmp, path)
+
+
+def _write_knob(knob: Path, value: str) -> None:
+    """Write a knob that exists; never create a file, never follow a final symlink."""
+    fd = os.open(knob, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def current_value(knob: Path) -> str:
@@ -75,13 +183,13 @@ def sysfs_setting(knob: Path, value: str) -> Iterator[str]:
         return
     journal = journal_path()
     entries = _read_journal(journal)
-    entries.setdefault(str(knob), old)
+    entries.setdefault(_journal_key(knob), old)
     # One try from the journal entry on: a Ctrl-C (or SIGTERM) landing anywhere in
     # between still restores what was changed and forgets the entry.
     try:
         _write_journal(journal, entries)
         try:
-            knob.write_text(value)
+            _write_knob(knob, value)
         except OSError as exc:
             raise TargetError(
                 f"{knob}: cannot set {value!r} ({exc.strerror}); run as root, or check the value"
@@ -90,27 +198,73 @@ def sysfs_setting(knob: Path, value: str) -> Iterator[str]:
     finally:
         try:
             if current_value(knob) != old:
-                knob.write_text(old)
+                _write_knob(knob, old)
         finally:
             _forget(journal, knob)
 
 
 def _forget(journal: Path, knob: Path) -> None:
     entries = _read_journal(journal)
-    entries.pop(str(knob), None)
+    entries.pop(_journal_key(knob), None)
     _write_journal(journal, entries)
 
 
+def _journals(directory: Path, pattern: re.Pattern[str]) -> Iterator[tuple[Path, str]]:
+    """(path, pid text) of each file in ``directory`` named like a journal."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is not None:
+            yield directory / name, match.group(1)
+
+
+def _replay(path: Path, pid_text: str, legacy: bool) -> list[str]:
+    """Put back what a dead run's journal holds and remove it; one line per knob, or one
+    line saying why the file was skipped."""
+    pid = parse_pid(pid_text)
+    if pid is None:
+        return [f"skipped {path}: {pid_text} is not a process id"]
+    if pid_alive(pid):
+        return []
+    try:
+        data = _read_own_file(path)
+        if path.name.endswith(".tmp"):  # an interrupted journal write; the journal rules
+            path.unlink(missing_ok=True)
+            return []
+        entries = _entries(data, legacy)
+    except _FromEarlierBoot as exc:
+        path.unlink(missing_ok=True)
+        return [f"removed {path}: {exc}"]
+    except _Malformed as exc:
+        return [f"skipped {path}: {exc}; perfcheck did not write it"]
+    done: list[str] = []
+    for knob, old in entries.items():
+        try:
+            if current_value(knob) != old:
+                _write_knob(knob, old)
+        except OSError as exc:
+            done.append(f"could not restore {knob} to {old!r} ({exc.strerror})")
+        else:
+            done.append(f"restored {knob} to {old!r} (left by process {pid})")
+    path.unlink(missing_ok=True)
+    return done
+
+
 def restore_leftover_knobs(directory: Path | None = None) -> list[str]:
-    """Put back settings changed by runs that died without restoring them."""
-    restored: list[str] = []
-    for journal in sorted((directory or JOURNAL_DIR).glob(f"{JOURNAL_PREFIX}*-knobs.json")):
-        pid_text = journal.name[len(JOURNAL_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or pid_alive(int(pid_text)):
-            continue
-        for knob, old in _read_journal(journal).items():
-            with contextlib.suppress(OSError):
-                Path(knob).write_text(old)
-                restored.append(f"restored {knob} to {old!r} (left by process {pid_text})")
-        journal.unlink(missing_ok=True)
-    return restored
+    """Put back settings changed by runs that died without restoring them.
+
+    Also replays the journals perfcheck kept in /dev/shm before it had a state directory
+    (a run killed before an upgrade), with the same checks: a regular file of root's
+    that only root may write, naming settings under /sys.
+    """
+    done: list[str] = []
+    own = directory if directory is not None else journal_dir()
+    for path, pid_text in _journals(own, _JOURNAL_NAME):
+        done += _replay(path, pid_text, legacy=False)
+    if os.geteuid() == 0:  # only root's runs wrote them
+        for path, pid_text in _journals(LEGACY_JOURNAL_DIR, _LEGACY_JOURNAL_NAME):
+            done += _replay(path, pid_text, legacy=True)
+    return done

@@ -27,6 +27,10 @@ TEMP_KINDS: tuple[str, ...] = (
 _TEMP_NAME = re.compile(rf"perfcheck-({'|'.join(map(re.escape, TEMP_KINDS))})-(\d+)-[^/]+")
 
 
+#: The kernel's PID_MAX_LIMIT on 64-bit: no process id is larger.
+PID_MAX_LIMIT = 1 << 22
+
+
 def run_tool(cmd: list[str], what: str, timeout_s: float = 60.0) -> str:
     """Run a set-up command (``losetup``, ``ip``, ``tc``) and return its standard output.
 
@@ -63,6 +67,8 @@ def run_within(
 
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` exists (a process we may not signal still exists)."""
+    if not 0 < pid <= PID_MAX_LIMIT:  # 0 and negatives name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

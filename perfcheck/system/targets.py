@@ -1,8 +1,9 @@
 """Where the workload does its I/O: a scratch loop device, or a device or file the user names.
 
-The default target is :class:`ScratchLoopDevice`: a loop device over a file in
-``/dev/shm``. It is blk-mq (so ``block:block_rq_*`` tracepoints fire), RAM-backed
-(so the host's disk noise stays out), and the harness creates and removes it.
+The default target is :class:`ScratchLoopDevice`: a loop device over a file in a
+directory of its own in ``/dev/shm``. It is blk-mq (so ``block:block_rq_*`` tracepoints
+fire), RAM-backed (so the host's disk noise stays out), and the harness creates and
+removes it.
 
 A target named with ``--perfcheck-target`` is never written to when it holds
 anything (a filesystem, a partition table, any signature ``blkid`` knows, a
@@ -13,6 +14,7 @@ mount, a holder such as LVM), unless the user passes
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -26,6 +28,7 @@ from pathlib import Path
 from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.system.knobs import sysfs_setting
 from perfcheck.system.processes import pid_alive, run_tool
+from perfcheck.system.statedir import parse_pid, private_dir, why_not_private
 
 #: Every file and device the harness creates carries this marker in its name, so a
 #: later run can find what a killed run left behind.
@@ -118,7 +121,12 @@ def fill_with_data(fd: int, size: int) -> None:
 
 @dataclass
 class ScratchLoopDevice(BlockTarget):
-    """A loop device over a RAM-backed file in /dev/shm, created and removed by the harness."""
+    """A loop device over a RAM-backed file in /dev/shm, created and removed by the harness.
+
+    The file lives in a directory of its own (``perfcheck-scratch-<pid>-<random>``, mode
+    0700, see :mod:`perfcheck.system.statedir`): /dev/shm is world-writable, and what the next
+    run finds there it acts on as root.
+    """
 
     backing_file: Path = field(default=Path())
     _closed: bool = False
@@ -130,20 +138,26 @@ class ScratchLoopDevice(BlockTarget):
                 "a scratch loop device needs root: run as root (sudo) or pass"
                 " --perfcheck-target with a device or file you may use"
             )
-        backing = directory / f"{SCRATCH_MARKER}{os.getpid()}-{secrets.token_hex(4)}.img"
+        run_dir = _make_scratch_dir(directory)
+        backing = run_dir / f"{run_dir.name}.img"
         size = size_mib * 1024 * 1024
         try:
-            with open(backing, "xb") as fh:
-                os.posix_fallocate(fh.fileno(), 0, size)  # no memory: fail now, not mid-run
-                fill_with_data(fh.fileno(), size)
+            fd = os.open(
+                backing, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+            try:
+                os.posix_fallocate(fd, 0, size)  # no memory: fail now, not mid-run
+                fill_with_data(fd, size)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            backing.unlink(missing_ok=True)
+            _remove_scratch_dir(run_dir)
             raise TargetError(
                 f"{backing}: cannot create a {size_mib} MiB scratch file ({exc.strerror});"
-                " free memory in /dev/shm or pass --perfcheck-target"
+                f" free memory in {directory} or pass --perfcheck-target"
             ) from exc
         except BaseException:  # interrupted while allocating: leave nothing behind
-            backing.unlink(missing_ok=True)
+            _remove_scratch_dir(run_dir)
             raise
         try:
             dev = Path(
@@ -152,7 +166,7 @@ class ScratchLoopDevice(BlockTarget):
             rdev = os.stat(dev).st_rdev
             major, minor = os.major(rdev), os.minor(rdev)
         except BaseException:
-            backing.unlink(missing_ok=True)
+            _remove_scratch_dir(run_dir)
             raise
         return cls(
             path=dev,
@@ -171,11 +185,52 @@ class ScratchLoopDevice(BlockTarget):
         try:
             _run(["losetup", "--detach", str(self.path)], "detach the scratch loop device")
         finally:
-            self.backing_file.unlink(missing_ok=True)
+            _remove_scratch_dir(self.backing_file.parent)
+
+
+def _make_scratch_dir(directory: Path) -> Path:
+    """A new directory of this run for its scratch file: ``mkdir`` fails on a name that
+    exists (whoever planted it), so the name is drawn again; the result is checked."""
+    try:
+        parent = directory.lstat()
+    except OSError as exc:
+        raise TargetError(
+            f"{directory}: cannot use it for scratch files ({exc.strerror}); pass"
+            " --perfcheck-target"
+        ) from exc
+    if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
+        # Without the sticky bit anyone could rename the run's directory and put another
+        # in its place.
+        raise TargetError(
+            f"{directory}: world-writable without the sticky bit, unsafe for scratch files;"
+            f" `chmod +t {directory}`, or pass --perfcheck-target"
+        )
+    for _ in range(100):
+        path = directory / f"{SCRATCH_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise TargetError(
+                f"{path}: cannot create the scratch directory ({exc.strerror});"
+                f" check {directory}, or pass --perfcheck-target"
+            ) from exc
+        return private_dir(path)
+    raise TargetError(f"{directory}: no free scratch directory name after 100 tries")
+
+
+def _remove_scratch_dir(path: Path) -> None:
+    """Remove a scratch directory this run made (its one file, then itself)."""
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(path):
+            (path / name).unlink(missing_ok=True)
+        path.rmdir()
 
 
 def _signature(dev: Path) -> str | None:
-    """What ``blkid`` finds on a device (filesystem, partition table, RAID, ...), or None."""
+    """What ``blkid`` finds on a device (filesystem, partition table, RAID, ...) as a clause
+    (``blkid finds ext4 on it``), or None."""
     if shutil.which("blkid") is None:
         raise CapabilityError(
             "blkid: not found; it is needed to check a target for data before writing"
@@ -192,28 +247,30 @@ def _signature(dev: Path) -> str | None:
         return None
     if proc.returncode != 0:
         # Unknown state: treat as occupied rather than risk data.
-        return f"unreadable by blkid ({proc.stderr.strip() or proc.returncode})"
+        return f"blkid cannot read it ({proc.stderr.strip() or proc.returncode})"
     fields = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    kind = fields.get("TYPE") or fields.get("PTTYPE") or "a signature"
-    return kind if "PTTYPE" not in fields else f"a {fields['PTTYPE']} partition table"
+    kind = fields.get("TYPE") or "a signature"
+    if "PTTYPE" in fields:
+        kind = f"a {fields['PTTYPE']} partition table"
+    return f"blkid finds {kind} on it"
 
 
 def _in_use(dev: Path, disk: str, major: int, minor: int) -> str | None:
-    """Why a block device is in use (mounted, held, has partitions), or None."""
+    """Why a block device is in use (mounted, held, has partitions) as a clause, or None."""
     want = f"{major}:{minor}"
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             parts = line.split()
             if len(parts) > 4 and parts[2] == want:
-                return f"mounted on {parts[4]}"
+                return f"it is mounted on {parts[4]}"
     node = (SYSFS_DEV_BLOCK / want).resolve()
     holders = node / "holders"
     if holders.is_dir() and any(holders.iterdir()):
-        return f"held by {', '.join(p.name for p in holders.iterdir())}"
+        return f"it is held by {', '.join(p.name for p in holders.iterdir())}"
     if node.name == disk:
         parts = [p.name for p in node.iterdir() if (p / "partition").exists()]
         if parts:
-            return f"has partitions {', '.join(sorted(parts))}"
+            return f"it has partitions {', '.join(sorted(parts))}"
     return None
 
 
@@ -234,7 +291,7 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
             reason = _in_use(path, disk, major, minor) or _signature(path)
             if reason is not None:
                 raise TargetError(
-                    f"--perfcheck-target {path}: refusing to write, it holds {reason};"
+                    f"--perfcheck-target {path}: refusing to write, {reason};"
                     " pass --perfcheck-allow-destructive if its data may be destroyed"
                 )
         return _given_target(path, disk, size, f"block device {path} (disk {disk})")
@@ -303,29 +360,111 @@ def queue_setting(disk: str, name: str, value: str) -> Iterator[str]:
         yield old
 
 
+#: A scratch directory, and (before it had one) a scratch file directly in /dev/shm.
+_SCRATCH_DIR_NAME = re.compile(rf"{re.escape(SCRATCH_MARKER)}([0-9]+)-[0-9a-f]{{8}}")
+_LEGACY_SCRATCH_NAME = re.compile(rf"{re.escape(SCRATCH_MARKER)}([0-9]+)-[0-9a-f]{{8}}\.img")
+
+
+def _loop_devices_over(st: os.stat_result) -> list[str]:
+    """Loop devices whose backing file is the file of ``st``: matched by device and inode
+    as the kernel reports them, never by a path someone could point elsewhere."""
+    out = subprocess.run(
+        ["losetup", "--list", "--json", "--output", "NAME,BACK-MAJ:MIN,BACK-INO"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout
+    try:
+        devices = json.loads(out)["loopdevices"] if out.strip() else []
+    except (ValueError, KeyError, TypeError):
+        return []
+    want = (f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}", str(st.st_ino))
+    return [
+        str(dev["name"])
+        for dev in devices
+        if isinstance(dev, dict)
+        and (str(dev.get("back-maj:min", "")).strip(), str(dev.get("back-ino", "")).strip()) == want
+    ]
+
+
+def _scratch_file_problem(st: os.stat_result) -> str | None:
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid != os.geteuid():
+        return f"owned by uid {st.st_uid}"
+    if st.st_nlink != 1:
+        return "hard-linked elsewhere"
+    return None
+
+
+def _remove_scratch_file(path: Path, st: os.stat_result, pid: int) -> list[str]:
+    removed = []
+    if shutil.which("losetup") is not None:
+        for dev in _loop_devices_over(st):
+            subprocess.run(["losetup", "--detach", dev], check=False, timeout=30)
+            removed.append(f"detached {dev} (left by process {pid})")
+    path.unlink(missing_ok=True)
+    removed.append(f"removed {path}")
+    return removed
+
+
 def remove_leftover_scratch(directory: Path = SCRATCH_DIR) -> list[str]:
     """Remove scratch devices and files left by runs that were killed (SIGKILL, power loss).
 
-    A scratch file is ``perfcheck-scratch-<pid>-<token>.img``; it is a leftover when its
-    process no longer exists. Its loop devices are detached first. Returns one line per
-    thing removed, for the run to say what it cleaned.
+    A scratch directory is ``perfcheck-scratch-<pid>-<token>`` holding
+    ``perfcheck-scratch-<pid>-<token>.img``; it is a leftover when its process no longer
+    exists. Its loop devices are detached first. Scratch files that perfcheck kept directly
+    in /dev/shm before it made directories (a run killed before an upgrade) are removed
+    too. Anything named so that perfcheck did not make (another owner, a symlink, another
+    type, a link to another file, a pid no process can have) is left alone with one line
+    saying why. Returns one line per thing removed or skipped.
     """
-    removed: list[str] = []
-    for backing in sorted(directory.glob(f"{SCRATCH_MARKER}*.img")):
-        pid_text = backing.name[len(SCRATCH_MARKER) :].split("-", 1)[0]
-        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+    lines: list[str] = []
+    if os.geteuid() != 0:
+        return lines  # only root makes scratch devices, and only root can remove them
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return lines
+    for name in names:
+        current = _SCRATCH_DIR_NAME.fullmatch(name)
+        legacy = _LEGACY_SCRATCH_NAME.fullmatch(name)
+        match = current or legacy
+        if match is None:
             continue
-        if shutil.which("losetup") is not None:
-            found = subprocess.run(
-                ["losetup", "--associated", str(backing), "--noheadings", "--output", "NAME"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            ).stdout.split()
-            for dev in found:
-                subprocess.run(["losetup", "--detach", dev], check=False, timeout=30)
-                removed.append(f"detached {dev} (left by process {pid_text})")
-        backing.unlink(missing_ok=True)
-        removed.append(f"removed {backing}")
-    return removed
+        path = directory / name
+        pid = parse_pid(match.group(1))
+        if pid is None:
+            lines.append(f"skipped {path}: {match.group(1)} is not a process id")
+            continue
+        if pid_alive(pid):
+            continue
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue  # another run removed it meanwhile
+        if legacy is not None:
+            why = _scratch_file_problem(st)
+            if why is not None:
+                lines.append(f"skipped {path}: {why}, not a scratch file perfcheck made")
+                continue
+            lines += _remove_scratch_file(path, st, pid)
+            continue
+        why = why_not_private(st)
+        if why is not None:
+            lines.append(f"skipped {path}: {why}, not a scratch directory perfcheck made")
+            continue
+        image = path / f"{name}.img"
+        with contextlib.suppress(FileNotFoundError):
+            image_st = image.lstat()
+            why = _scratch_file_problem(image_st)
+            if why is not None:  # only root writes here; still, never act on a stranger
+                lines.append(f"skipped {image}: {why}, not a scratch file perfcheck made")
+                continue
+            lines += _remove_scratch_file(image, image_st, pid)
+        try:
+            path.rmdir()
+        except OSError as exc:
+            lines.append(f"skipped {path}: cannot remove it ({exc.strerror})")
+    return lines

@@ -149,6 +149,14 @@ def test_b_slower_than_a_fails_with_the_ab_report_and_ends_in_a(project: pytest.
         ]
     )
     result.stdout.fnmatch_lines(["*FAILed again (6 + 6 rounds): the first session's FAIL stands*"])
+    # An A/B run reads no baseline, so its advice is not to re-record one.
+    assert "--perfcheck-update" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "perfcheck: B measured worse than A on the metrics marked FAIL, in this run and again"
+            " in a fresh session; if B's cost is expected, nothing needs updating"
+        ]
+    )
     lines = log.read_text().splitlines()
     # Warm-up A then B, then ABBA over 6 rounds per side (A BB AA BB AA BB A), ending in A;
     # the FAIL is repeated in a fresh session: the same again.
@@ -190,6 +198,13 @@ def test_no_repeat_lets_the_first_fail_stand(project: pytest.Pytester) -> None:
     )
     result.assert_outcomes(failed=1)
     assert "FAILed again" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "perfcheck: B measured worse than A on the metrics marked FAIL (not repeated:"
+            " --perfcheck-no-repeat); run it without --perfcheck-no-repeat to confirm; if B's"
+            " cost is expected, nothing needs updating"
+        ]
+    )
     assert [line.split()[0] for line in log.read_text().splitlines()] == list("ABABABABA")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -240,6 +242,26 @@ def test_compare_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     good = write_run(tmp_path / "good.json", 1.0, seed=1)
     assert cli.main(["compare", str(good), str(tmp_path / "none.json")]) == 2
     assert "no such results or baseline file" in one_error_line(capsys, tmp_path / "none.json")
+
+
+@pytest.mark.parametrize("command", ["compare-before", "compare-after", "show", "report"])
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path, command: str) -> None:
+    """Opening a FIFO waits for a writer: the command hung (in a run, with the host lock)."""
+    good = write_run(tmp_path / "good.json", 1.0, seed=1)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    args = {
+        "compare-before": ["compare", str(fifo), str(good)],
+        "compare-after": ["compare", str(good), str(fifo)],
+        "show": ["show", str(fifo)],
+        "report": ["report", str(fifo), "-o", str(tmp_path / "r.html")],
+    }[command]
+    proc = subprocess.run(
+        [sys.executable, "-m", "perfcheck", *args], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"perfcheck: {fifo}: is a FIFO, not a regular file; ")
 
 
 def test_compare_bad_usage_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

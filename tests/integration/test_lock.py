@@ -91,3 +91,15 @@ def test_pytest_run_refuses_while_another_run_holds_the_lock(
     result = pytester.runpytest("--perfcheck", "--perfcheck-lock-timeout=0")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     HostLock(path).acquire(0)
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "soon"])
+def test_lock_timeout_must_be_a_finite_number_of_seconds(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    """``nan`` waited forever (no comparison with it is true) and a negative one made no sense."""
+    result = pytester.runpytest("--perfcheck", f"--perfcheck-lock-timeout={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*argument --perfcheck-lock-timeout: '{value}' is not a number of seconds; give 0 or*"]
+    )

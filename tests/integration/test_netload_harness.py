@@ -215,6 +215,17 @@ def test_leftovers_of_killed_runs_are_cleaned_once_and_reported(
     assert len(harness.notices) == 1
 
 
+def test_a_skipped_leftover_is_reported_as_skipped_not_as_cleaned(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skipped = "skipped /dev/shm/perfcheck-scratch-7-0123abcd.img: not a regular file, not a"
+    monkeypatch.setattr(harness_module, "remove_leftover_network", lambda: [])
+    monkeypatch.setattr(harness_module, "restore_leftover_knobs", lambda: [])
+    monkeypatch.setattr(harness_module, "remove_leftover_scratch", lambda: [skipped])
+    harness.measure(load_scenario(write(tmp_path / "scenarios", "net-rr", RR)))
+    assert harness.notices == [skipped]
+
+
 # -- the whole cycle through the plugin: record, pass, regress, fail ------------------------
 
 PLUGIN_CONFTEST = textwrap.dedent(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from perfcheck.system.kernel_config import scratch_io_schedulers
 from perfcheck.system.knobs import (
     WORKQUEUE_AFFINITY_SCOPE,
     current_value,
@@ -22,6 +23,7 @@ from perfcheck.system.knobs import (
     restore_leftover_knobs,
 )
 from perfcheck.system.processes import remove_leftover_tempdirs
+from perfcheck.system.slowdowns import holding_scheduler
 from perfcheck.system.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
 from perfcheck.workloads.fio import JOB_DIR_MARKER, kill_leftover_workloads
 from tests.realcaps import requires_bpf, requires_fio, sigint_as_a_terminal_would
@@ -34,7 +36,7 @@ TRIALS = int(os.environ.get("PERFCHECK_KILL_TRIALS", "3"))
 
 
 def scratch_files_of(pid: int) -> list[Path]:
-    return sorted(SCRATCH_DIR.glob(f"{SCRATCH_MARKER}{pid}-*.img"))
+    return sorted(SCRATCH_DIR.glob(f"{SCRATCH_MARKER}{pid}-*/*.img"))
 
 
 def loop_backings() -> str:
@@ -94,7 +96,10 @@ def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
             f"--perfcheck-baseline-dir={tmp_path / 'b'}",
             "--perfcheck-rounds=3",
             "--perfcheck-seconds=0.5",
-            "--perfcheck-scheduler=bfq",
+            # A setting the run must journal and the next run restore: a scheduler this
+            # kernel offers, and a queue depth.
+            f"--perfcheck-scheduler={holding_scheduler(scratch_io_schedulers()) or 'none'}",
+            "--perfcheck-queue=nr_requests=4",
             str(ROOT / "scenarios" / "randread-4k.toml"),
         ],
         cwd=ROOT,
@@ -133,7 +138,7 @@ def test_terminated_runs_clean_up_after_themselves(tmp_path: Path, signum: int) 
         proc, backing, device = run_until_measuring(tmp_path, rng, 3.0)
         proc.send_signal(signum)
         assert proc.wait(timeout=60) != 0
-        assert not backing.exists()
+        assert not backing.parent.exists()
         assert str(backing) not in loop_backings()
         assert processes_using(device) == [], "a workload outlived its run"
         assert fio_of(proc.pid) == [], "fio outlived its run"
@@ -169,7 +174,7 @@ def test_after_sigkill_the_next_run_removes_the_leftovers(tmp_path: Path) -> Non
                 assert any(line.startswith("detached /dev/loop") for line in cleaned)
             for job_dir in job_dirs:
                 assert f"removed {job_dir} (left by process {proc.pid})" in cleaned
-        assert not backing.exists()
+        assert not backing.parent.exists()
         assert job_dirs_of(proc.pid) == [], "a killed run's fio job file was left behind"
         # A device still open somewhere is detached when its last user closes it.
         deadline = time.monotonic() + 10

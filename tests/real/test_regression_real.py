@@ -86,7 +86,7 @@ def perfcheck_leftovers() -> list[str]:
     leftovers when it starts, so after a run any left are that run's)."""
     dead = [
         str(path)
-        for path in Path("/dev/shm").glob("perfcheck-scratch-*.img")
+        for path in Path("/dev/shm").glob("perfcheck-scratch-*/perfcheck-scratch-*.img")
         if not pid_alive(int(path.name.split("-")[2]))
     ]
     attached = subprocess.run(

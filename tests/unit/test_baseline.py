@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -390,6 +391,12 @@ BROKEN_DOCUMENTS: dict[str, tuple[Any, str]] = {
         "expected 'loglinear-k5-ns'",
     ),
     "other slot count": (mutated(lambda d: first_hist(d).update(slots=512)), "expected 1024"),
+    "negative iops": (
+        mutated(
+            lambda d: d["measurement"]["rounds"][0]["scalars"].update({"fio.iops.read": -1e308})
+        ),
+        "scalars/fio.iops.read: -1e+308 is below the minimum 0",
+    ),
     "no rounds": (
         mutated(lambda d: d["measurement"].update(rounds=[])),
         "measurement/rounds: needs at least 1",
@@ -475,6 +482,25 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(BaselineError) as info:
         load_baseline_file(path)
     assert "is a directory" in assert_one_line_naming(info.value, path)
+
+
+def test_fifo_instead_of_file_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer; a run would hang holding the lock."""
+    path = tmp_path / "b.json"
+    os.mkfifo(path)
+
+    def hung(signum: int, frame: object) -> None:
+        raise AssertionError("waited on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        with pytest.raises(BaselineError) as info:
+            load_baseline_file(path)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert "is a FIFO, not a regular file" in assert_one_line_naming(info.value, path)
 
 
 # -- the schema -----------------------------------------------------------------------

@@ -28,6 +28,14 @@ def test_a_process_that_exits_on_sigterm_is_stopped_and_reaped() -> None:
     assert not pid_alive(process.pid)
 
 
+def test_numbers_no_process_can_have_are_not_alive() -> None:
+    """A 20-digit pid in a planted file name raised OverflowError; 0 and negative numbers
+    name process groups (ours among them), not a process."""
+    for pid in (10**20, 2**22 + 1, 0, -1):
+        assert not pid_alive(pid)
+    assert pid_alive(os.getpid())
+
+
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period() -> None:
     ignores = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
     ignores += " print('ready', flush=True); time.sleep(60)"

@@ -166,6 +166,9 @@ def _corrupt(data: dict[str, object], change: str) -> str:
         return json.dumps(data).replace('"alpha": 0.01', '"alpha": NaN', 1)
     if change == "duplicate-key":
         return json.dumps(data).replace('"update": false', '"update": false, "update": true', 1)
+    if change == "negative-iops":
+        scenarios["same"]["measurement"]["rounds"][0]["scalars"]["fio.iops.read"] = -1e308
+        return json.dumps(data)
     if change == "truncated":
         return json.dumps(data)[:500]
     if change == "not-json":
@@ -186,6 +189,7 @@ def _corrupt(data: dict[str, object], change: str) -> str:
         ("measurement-mismatch", "holds a measurement of 'same'"),
         ("nan", "NaN"),
         ("duplicate-key", "'update' appears twice"),
+        ("negative-iops", "rounds/0/scalars/fio.iops.read: -1e+308 is less than the minimum of 0"),
         ("truncated", "truncated"),
         ("not-json", "not valid JSON"),
         ("array", "not a perfcheck results file"),

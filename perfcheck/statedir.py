@@ -1,0 +1,95 @@
+"""Where a run keeps what outlives it: directories only its own user can write.
+
+perfcheck runs as root, and what it finds there on the next run (a journal of kernel
+settings to put back, a scratch image whose loop device to detach) it acts on as root. So
+none of it lives where another user can write a file, plant a symlink or squat a name:
+
+- :data:`STATE_DIR` (``/run/perfcheck``, mode 0700) holds the host lock and the journals
+  of kernel settings; a few small files, so ``/run`` fits however it is backed.
+- Scratch images need RAM-backed space (512 MiB each), which ``/dev/shm`` has and
+  ``/run`` often lacks (it is a few percent of memory, or, on some machines, on disk).
+  ``/dev/shm`` is world-writable, so each image lives in a directory of its own,
+  ``/dev/shm/perfcheck-scratch-<pid>-<random>`` (mode 0700), made with ``mkdir``, which
+  fails on any name that already exists, and checked after creation. ``/dev/shm`` is
+  sticky, so no other user can rename or remove it.
+
+Every such directory is checked before use: a real directory (not a symlink), owned by
+this user, with no permission for group or others. Anything else is refused with one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+from perfcheck.errors import PerfcheckError
+from perfcheck.system.processes import PID_MAX_LIMIT
+
+#: Root's state directory (the host lock, journals of kernel settings).
+STATE_DIR = Path("/run/perfcheck")
+
+
+class StateDirError(PerfcheckError):
+    """A state directory or file is not what perfcheck made (wrong owner, mode or type)."""
+
+
+def state_dir() -> Path:
+    """The directory for this user's state, created (mode 0700) and checked.
+
+    Root's is :data:`STATE_DIR`. Another user (a run on a file target, without probes)
+    changes no kernel settings and only needs a lock: its own directory, so its runs
+    exclude each other but cannot hold root's lock.
+    """
+    if os.geteuid() == 0:
+        return private_dir(STATE_DIR)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime else Path(tempfile.gettempdir())
+    return private_dir(base / f"perfcheck-{os.geteuid()}")
+
+
+def why_not_private(st: os.stat_result) -> str | None:
+    """Why an lstat result is not a directory of this user closed to others, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return "a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_uid != os.geteuid():
+        return f"owned by uid {st.st_uid}, not {os.geteuid()}"
+    if st.st_mode & 0o077:
+        return f"mode {stat.S_IMODE(st.st_mode):04o}, open to group or others"
+    return None
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory of this user with mode 0700, created if absent.
+
+    An existing one that is not exactly that (a symlink, another owner, wider permissions)
+    is refused, never repaired: whoever made it could have put anything inside.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StateDirError(
+            f"{path}: cannot create perfcheck's state directory ({exc.strerror});"
+            f" run as root, or create {path.parent}"
+        ) from exc
+    why = why_not_private(path.lstat())
+    if why is not None:
+        raise StateDirError(
+            f"{path}: {why}; perfcheck keeps its state only in a directory of its own user"
+            " with mode 0700: remove it (perfcheck did not make it) and run again"
+        )
+    return path
+
+
+def parse_pid(text: str) -> int | None:
+    """A process id from a file name, or None when it cannot be one (too long, zero)."""
+    if re.fullmatch(r"[1-9][0-9]{0,6}", text) is None:
+        return None
+    pid = int(text)
+    return pid if pid <= PID_MAX_LIMIT else None
