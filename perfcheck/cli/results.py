@@ -357,7 +357,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _show_json(result: ScenarioResult) -> dict[str, object]:
     """What ``show`` prints of one scenario, as data: latencies in nanoseconds."""
     from perfcheck.model.histogram import LogLinearHistogram
-    from perfcheck.store.results import comparison_to_json, series_percentiles
+    from perfcheck.report.results import comparison_to_json, series_percentiles
 
     def percentiles(histograms: Mapping[str, LogLinearHistogram]) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -390,8 +390,8 @@ def _show_scenario(console: Console, results: Results, result: ScenarioResult, u
 
     from perfcheck.cli.console import heading
     from perfcheck.report.html import latency_text
+    from perfcheck.report.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
     from perfcheck.stats.verdict import format_comparison, format_value
-    from perfcheck.store.results import DISPLAY_PERCENTILES, percentile_label, series_percentiles
 
     measurement = result.measurement
     if results.source_kind == "perfcheck-results":

@@ -13,7 +13,7 @@ import pytest
 from perfcheck import cli
 from tests.test_cli_results import write_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def piped(*args: str) -> subprocess.CompletedProcess[str]:

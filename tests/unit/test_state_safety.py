@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from perfcheck.system.statedir import StateDirError, private_dir
 
 from perfcheck.errors import PerfcheckError
 from perfcheck.system import knobs, lock, statedir, targets
 from perfcheck.system.lock import HostLock
+from perfcheck.system.statedir import StateDirError, private_dir
 from perfcheck.system.targets import SCRATCH_MARKER, remove_leftover_scratch
 
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
