@@ -7,12 +7,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.model.outcome import Status
-from perfcheck.report.results import Results
+from perfcheck.report.results import Results, write_results
 from perfcheck.stats.gate import ScenarioOutcome, judge
-from perfcheck.store.baseline import Baseline
+from perfcheck.store.baseline import Baseline, BaselineStore
 
 
 def make_measurement(
@@ -94,3 +95,25 @@ def node_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]
         for index, child in enumerate(node):
             paths.extend(node_paths(child, (*prefix, index)))
     return paths
+
+
+def write_run(
+    path: Path,
+    scale: float,
+    seed: int,
+    name: str = "randread-4k",
+    control: ControlMeasurement | None = None,
+) -> Path:
+    """A results file of one scenario measured at ``scale`` x the reference latency."""
+    outcome = ScenarioOutcome(name, Status.RECORDED, make_measurement(name, scale, seed=seed))
+    results = Results.from_outcomes([outcome], "test-machine")
+    results.control = control
+    write_results(path, results)
+    return path
+
+
+def write_baseline(root: Path, scale: float, seed: int, name: str = "randread-4k") -> Path:
+    store = BaselineStore(root)
+    store.queue(make_baseline(make_measurement(name, scale, seed=seed)))
+    [path] = store.flush()
+    return path

@@ -1,7 +1,7 @@
 """The ``perfcheck`` command line: one function ``cmd_<name>(args) -> int`` per subcommand.
 
-To add a subcommand, write its ``cmd_<name>`` and an ``add_<name>_arguments`` function and
-add one :class:`Subcommand` row to :data:`SUBCOMMANDS`. Subcommands import what they need
+To add a subcommand, write its ``cmd_<name>`` and ``add_<name>_arguments`` functions in a
+CLI module and its help line in that module's ``COMMANDS``. Subcommands import what they need
 inside their function, so ``perfcheck --help`` stays fast and never imports bcc.
 """
 
@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from types import ModuleType
 
 from perfcheck import __version__
 from perfcheck.cli import ab as cli_ab
@@ -82,58 +83,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-# The one place subcommands are registered.
-SUBCOMMANDS: tuple[Subcommand, ...] = (
-    Subcommand(
-        name="doctor",
-        help="check that this machine can run perfcheck (root, bcc, headers, tracefs, tools)",
-        add_arguments=add_doctor_arguments,
-        run=cmd_doctor,
-    ),
-    # Results commands (perfcheck/cli_results.py); each exits 2 on an unreadable file.
-    Subcommand(
-        name="compare",
-        help="compare two results or baseline files metric by metric (exit 1 on any FAIL)",
-        add_arguments=cli_results.add_compare_arguments,
-        run=cli_results.cmd_compare,
-    ),
-    Subcommand(
-        name="show",
-        help="percentiles and log2 histograms of a results or baseline file",
-        add_arguments=cli_results.add_show_arguments,
-        run=cli_results.cmd_show,
-    ),
-    Subcommand(
-        name="refresh",
-        help="re-record baselines (pytest --perfcheck --perfcheck-update) and show what moved",
-        add_arguments=cli_results.add_refresh_arguments,
-        run=cli_results.cmd_refresh,
-    ),
-    Subcommand(
-        name="report",
-        help="write a results or baseline file as a self-contained HTML report",
-        add_arguments=cli_results.add_report_arguments,
-        run=cli_results.cmd_report,
-    ),
-    Subcommand(
-        name="ab",
-        help="compare two set-ups (commands A and B) measured alternately in one run",
-        add_arguments=cli_ab.add_ab_arguments,
-        run=cli_ab.cmd_ab,
-    ),
-    # Probe commands (perfcheck/cli_probe.py).
-    Subcommand(
-        name="probes",
-        help="the probe catalog: events, filters, and which probes can load on this machine",
-        add_arguments=cli_probe.add_probes_arguments,
-        run=cli_probe.cmd_probes,
-    ),
-    Subcommand(
-        name="probe",
-        help="run one probe like a bcc tool: log2 histogram and percentiles per interval",
-        add_arguments=cli_probe.add_probe_arguments,
-        run=cli_probe.cmd_probe,
-    ),
+def commands_of(module: ModuleType) -> list[Subcommand]:
+    """The subcommands a CLI module declares in ``COMMANDS`` (name -> help line), each run by
+    its ``cmd_<name>`` with the options of its ``add_<name>_arguments``."""
+    commands: dict[str, str] = module.COMMANDS
+    return [
+        Subcommand(
+            name, line, getattr(module, f"add_{name}_arguments"), getattr(module, f"cmd_{name}")
+        )
+        for name, line in commands.items()
+    ]
+
+
+#: What this module runs itself.
+COMMANDS: dict[str, str] = {
+    "doctor": "check that this machine can run perfcheck (root, bcc, headers, tracefs, tools)",
+}
+
+# The one place subcommands are registered: the results commands (each exits 2 on an
+# unreadable file), interleaved A/B runs, the probe commands.
+SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
+    command
+    for module in (sys.modules[__name__], cli_results, cli_ab, cli_probe)
+    for command in commands_of(module)
 )
 
 

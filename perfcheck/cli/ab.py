@@ -17,6 +17,12 @@ from perfcheck.cli.results import pytest_args_or_default
 DEFAULT_AB_ARGS = ("scenarios/",)
 
 
+#: The subcommands of this module (see :func:`perfcheck.cli.commands_of`).
+COMMANDS: dict[str, str] = {
+    "ab": "compare two set-ups (commands A and B) measured alternately in one run",
+}
+
+
 def _run(command: list[str]) -> int:
     return subprocess.run(command, check=False).returncode
 

@@ -65,6 +65,13 @@ class CatalogRow:
     fix: str
 
 
+#: The subcommands of this module (see :func:`perfcheck.cli.commands_of`).
+COMMANDS: dict[str, str] = {
+    "probes": "the probe catalog: events, filters, and which probes can load on this machine",
+    "probe": "run one probe like a bcc tool: log2 histogram and percentiles per interval",
+}
+
+
 def catalog_rows(
     catalog: Mapping[str, type[Probe]] = CATALOG,
     prerequisites: Callable[[], Unavailable | None] = bpf_prerequisites_missing,

@@ -40,6 +40,15 @@ class BadRequest(Exception):
     """A request the files cannot answer (no such scenario, nothing in common)."""
 
 
+#: The subcommands of this module (see :func:`perfcheck.cli.commands_of`).
+COMMANDS: dict[str, str] = {
+    "compare": "compare two results or baseline files metric by metric (exit 1 on any FAIL)",
+    "show": "percentiles and log2 histograms of a results or baseline file",
+    "refresh": "re-record baselines (pytest --perfcheck --perfcheck-update) and show what moved",
+    "report": "write a results or baseline file as a self-contained HTML report",
+}
+
+
 def _console() -> Console:
     from perfcheck.cli.console import stdout_console
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from perfcheck import cli
-from tests.test_cli_results import write_run
+from tests.records import write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,37 +22,14 @@ from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.outcome import Status
 from perfcheck.report.results import Results, write_results
 from perfcheck.stats.gate import ScenarioOutcome
-from perfcheck.store.baseline import BaselineStore
 from tests.fakeproject import FAKE_CONFTEST, SCENARIO
-from tests.records import make_baseline, make_measurement, make_results
-
-
-def write_run(
-    path: Path,
-    scale: float,
-    seed: int,
-    name: str = "randread-4k",
-    control: ControlMeasurement | None = None,
-) -> Path:
-    """A results file of one scenario measured at ``scale`` x the reference latency."""
-    outcome = ScenarioOutcome(name, Status.RECORDED, make_measurement(name, scale, seed=seed))
-    results = Results.from_outcomes([outcome], "test-machine")
-    results.control = control
-    write_results(path, results)
-    return path
+from tests.records import make_baseline, make_measurement, make_results, write_baseline, write_run
 
 
 def control(scale: float) -> ControlMeasurement:
     """A drift control whose passes took ``scale`` x a steady reference (8 rounds a CPU)."""
     values = [1000.0 + 3 * i for i in range(8)]
     return ControlMeasurement({cpu: [v * scale for v in values] for cpu in (0, 1)})
-
-
-def write_baseline(root: Path, scale: float, seed: int, name: str = "randread-4k") -> Path:
-    store = BaselineStore(root)
-    store.queue(make_baseline(make_measurement(name, scale, seed=seed)))
-    [path] = store.flush()
-    return path
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str], path: Path) -> str:

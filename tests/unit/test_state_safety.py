@@ -8,6 +8,7 @@ state was touched, and that each planted thing is named in one line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -57,6 +58,15 @@ def shared_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
+def journal_dirs(shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Knob journals are kept in a private state directory, and looked for in
+    ``shared_dir`` too, where runs before the upgrade left them."""
+    (tmp_path / "state").mkdir(mode=0o700)
+    monkeypatch.setattr(knobs, "JOURNAL_DIR", tmp_path / "state")
+    monkeypatch.setattr(knobs, "LEGACY_JOURNAL_DIR", shared_dir)
+
+
+@pytest.fixture
 def victim_loop() -> Iterator[tuple[Path, str]]:
     """A loop device perfcheck did not create, over a root-owned file in /dev/shm."""
     backing = Path("/dev/shm") / f"statecheck-victim-{secrets.token_hex(4)}.img"
@@ -83,14 +93,10 @@ def attached(dev: str, backing: Path) -> bool:
     return str(backing) in out
 
 
-def test_journal_planted_by_nobody_in_dev_shm_is_skipped(
-    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("journal_dirs")
+def test_journal_planted_by_nobody_in_dev_shm_is_skipped(shared_dir: Path) -> None:
     """The attack of issue 20: a journal in /dev/shm (where perfcheck kept them, and still
     looks for those of runs killed before an upgrade) whose key leaves /sys with ``..``."""
-    (tmp_path / "state").mkdir(mode=0o700)
-    monkeypatch.setattr(knobs, "JOURNAL_DIR", tmp_path / "state")
-    monkeypatch.setattr(knobs, "LEGACY_JOURNAL_DIR", shared_dir)
     target = shared_dir / f"created-as-root-{secrets.token_hex(4)}"
     journal = shared_dir / f"perfcheck-scratch-{dead_pid()}-knobs.json"
     content = json.dumps({f"/sys/../{target.relative_to('/')}": "owned"})
@@ -100,12 +106,8 @@ def test_journal_planted_by_nobody_in_dev_shm_is_skipped(
     assert lines == [f"skipped {journal}: owned by uid 65534, not 0; perfcheck did not write it"]
 
 
-def test_root_owned_journal_with_dot_dot_is_skipped_too(
-    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "state").mkdir(mode=0o700)
-    monkeypatch.setattr(knobs, "JOURNAL_DIR", tmp_path / "state")
-    monkeypatch.setattr(knobs, "LEGACY_JOURNAL_DIR", shared_dir)
+@pytest.mark.usefixtures("journal_dirs")
+def test_root_owned_journal_with_dot_dot_is_skipped_too(shared_dir: Path) -> None:
     target = shared_dir / f"created-as-root-{secrets.token_hex(4)}"
     journal = shared_dir / f"perfcheck-scratch-{dead_pid()}-knobs.json"
     journal.write_text(json.dumps({f"/sys/../{target.relative_to('/')}": "owned"}))
@@ -165,17 +167,28 @@ def test_malformed_leftover_names_are_skipped_with_one_line_each(shared_dir: Pat
     assert lines[1].endswith(f"{huge} is not a process id")
 
 
-def test_twenty_digit_pid_in_a_journal_name_is_skipped(
-    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "state").mkdir(mode=0o700)
-    monkeypatch.setattr(knobs, "JOURNAL_DIR", tmp_path / "state")
-    monkeypatch.setattr(knobs, "LEGACY_JOURNAL_DIR", shared_dir)
+@pytest.mark.usefixtures("journal_dirs")
+def test_twenty_digit_pid_in_a_journal_name_is_skipped(shared_dir: Path) -> None:
     huge = "9" * 20
     as_nobody("touch", str(shared_dir / f"perfcheck-scratch-{huge}-knobs.json"))
     assert knobs.restore_leftover_knobs() == [
         f"skipped {shared_dir}/perfcheck-scratch-{huge}-knobs.json: {huge} is not a process id"
     ]
+
+
+@contextlib.contextmanager
+def image_on_a_loop_device(image: Path) -> Iterator[str]:
+    """A new 4 MiB ``image`` attached to a loop device, as a killed run leaves it; the
+    device is detached afterwards if the code under test did not."""
+    with open(image, "xb") as fh:
+        os.posix_fallocate(fh.fileno(), 0, 4 << 20)
+    dev = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "--detach", dev], check=False, capture_output=True)
 
 
 def test_a_killed_runs_scratch_directory_is_removed_and_its_device_detached(
@@ -184,33 +197,19 @@ def test_a_killed_runs_scratch_directory_is_removed_and_its_device_detached(
     run_dir = shared_dir / f"{SCRATCH_MARKER}{dead_pid()}-0123abcd"
     run_dir.mkdir(mode=0o700)
     image = run_dir / f"{run_dir.name}.img"
-    with open(image, "xb") as fh:
-        os.posix_fallocate(fh.fileno(), 0, 4 << 20)
-    dev = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    try:
+    with image_on_a_loop_device(image) as dev:
         lines = remove_leftover_scratch(shared_dir)
         assert not attached(dev, image) and not run_dir.exists()
         assert lines[-1] == f"removed {image}" and lines[0].startswith(f"detached {dev}")
-    finally:
-        subprocess.run(["losetup", "--detach", dev], check=False, capture_output=True)
 
 
 def test_a_legacy_scratch_file_of_a_killed_run_is_removed(shared_dir: Path) -> None:
     """A run killed before the upgrade left its image directly in /dev/shm."""
     image = shared_dir / f"{SCRATCH_MARKER}{dead_pid()}-0123abcd.img"
-    with open(image, "xb") as fh:
-        os.posix_fallocate(fh.fileno(), 0, 4 << 20)
-    dev = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    try:
+    with image_on_a_loop_device(image) as dev:
         lines = remove_leftover_scratch(shared_dir)
         assert not attached(dev, image) and not image.exists()
         assert lines[0].startswith(f"detached {dev}") and lines[-1] == f"removed {image}"
-    finally:
-        subprocess.run(["losetup", "--detach", dev], check=False, capture_output=True)
 
 
 def test_scratch_device_lives_in_a_private_directory(shared_dir: Path) -> None:
