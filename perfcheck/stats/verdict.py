@@ -3,10 +3,12 @@
 The statistical unit is the round, never the single I/O. Every metric (for
 example ``block.latency.read.p99`` in nanoseconds, or ``fio.iops.read``) has one
 value per measured round; the baseline has n rounds and the current run m rounds
-(typically 5 each; the two may differ).
+(typically 5 each; the two may differ). The rules as users meet them, with sequential
+rounds, session history and the drift control, are in ``docs/statistics.md``; here are
+their exact definitions.
 
-How a verdict is reached
-------------------------
+Definitions
+-----------
 
 - **Direction and threshold.** Each metric has a rule: which direction is worse
   and a relative threshold. Defaults (:func:`default_rule`): names ending
