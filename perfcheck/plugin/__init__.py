@@ -65,10 +65,11 @@ OPT_AB_B = "--perfcheck-ab-b"
 MARKER = "perfcheck"
 SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc and fio)"
 
-HARNESS_KEY = pytest.StashKey["Harness"]()
+# The one place stash keys are declared: the run on the config, per-test state on items.
+RUN_KEY = pytest.StashKey["PerfcheckRun"]()
+RUN_PLUGIN_NAME = "perfcheck-run"
 GATE_KEY = pytest.StashKey["PendingGate"]()
-SIGTERM_KEY = pytest.StashKey[Any]()
-LOCK_KEY = pytest.StashKey[HostLock]()
+OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
 
 
 def queue_setting_arg(text: str) -> tuple[str, str]:
@@ -80,6 +81,22 @@ def queue_setting_arg(text: str) -> tuple[str, str]:
             " (e.g. nr_requests=4)"
         )
     return name, value
+
+
+def in_range(kind: type[int] | type[float], low: float, high: float, what: str) -> Any:
+    """An option ``type=``: a number of ``kind`` from ``low`` to ``high``, or a one-line
+    usage error that says what to give (argparse names the option)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text}: give {low:g} to {high:g} {what}")
+        return value
+
+    return parse
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -128,13 +145,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_ROUNDS,
-        type=int,
+        type=in_range(int, 3, 100, "measured rounds"),
         metavar="N",
         help="measured rounds per scenario (default: the scenario's, usually 5)",
     )
     group.addoption(
         OPT_SECONDS,
-        type=float,
+        type=in_range(float, 0.2, 3600, "seconds"),
         metavar="S",
         help="length of each round in seconds (default: the scenario's)",
     )
@@ -183,7 +200,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_MAX_ROUNDS,
-        type=int,
+        type=in_range(int, 3, 100, "rounds"),
         metavar="N",
         help="sequential rounds: while a metric is INCONCLUSIVE, measure up to N current"
         f" rounds in batches of {DEFAULT_BATCH}, alpha split over the looks (default"
@@ -214,7 +231,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_BASELINE_SESSIONS,
-        type=int,
+        type=in_range(int, 1, 9, "sessions"),
         metavar="N",
         help="with --perfcheck-update: measure each scenario in N fresh sessions (new scratch"
         " device each) and keep the most typical as its baseline, all N going into its"
@@ -259,20 +276,8 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         raise pytest.UsageError(
             f"perfcheck_missing = {missing!r} in the ini file: use 'skip' or 'fail'"
         ) from None
-    rounds = opt(OPT_ROUNDS)
-    if rounds is not None and not 3 <= rounds <= 100:
-        raise pytest.UsageError(f"{OPT_ROUNDS} {rounds}: give 3 to 100 measured rounds")
-    seconds = opt(OPT_SECONDS)
-    if seconds is not None and not 0.2 <= seconds <= 3600:
-        raise pytest.UsageError(f"{OPT_SECONDS} {seconds}: give 0.2 to 3600 seconds")
-    max_rounds = opt(OPT_MAX_ROUNDS)
-    if max_rounds is not None and not 3 <= max_rounds <= 100:
-        raise pytest.UsageError(f"{OPT_MAX_ROUNDS} {max_rounds}: give 3 to 100 rounds")
-    baseline_sessions = opt(OPT_BASELINE_SESSIONS)
-    if baseline_sessions is not None and not 1 <= baseline_sessions <= 9:
-        raise pytest.UsageError(
-            f"{OPT_BASELINE_SESSIONS} {baseline_sessions}: give 1 to 9 sessions"
-        )
+    rounds, seconds = opt(OPT_ROUNDS), opt(OPT_SECONDS)
+    max_rounds, baseline_sessions = opt(OPT_MAX_ROUNDS), opt(OPT_BASELINE_SESSIONS)
     ab_a, ab_b = opt(OPT_AB_A), opt(OPT_AB_B)
     if (ab_a is None) != (ab_b is None):
         raise pytest.UsageError(f"{OPT_AB_A} and {OPT_AB_B} go together: give both commands")
@@ -347,28 +352,28 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     harness = Harness(_settings(config))
     config.hook.pytest_perfcheck_harness(config=config, harness=harness)
-    _interrupt_on_sigterm(config)
-    lock = HostLock()
+    run = PerfcheckRun(config, harness)
+    config.stash[RUN_KEY] = run
+    run.previous_sigterm = _interrupt_on_sigterm()
     try:
-        lock.acquire(config.getoption("perfcheck_lock_timeout"), on_wait=_tell(config))
+        run.lock.acquire(config.getoption("perfcheck_lock_timeout"), on_wait=_tell(config))
     except PerfcheckError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[LOCK_KEY] = lock
-    config.stash[HARNESS_KEY] = harness
+    config.pluginmanager.register(run, RUN_PLUGIN_NAME)
     _check_output_paths(config)
 
 
-def _interrupt_on_sigterm(config: pytest.Config) -> None:
+def _interrupt_on_sigterm() -> Any:
     """CI time-outs send SIGTERM: make it unwind like Ctrl-C, so fio is killed, the
-    scratch device removed and the scheduler restored on the way out."""
+    scratch device removed and the scheduler restored on the way out. Returns the handler
+    it replaced (None off the main thread, where none is set)."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return None
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"perfcheck: stopped by signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    config.stash[SIGTERM_KEY] = previous
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _tell(config: pytest.Config) -> Any:
@@ -381,14 +386,18 @@ def _tell(config: pytest.Config) -> Any:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    harness = config.stash.get(HARNESS_KEY, None)
-    if harness is not None:
-        harness.close()
-    lock = config.stash.get(LOCK_KEY, None)
-    if lock is not None:
-        lock.release()
-    if SIGTERM_KEY in config.stash:
-        signal.signal(signal.SIGTERM, config.stash[SIGTERM_KEY])
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        del config.stash[RUN_KEY]
+        run.close()
+        if config.pluginmanager.is_registered(run):
+            config.pluginmanager.unregister(run)
+
+
+def _harness(config: pytest.Config) -> Harness | None:
+    """The run's harness, None without --perfcheck."""
+    run = config.stash.get(RUN_KEY, None)
+    return run.harness if run is not None else None
 
 
 # -- scenario files as items ---------------------------------------------------------------
@@ -417,7 +426,7 @@ class ScenarioItem(pytest.Item):
         return load_scenario(self.path, known_probes=probe_names())
 
     def runtest(self) -> None:
-        harness = self.config.stash[HARNESS_KEY]
+        harness = self.config.stash[RUN_KEY].harness
         try:
             scenario = self.load()
             ab = harness.settings.ab_commands
@@ -445,7 +454,7 @@ class ScenarioItem(pytest.Item):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    harness = config.stash.get(HARNESS_KEY, None)
+    harness = _harness(config)
     wanted: set[str] = set()
     for item in items:
         uses = isinstance(item, ScenarioItem) or "block_latency" in getattr(
@@ -483,7 +492,7 @@ def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
     if outcome.verdict is not None:
         for c in outcome.verdict.comparisons:
             item.user_properties.append((f"perfcheck.{c.metric}", format_comparison(c)))
-    harness = item.config.stash[HARNESS_KEY]
+    harness = item.config.stash[RUN_KEY].harness
     if outcome.status is Status.NO_BASELINE:
         message = (
             f"no baseline for {outcome.name} on machine class {harness.machine_class}"
@@ -567,7 +576,7 @@ def block_latency(request: pytest.FixtureRequest) -> BlockLatencyRounds:
             assert len(block_latency) == 5
             assert block_latency.merged("read").percentile(50) < 50_000  # ns
     """
-    harness = request.config.stash.get(HARNESS_KEY, None)
+    harness = _harness(request.config)
     if harness is None:
         pytest.skip(SKIP_REASON)
     if harness.settings.ab_commands is not None:
@@ -609,7 +618,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     result = yield
     pending = item.stash.get(GATE_KEY, None)
     if pending is not None:
-        harness = item.config.stash[HARNESS_KEY]
+        harness = item.config.stash[RUN_KEY].harness
         thresholds = pending.thresholds
         try:
             outcome = harness.check(
@@ -625,24 +634,6 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     return result
 
 
-# -- end of session ------------------------------------------------------------------------
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    harness = session.config.stash.get(HARNESS_KEY, None)
-    if harness is None:
-        return
-    try:
-        interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        if (harness.settings.update or harness.settings.record) and not interrupted:
-            harness.flush()
-        else:
-            harness.discard()  # an interrupted run records nothing
-        _save_results(session, harness)
-    finally:
-        harness.close()
-
-
 def _test_paths(config: pytest.Config) -> str:
     """The paths this run was given, for commands the summary shows (default: scenarios/)."""
     args = [a for a in config.invocation_params.args if not str(a).startswith("-")]
@@ -650,65 +641,106 @@ def _test_paths(config: pytest.Config) -> str:
     return " ".join(paths) or f"{SCENARIO_DIR_NAME}/"
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    harness = config.stash.get(HARNESS_KEY, None)
-    if harness is None:
-        return
-    for notice in harness.notices:
-        terminalreporter.write_line(f"perfcheck: {notice}")
-    if not harness.outcomes:
-        return
+# -- end of session ------------------------------------------------------------------------
+
+
+class PerfcheckRun:
+    """One ``--perfcheck`` run: its harness, the host lock and the SIGTERM handler it
+    replaced. Registered as a plugin only when perfcheck is on (as pytest's junitxml
+    registers its LogXML), so a run without it pays for nothing."""
+
+    def __init__(self, config: pytest.Config, harness: Harness) -> None:
+        self.config = config
+        self.harness = harness
+        self.lock = HostLock()
+        self.previous_sigterm: Any = None
+        #: What --perfcheck-save and --perfcheck-report did, for the summary.
+        self.saved: list[str] = []
+
+    def close(self) -> None:
+        self.harness.close()
+        self.lock.release()
+        if self.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        harness = self.harness
+        try:
+            interrupted = exitstatus in (
+                pytest.ExitCode.INTERRUPTED,
+                pytest.ExitCode.INTERNAL_ERROR,
+            )
+            if (harness.settings.update or harness.settings.record) and not interrupted:
+                harness.flush()
+            else:
+                harness.discard()  # an interrupted run records nothing
+            self.saved += _save_results(session, harness)
+        finally:
+            harness.close()
+
+    def pytest_terminal_summary(
+        self, terminalreporter: Any, exitstatus: int, config: pytest.Config
+    ) -> None:
+        harness = self.harness
+        for notice in harness.notices:
+            terminalreporter.write_line(f"perfcheck: {notice}")
+        if not harness.outcomes:
+            return
+        terminalreporter.write_sep("-", "perfcheck")
+        verdicts = [o.verdict for o in harness.outcomes if o.verdict is not None]
+        for text in foreign_baseline_notice(verdicts, _test_paths(config)):
+            terminalreporter.write_line(text)
+        _write_summary_table(terminalreporter, config, harness)
+        for message in self.saved:
+            terminalreporter.write_line(message, red="failed" in message)
+        for line in summary_lines(harness):
+            terminalreporter.write_line(line)
+
+
+def summary_lines(harness: Harness) -> list[str]:
+    """The perfcheck summary's lines after the table: what was measured, where baselines
+    went, what stays undecided and what to do next. Reads the run, writes nothing."""
     counts: dict[Status, int] = {}
     for outcome in harness.outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     parts = [f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value)]
     where = harness.store.root / harness.machine_class
-    line = f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
-    line += ", ".join(parts)
-    terminalreporter.write_sep("-", "perfcheck")
-    verdicts = [o.verdict for o in harness.outcomes if o.verdict is not None]
-    for text in foreign_baseline_notice(verdicts, _test_paths(config)):
-        terminalreporter.write_line(text)
-    _write_summary_table(terminalreporter, config, harness)
-    terminalreporter.write_line(line)
+    out = [
+        f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
+        + ", ".join(parts)
+    ]
     if harness.settings.update:
-        terminalreporter.write_line(f"perfcheck: baselines written to {where}/")
+        out.append(f"perfcheck: baselines written to {where}/")
         for outcome in harness.outcomes:
             if outcome.note is not None:
-                terminalreporter.write_line(f"  {outcome.name}: {outcome.note}")
+                out.append(f"  {outcome.name}: {outcome.note}")
     for outcome in harness.outcomes:
         if outcome.status is Status.INCONCLUSIVE and outcome.verdict is not None:
             for c in outcome.verdict.inconclusive():
-                terminalreporter.write_line(f"  {outcome.name}: {format_comparison(c)}")
+                out.append(f"  {outcome.name}: {format_comparison(c)}")
             for text in outcome.verdict.attention_lines():
-                terminalreporter.write_line(f"    {text}")
+                out.append(f"    {text}")
     extended = [
         f"{o.name} {o.verdict.looks} looks, {len(o.measurement.rounds)} rounds"
         for o in harness.outcomes
         if o.verdict is not None and o.verdict.looks > 1
     ]
     if extended:
-        terminalreporter.write_line(
-            f"perfcheck: sequential rounds (undecided at first): {'; '.join(extended)}"
-        )
+        out.append(f"perfcheck: sequential rounds (undecided at first): {'; '.join(extended)}")
     if counts.get(Status.INCONCLUSIVE) and not harness.settings.strict:
-        terminalreporter.write_line(
-            f"perfcheck: INCONCLUSIVE does not fail the run; {OPT_STRICT} makes it fail"
-        )
+        out.append(f"perfcheck: INCONCLUSIVE does not fail the run; {OPT_STRICT} makes it fail")
     if harness.settings.record and not harness.settings.update:
         added = sum(1 for o in harness.outcomes if o.status is Status.PASS)
-        terminalreporter.write_line(
-            f"perfcheck: {added} passing session(s) added to their baselines' history"
-        )
+        out.append(f"perfcheck: {added} passing session(s) added to their baselines' history")
     missing = [o.name for o in harness.outcomes if o.status is Status.NO_BASELINE]
     if missing:
-        terminalreporter.write_line(
+        out.append(
             f"perfcheck: no baseline for {', '.join(missing)}: record with {OPT_UPDATE}"
             " (see the skip reasons, -rs)"
         )
     if counts.get(Status.FAIL) and harness.settings.ab_commands is not None:
         # An A/B run reads no baseline: there is nothing to re-record.
-        terminalreporter.write_line(
+        out.append(
             "perfcheck: B measured worse than A on the metrics marked FAIL"
             + (
                 ", in this run and again in a fresh session"
@@ -718,15 +750,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             + "; if B's cost is expected, nothing needs updating"
         )
     elif counts.get(Status.FAIL):
-        terminalreporter.write_line(
-            f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"
-        )
+        out.append(f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}")
+    return out
 
 
 # -- results file, HTML report, progress, summary table, JUnit and pytest-html extras -------
-
-OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
-SAVED_KEY = pytest.StashKey[list[str]]()
 
 
 def _output_paths(config: pytest.Config) -> list[tuple[str, Path]]:
@@ -793,16 +821,17 @@ def _percentile_properties(outcome: ScenarioOutcome) -> list[tuple[str, object]]
     return list(percentile_properties(outcome.measurement))
 
 
-def _save_results(session: pytest.Session, harness: Harness) -> None:
-    """Write --perfcheck-save and --perfcheck-report (after baselines were flushed)."""
+def _save_results(session: pytest.Session, harness: Harness) -> list[str]:
+    """Write --perfcheck-save and --perfcheck-report (after baselines were flushed); what
+    was written or failed, one line each."""
     paths = _output_paths(session.config)
     if not paths:
-        return
+        return []
     from perfcheck.report.html import write_report
     from perfcheck.report.results import write_results
 
     results = harness.results()
-    messages = session.config.stash.setdefault(SAVED_KEY, [])
+    messages: list[str] = []
     for option, path in paths:
         try:
             if option == OPT_SAVE:
@@ -815,6 +844,7 @@ def _save_results(session: pytest.Session, harness: Harness) -> None:
             messages.append(f"perfcheck: {option} failed: {exc}")
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+    return messages
 
 
 def _write_summary_table(terminalreporter: Any, config: pytest.Config, harness: Harness) -> None:
@@ -829,8 +859,6 @@ def _write_summary_table(terminalreporter: Any, config: pytest.Config, harness: 
         latest = {o.name: ScenarioResult.from_outcome(o) for o in harness.outcomes}
         for status, text in summary_table(latest.values()):
             terminalreporter.write_line(text, **colours.get(status, {}) if status else {})
-    for message in config.stash.get(SAVED_KEY, []):
-        terminalreporter.write_line(message, red="failed" in message)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -140,7 +140,7 @@ def test_rounds_option_overrides_the_scenario(project: pytest.Pytester) -> None:
     assert len(json.loads(path.read_text())["measurement"]["rounds"]) == 7
     result = run(project, "--perfcheck", "--perfcheck-rounds", "2", "scenarios/")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--perfcheck-rounds 2: give 3 to 100*"])
+    result.stderr.fnmatch_lines(["*--perfcheck-rounds: 2: give 3 to 100*"])
 
 
 def test_baselines_from_another_kernel_are_named_once_at_the_top_of_the_summary(

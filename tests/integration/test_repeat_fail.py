@@ -163,4 +163,4 @@ def test_a_baseline_from_three_sessions_leaves_out_an_outlier_session(
 def test_baseline_sessions_out_of_range_is_a_usage_error(project: pytest.Pytester) -> None:
     result = run(project, "--perfcheck-update", "--perfcheck-baseline-sessions=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--perfcheck-baseline-sessions 0: give 1 to 9 sessions*"])
+    result.stderr.fnmatch_lines(["*--perfcheck-baseline-sessions: 0: give 1 to 9 sessions*"])

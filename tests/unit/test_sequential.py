@@ -275,4 +275,4 @@ def test_max_rounds_at_the_initial_rounds_turns_sequential_rounds_off(
 def test_max_rounds_out_of_range_is_a_usage_error(noisy_project: pytest.Pytester) -> None:
     result = run(noisy_project, "--perfcheck", "--perfcheck-max-rounds", "500", "scenarios/")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--perfcheck-max-rounds 500: give 3 to 100*"])
+    result.stderr.fnmatch_lines(["*--perfcheck-max-rounds: 500: give 3 to 100*"])
