@@ -55,8 +55,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from perfcheck.run.ab import abba_sides, runs_of  # noqa: E402
-from perfcheck.run.harness import default_probe_factory  # noqa: E402
 from perfcheck.run.measure import fio_workload, measure  # noqa: E402
+from perfcheck.run.resources import default_probe_factory  # noqa: E402
 from perfcheck.system import environment  # noqa: E402
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.system.lock import HostLock  # noqa: E402

@@ -27,7 +27,8 @@ from perfcheck.model.outcome import Status
 from perfcheck.plugin import hookspecs
 from perfcheck.probes import probe_names
 from perfcheck.run.ab import AB_HINT, ABCommands, run_ab
-from perfcheck.run.harness import Harness, HarnessSettings, MissingBaseline
+from perfcheck.run.harness import Harness
+from perfcheck.run.settings import HarnessSettings, MissingBaseline
 from perfcheck.stats.gate import ScenarioOutcome, failure_text, foreign_baseline_notice
 from perfcheck.stats.history import DEFAULT_BASELINE_SESSIONS
 from perfcheck.stats.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
@@ -99,6 +100,13 @@ def in_range(kind: type[int] | type[float], low: float, high: float, what: str) 
     return parse
 
 
+#: Option types that check the range where the option is declared.
+rounds_arg = in_range(int, 3, 100, "measured rounds")
+seconds_arg = in_range(float, 0.2, 3600, "seconds")
+max_rounds_arg = in_range(int, 3, 100, "rounds")
+sessions_arg = in_range(int, 1, 9, "sessions")
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -145,13 +153,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_ROUNDS,
-        type=in_range(int, 3, 100, "measured rounds"),
+        type=rounds_arg,
         metavar="N",
         help="measured rounds per scenario (default: the scenario's, usually 5)",
     )
     group.addoption(
         OPT_SECONDS,
-        type=in_range(float, 0.2, 3600, "seconds"),
+        type=seconds_arg,
         metavar="S",
         help="length of each round in seconds (default: the scenario's)",
     )
@@ -200,7 +208,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_MAX_ROUNDS,
-        type=in_range(int, 3, 100, "rounds"),
+        type=max_rounds_arg,
         metavar="N",
         help="sequential rounds: while a metric is INCONCLUSIVE, measure up to N current"
         f" rounds in batches of {DEFAULT_BATCH}, alpha split over the looks (default"
@@ -231,7 +239,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_BASELINE_SESSIONS,
-        type=in_range(int, 1, 9, "sessions"),
+        type=sessions_arg,
         metavar="N",
         help="with --perfcheck-update: measure each scenario in N fresh sessions (new scratch"
         " device each) and keep the most typical as its baseline, all N going into its"

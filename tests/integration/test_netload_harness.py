@@ -14,10 +14,11 @@ import pytest
 
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
-from perfcheck.run import harness as harness_module
+from perfcheck.run import resources as resources_module
 from perfcheck.run.fake import FakeBlockWorkload, FakeProbeBackend
-from perfcheck.run.harness import Harness, HarnessSettings
+from perfcheck.run.harness import Harness
 from perfcheck.run.measure import MIN_PROBE_SAMPLES_PER_ROUND
+from perfcheck.run.settings import HarnessSettings
 from perfcheck.system.targets import BlockTarget
 from perfcheck.workloads.netload import NetworkSpec
 from perfcheck.workloads.rounds import WorkloadReport
@@ -118,7 +119,7 @@ def harness(
     started: list[FakeNetworkSetup],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Harness]:
-    monkeypatch.setattr(harness_module, "remove_leftover_network", lambda: [])
+    monkeypatch.setattr(resources_module, "remove_leftover_network", lambda: [])
 
     def network(scenario: Scenario) -> FakeNetworkSetup:
         assert scenario.workload.network is not None
@@ -203,9 +204,9 @@ def test_leftovers_of_killed_runs_are_cleaned_once_and_reported(
         calls.append(1)
         return ["deleted network namespace perfcheck-net-1-ab (left by process 1)"]
 
-    monkeypatch.setattr(harness_module, "remove_leftover_network", leftovers)
-    monkeypatch.setattr(harness_module, "restore_leftover_knobs", lambda: [])
-    monkeypatch.setattr(harness_module, "remove_leftover_scratch", lambda: [])
+    monkeypatch.setattr(resources_module, "remove_leftover_network", leftovers)
+    monkeypatch.setattr(resources_module, "restore_leftover_knobs", lambda: [])
+    monkeypatch.setattr(resources_module, "remove_leftover_scratch", lambda: [])
     scenario = load_scenario(write(tmp_path / "scenarios", "net-rr", RR))
     harness.measure(scenario)
     harness.measure(scenario)
@@ -219,9 +220,9 @@ def test_a_skipped_leftover_is_reported_as_skipped_not_as_cleaned(
     harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     skipped = "skipped /dev/shm/perfcheck-scratch-7-0123abcd.img: not a regular file, not a"
-    monkeypatch.setattr(harness_module, "remove_leftover_network", lambda: [])
-    monkeypatch.setattr(harness_module, "restore_leftover_knobs", lambda: [])
-    monkeypatch.setattr(harness_module, "remove_leftover_scratch", lambda: [skipped])
+    monkeypatch.setattr(resources_module, "remove_leftover_network", lambda: [])
+    monkeypatch.setattr(resources_module, "restore_leftover_knobs", lambda: [])
+    monkeypatch.setattr(resources_module, "remove_leftover_scratch", lambda: [skipped])
     harness.measure(load_scenario(write(tmp_path / "scenarios", "net-rr", RR)))
     assert harness.notices == [skipped]
 
@@ -233,7 +234,7 @@ PLUGIN_CONFTEST = textwrap.dedent(
     import os
     from dataclasses import dataclass
 
-    from perfcheck.run import harness as harness_module
+    from perfcheck.run import resources as resources_module
     from perfcheck.model.histogram import LogLinearHistogram
     from perfcheck.workloads.rounds import WorkloadReport
 

@@ -13,7 +13,7 @@ import pytest
 from perfcheck.probes import CATALOG
 from perfcheck.probes.features import bpf_prerequisites_missing
 from perfcheck.probes.func import FuncLatencyProbe
-from perfcheck.run.harness import catalog_unavailable
+from perfcheck.run.resources import catalog_unavailable
 from tests.fakeproject import SCENARIO, make_project
 from tests.realcaps import requires_bpf, requires_fio
 

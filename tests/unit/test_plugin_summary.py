@@ -8,7 +8,8 @@ import pytest
 
 from perfcheck.model.outcome import Status
 from perfcheck.plugin import RUN_PLUGIN_NAME, summary_lines
-from perfcheck.run.harness import Harness, HarnessSettings
+from perfcheck.run.harness import Harness
+from perfcheck.run.settings import HarnessSettings
 from perfcheck.stats.gate import ScenarioOutcome
 from tests.records import make_measurement
 
