@@ -4,39 +4,18 @@ and its fix. CI (PERFCHECK_REQUIRE_REAL=1) turns these skips into failures."""
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-from pathlib import Path
 
 import pytest
 
 
-def _bcc_importable() -> bool:
-    try:
-        import bcc  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _tracefs() -> bool:
-    return any(
-        (root / "events" / "block" / "block_rq_issue").is_dir()
-        for root in (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
-    )
-
-
 def real_bpf_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to load BPF programs"
-    if not _bcc_importable():
-        return "bcc not importable (python3-bpfcc; run `make setup`)"
-    build = Path("/lib/modules") / platform.release() / "build" / "include"
-    if not build.is_dir():
-        return f"kernel headers missing at {build} (run `make setup`)"
-    if not _tracefs():
-        return "tracefs not mounted or block tracepoints absent (run `make setup`)"
-    return None
+    """Why real BPF tests cannot run here (perfcheck's own check, plus the block
+    tracepoints they attach to), or None."""
+    from perfcheck.probes.features import bpf_prerequisites_missing, missing_tracepoints
+
+    why = bpf_prerequisites_missing() or missing_tracepoints([("block", "block_rq_issue")])
+    return None if why is None else str(why)
 
 
 def real_fio_missing() -> str | None:

@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from perfcheck.probes.btf import VMLINUX_BTF, BTFError, KernelBTF, kernel_btf
-from perfcheck.system.doctor import DEBUGFS_ROOT, tracefs_root, tracepoint_exists
-
-SETUP_FIX: Final[str] = "run `make setup`"
+from perfcheck.system.doctor import DEBUGFS_ROOT, SETUP_FIX, tracefs_root, tracepoint_exists
 
 
 @dataclass(frozen=True)
