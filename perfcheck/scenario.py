@@ -104,6 +104,7 @@ from typing import Any, NoReturn
 
 from perfcheck.baseline import name_problem
 from perfcheck.errors import ScenarioError
+from perfcheck.fio import workload_option_problem
 from perfcheck.netload import (
     CPU_RANGE,
     MESSAGE_SIZE_RANGE,
@@ -484,6 +485,9 @@ class _ScenarioReader:
             text = str(value)
             if any(ch in text for ch in "\0\n\r"):
                 self.fail(f"{_key_path(*key, name)} must be one line")
+            problem = workload_option_problem(name, text)
+            if problem is not None:
+                self.fail(f"{_key_path(*key, name)}: {problem}")
             options[name] = text
         return MappingProxyType(dict(sorted(options.items())))
 
