@@ -22,6 +22,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ["--setting", "qd1", "--setting", "saturating"],
         ["--setting", "qd1", "--seconds", "15"],
     ),
+    # Does the loop-device noise control (workqueue affinity scope) steady rounds here?
+    ("affinity_scope.py", ["--pairs", "12"], ["--pairs", "2", "--rounds", "3"]),
     # Does the drift control follow the machine's drift of the disk path?
     ("control_tracking.py", ["--minutes", "10"], ["--minutes", "2"]),
     # The detection scorecard, recomputed from the recorded rounds in detection/data/

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from perfcheck import kernel_config, slowdowns
+
 # tracefs's own mount point first; bcc 0.26 prefers the one under debugfs when it exists.
 TRACEFS_MOUNT_POINTS: tuple[Path, ...] = (
     Path("/sys/kernel/tracing"),
@@ -295,6 +297,51 @@ def check_tool(name: str, required: bool, package: str) -> Check:
     return Check(name, True, required, f"{shown} at {path}", "")
 
 
+def check_kernel_build(
+    *,
+    config_path: Path = kernel_config.KERNEL_CONFIG,
+    sysfs_block: Path = kernel_config.SYSFS_BLOCK,
+    cmdline: Path = kernel_config.PROC_CMDLINE,
+    mountinfo: Path = kernel_config.MOUNTINFO,
+    btf: Path = Path("/sys/kernel/btf/vmlinux"),
+) -> list[Check]:
+    """The kernel build's facts (schedulers, kprobes, BTF, bfq, blk-throttle, cgroups), read
+    from sysfs and /proc/config.gz, and the real slow-down a gate can be proved with here.
+    Informational: none of them fails the machine."""
+    schedulers = kernel_config.scratch_io_schedulers(sysfs_block)
+    facts = kernel_config.config_facts(
+        kernel_config.read_kernel_config(config_path),
+        schedulers=schedulers,
+        nomodule=kernel_config.modules_disabled(cmdline),
+        cgroups=kernel_config.cgroup_layout(mountinfo),
+        btf_present=_exists(btf),
+    )
+    checks = [Check(f.name, f.ok, False, f.detail, f.fix) for f in facts]
+    slowdown = slowdowns.choose_slowdown(schedulers)
+    if slowdown is None:
+        checks.append(
+            Check(
+                "real slow-down",
+                False,
+                False,
+                "no blk-mq loop device to slow down",
+                "load the loop driver (`modprobe loop`) to use the scratch device",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                "real slow-down",
+                True,
+                False,
+                f"{slowdown.name}: {' '.join(slowdown.pytest_args())}"
+                f" (fio iodepth={slowdown.job['iodepth']}, ioengine={slowdown.job['ioengine']})",
+                "",
+            )
+        )
+    return checks
+
+
 def run_checks(
     *,
     tracefs_mount_points: Sequence[Path] = TRACEFS_MOUNT_POINTS,
@@ -302,11 +349,12 @@ def run_checks(
     modules_root: Path = MODULES_ROOT,
     kernel_release: str | None = None,
     python: str | None = None,
+    kernel_build: Sequence[Check] | None = None,
 ) -> list[Check]:
     """Every check, in the order doctor prints them.
 
     The filesystem roots, kernel release and interpreter default to this machine's; tests
-    point them elsewhere.
+    point them elsewhere (and give ``kernel_build``, :func:`check_kernel_build`'s checks).
     """
     if kernel_release is None:
         kernel_release = os.uname().release
@@ -317,6 +365,7 @@ def run_checks(
     checks.extend(check_tracepoint(name, True, tracefs) for name in REQUIRED_TRACEPOINTS)
     checks.extend(check_tracepoint(name, False, tracefs) for name in OPTIONAL_TRACEPOINTS)
     checks.append(check_kprobes(tracefs, debugfs_root))
+    checks.extend(check_kernel_build() if kernel_build is None else kernel_build)
     checks.append(check_tool("fio", True, "fio"))
     checks.append(check_tool("sockperf", False, "sockperf"))
     checks.append(check_tool("iperf3", False, "iperf3"))

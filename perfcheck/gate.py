@@ -110,6 +110,43 @@ class ScenarioVerdict:
         return lines
 
 
+#: Environment keys that mean a baseline was recorded on another kernel or machine (the
+#: machine class, its key, holds only the architecture, CPU count and model).
+FOREIGN_KEYS: tuple[str, ...] = ("kernel.release", "machine.arch", "cpu.count", "cpu.model")
+#: Where local baselines go when the stored ones came from elsewhere (ignored by git).
+LOCAL_BASELINE_DIR = ".perfcheck/baselines"
+
+
+def foreign_baseline_notice(verdicts: Sequence[ScenarioVerdict], paths: str) -> list[str]:
+    """Lines for the top of a run's summary when stored baselines were recorded on another
+    kernel or machine, saying which keys differ and what to do for each intent; empty when
+    every baseline was recorded on this kernel. ``paths`` are the run's test paths, for the
+    commands shown."""
+    stored = [v for v in verdicts if v.baseline_label is None]
+    differing: dict[tuple[str, str, str], list[str]] = {}
+    for v in stored:
+        before, after = v.baseline.measurement.environment, v.measurement.environment
+        for key in FOREIGN_KEYS:
+            if key in before and before.get(key) != after.get(key):
+                differing.setdefault((key, str(before[key]), str(after.get(key))), []).append(
+                    v.name
+                )
+    if not differing:
+        return []
+    what = "kernel" if all(k == "kernel.release" for k, _, _ in differing) else "kernel/machine"
+    lines = [f"perfcheck: baselines recorded on another {what} than this run's:"]
+    for (key, was, now), names in sorted(differing.items()):
+        lines.append(f"  {key}: {was} -> {now} ({len(names)} of {len(stored)} scenarios)")
+    lines += [
+        "  comparing kernels or machines? this run is the answer: each verdict is this"
+        " machine against the baseline's.",
+        "  just trying perfcheck? record baselines here first, then compare with them:",
+        f"    pytest --perfcheck-update --perfcheck-baseline-dir={LOCAL_BASELINE_DIR} {paths}",
+        f"    pytest --perfcheck --perfcheck-baseline-dir={LOCAL_BASELINE_DIR} {paths}",
+    ]
+    return lines
+
+
 def _with_provenance(measurement: Measurement) -> dict[str, object]:
     flat: dict[str, object] = dict(measurement.environment)
     for probe, events in measurement.provenance.items():

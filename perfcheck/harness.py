@@ -51,6 +51,7 @@ from perfcheck.targets import (
     ScratchLoopDevice,
     io_scheduler,
     open_given_target,
+    queue_setting,
     remove_leftover_scratch,
 )
 from perfcheck.verdict import DEFAULT_ALPHA, MetricComparison, Verdict
@@ -68,6 +69,8 @@ class HarnessSettings:
     target: Path | None = None
     allow_destructive: bool = False
     scheduler: str | None = None
+    #: Block-queue attributes set on the target after the scheduler (--perfcheck-queue).
+    queue: tuple[tuple[str, str], ...] = ()
     rounds: int | None = None
     seconds: float | None = None
     missing: MissingBaseline = MissingBaseline.SKIP
@@ -338,9 +341,13 @@ class Harness:
         # put on a known scheduler ("none") unless the run asks for another.
         default = "none" if isinstance(target, ScratchLoopDevice) else None
         scheduler = self.settings.scheduler or default
-        if scheduler and target.disk not in self._scheduled_disks:
+        if target.disk not in self._scheduled_disks:
             stack = self._scratch_stack if target is self._scratch else self._cleanup
-            stack.enter_context(io_scheduler(target.disk, scheduler))
+            if scheduler:
+                stack.enter_context(io_scheduler(target.disk, scheduler))
+            # After the scheduler: changing it resets queue attributes such as nr_requests.
+            for name, value in self.settings.queue:
+                stack.enter_context(queue_setting(target.disk, name, value))
             self._scheduled_disks.add(target.disk)
         return target
 

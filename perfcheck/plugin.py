@@ -6,6 +6,7 @@ nothing of pytest. Importing this module does not import bcc.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -20,7 +21,7 @@ import pytest
 from perfcheck import hookspecs
 from perfcheck.ab import AB_HINT, ABCommands, run_ab
 from perfcheck.errors import PerfcheckError
-from perfcheck.gate import failure_text
+from perfcheck.gate import failure_text, foreign_baseline_notice
 from perfcheck.harness import (
     Harness,
     HarnessSettings,
@@ -36,6 +37,7 @@ from perfcheck.measurement import Measurement, RoundResult
 from perfcheck.probes import probe_names
 from perfcheck.scenario import Scenario, load_scenario, threshold_for
 from perfcheck.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
+from perfcheck.targets import QUEUE_SETTING_NAME
 from perfcheck.verdict import format_comparison
 
 OPT_ENABLE = "--perfcheck"
@@ -44,6 +46,7 @@ OPT_BASELINE_DIR = "--perfcheck-baseline-dir"
 OPT_TARGET = "--perfcheck-target"
 OPT_ALLOW_DESTRUCTIVE = "--perfcheck-allow-destructive"
 OPT_SCHEDULER = "--perfcheck-scheduler"
+OPT_QUEUE = "--perfcheck-queue"
 OPT_ROUNDS = "--perfcheck-rounds"
 OPT_SECONDS = "--perfcheck-seconds"
 OPT_MISSING = "--perfcheck-missing"
@@ -71,6 +74,17 @@ HARNESS_KEY = pytest.StashKey["Harness"]()
 GATE_KEY = pytest.StashKey["PendingGate"]()
 SIGTERM_KEY = pytest.StashKey[Any]()
 LOCK_KEY = pytest.StashKey[HostLock]()
+
+
+def queue_setting_arg(text: str) -> tuple[str, str]:
+    """``--perfcheck-queue`` value ``NAME=VALUE`` -> ``(NAME, VALUE)``."""
+    name, sep, value = text.partition("=")
+    if not sep or not QUEUE_SETTING_NAME.fullmatch(name) or not value or "\n" in value:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give NAME=VALUE, NAME a file in /sys/block/<disk>/queue"
+            " (e.g. nr_requests=4)"
+        )
+    return name, value
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -108,6 +122,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         OPT_SCHEDULER,
         metavar="NAME",
         help="set the target disk's I/O scheduler for this run (restored afterwards)",
+    )
+    group.addoption(
+        OPT_QUEUE,
+        action="append",
+        type=queue_setting_arg,
+        metavar="NAME=VALUE",
+        help="set the target disk's /sys/block/<disk>/queue/NAME for this run, after the"
+        " scheduler (restored afterwards); repeatable, e.g. nr_requests=4",
     )
     group.addoption(
         OPT_ROUNDS,
@@ -276,6 +298,7 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         target=Path(target) if target else None,
         allow_destructive=bool(opt(OPT_ALLOW_DESTRUCTIVE)),
         scheduler=opt(OPT_SCHEDULER),
+        queue=tuple(opt(OPT_QUEUE) or ()),
         rounds=rounds,
         seconds=seconds,
         missing=missing_mode,
@@ -612,6 +635,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         harness.close()
 
 
+def _test_paths(config: pytest.Config) -> str:
+    """The paths this run was given, for commands the summary shows (default: scenarios/)."""
+    args = [a for a in config.invocation_params.args if not str(a).startswith("-")]
+    paths = [a for a in args if Path(a.split("::")[0]).exists() or "::" in a]
+    return " ".join(paths) or f"{SCENARIO_DIR_NAME}/"
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     harness = config.stash.get(HARNESS_KEY, None)
     if harness is None:
@@ -628,6 +658,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     line = f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
     line += ", ".join(parts)
     terminalreporter.write_sep("-", "perfcheck")
+    verdicts = [o.verdict for o in harness.outcomes if o.verdict is not None]
+    for text in foreign_baseline_notice(verdicts, _test_paths(config)):
+        terminalreporter.write_line(text)
     _write_summary_table(terminalreporter, config, harness)
     terminalreporter.write_line(line)
     if harness.settings.update:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -31,6 +32,8 @@ from perfcheck.processes import pid_alive
 SCRATCH_MARKER = "perfcheck-scratch-"
 SCRATCH_DIR = Path("/dev/shm")
 SYSFS_BLOCK = Path("/sys/block")
+#: A queue attribute's name: one path component, as the block layer names them.
+QUEUE_SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
 SYSFS_DEV_BLOCK = Path("/sys/dev/block")
 
 
@@ -296,6 +299,25 @@ def io_scheduler(disk: str, name: str) -> Iterator[str]:
             f" load its module (e.g. `modprobe {name}`)"
         )
     with sysfs_setting(knob, name) as old:
+        yield old
+
+
+@contextlib.contextmanager
+def queue_setting(disk: str, name: str, value: str) -> Iterator[str]:
+    """Set ``/sys/block/<disk>/queue/<name>`` (``nr_requests``, ``rq_affinity``, ...) for
+    the duration of a block, then restore it (journalled, as :func:`io_scheduler`)."""
+    queue = SYSFS_BLOCK / disk / "queue"
+    knob = queue / name
+    if not QUEUE_SETTING_NAME.fullmatch(name) or not knob.is_file():
+        try:
+            have = sorted(p.name for p in queue.iterdir() if p.is_file())
+        except OSError:
+            have = []
+        raise TargetError(
+            f"--perfcheck-queue {name}={value}: {knob} does not exist; give one of"
+            f" {', '.join(have) or 'the files in that directory'}"
+        )
+    with sysfs_setting(knob, value) as old:
         yield old
 
 

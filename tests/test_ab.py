@@ -1,6 +1,6 @@
 """Interleaved A/B: the ABBA order, the commands' environment, leaving the machine in A,
 verdicts through the plugin (fake backend), the ``perfcheck ab`` command line, and one real
-run (none vs bfq on the scratch device)."""
+run (none vs the real slow-down this kernel offers, on the scratch device)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from perfcheck.ab import abba_sides, runs_of
 from perfcheck.cli import build_parser
 from perfcheck.cli_ab import ab_command, cmd_ab
+from perfcheck.kernel_config import scratch_io_schedulers
+from perfcheck.slowdowns import choose_slowdown
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -237,42 +239,51 @@ def test_ab_refuses_update_and_needs_both_commands(project: pytest.Pytester) -> 
     result.stderr.fnmatch_lines(["*go together: give both commands*"])
 
 
-# -- real: none vs bfq on the scratch device ------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parent.parent
-SET_SCHEDULER = "echo {} > /sys/block/$PERFCHECK_DISK/queue/scheduler"
+# -- real: none vs a real slow-down on the scratch device -----------------------------------------
 
 
 @pytest.mark.realbpf
 @pytest.mark.realfio
 @requires_bpf
 @requires_fio
-def test_real_ab_none_vs_bfq_fails_and_leaves_the_device_on_none(
+def test_real_ab_none_vs_a_real_slowdown_fails_and_leaves_the_device_in_a(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
-    log = tmp_path / "schedulers.log"
-    record = f"; cat /sys/block/$PERFCHECK_DISK/queue/scheduler >> {log}"
+    slowdown = choose_slowdown(scratch_io_schedulers())
+    if slowdown is None:
+        pytest.skip("no blk-mq loop device here: no queue setting can slow one down")
+    scenario = slowdown.write_scenario(tmp_path / "scenarios")
+    log = tmp_path / "queue.log"
+    queue = "/sys/block/$PERFCHECK_DISK/queue"
+    record = f"; echo $(cat {queue}/scheduler) $(cat {queue}/nr_requests) >> {log}"
     result = pytester.runpytest_subprocess(
         "--perfcheck",
-        f"--perfcheck-ab-a={SET_SCHEDULER.format('none')}{record}",
-        f"--perfcheck-ab-b={SET_SCHEDULER.format('bfq')}{record}",
+        f"--perfcheck-ab-a={slowdown.undo_command()}{record}",
+        f"--perfcheck-ab-b={slowdown.shell_command()}{record}",
         "--perfcheck-rounds=10",
         "--perfcheck-seconds=0.5",
         "--perfcheck-max-rounds=20",
         "-p",
         "no:cacheprovider",
-        str(ROOT / "scenarios" / "randread-4k.toml"),
+        str(scenario),
         timeout=300,
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            "*randread-4k regressed*",
+            f"*{slowdown.name} regressed*",
             "*.read.p50: * -> * (+*%, threshold +10%, p=*) FAIL*",
             "*baseline: side A*measured alternately with B in this run*",
             "*repeated in a fresh session: FAILed again*",
-            "*target.scheduler: none -> bfq*",
+            "*{}: * -> {}*".format(*slowdown.environment_change()),
         ]
     )
-    chosen = [line.split("[")[1].split("]")[0] for line in log.read_text().splitlines()]
-    assert chosen[0] == "none" and chosen[-1] == "none" and "bfq" in chosen
+    # Each line: the scheduler file (the active one in brackets) and nr_requests.
+    seen = [
+        (line.split("[")[1].split("]")[0], line.rsplit(" ", 1)[1])
+        for line in log.read_text().splitlines()
+    ]
+    # Each session starts and ends in A: none, with the queue's own depth.
+    assert seen[0][0] == "none" and seen[-1] == seen[0], seen
+    slowed = (slowdown.scheduler, slowdown.queue.get("nr_requests"))
+    assert any(s == slowed[0] and (slowed[1] is None or n == slowed[1]) for s, n in seen), seen

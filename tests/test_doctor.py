@@ -65,6 +65,7 @@ class FakeMachine:
             modules_root=self.modules,
             kernel_release=RELEASE,
             python=str(self.python),
+            kernel_build=[],
         )
 
     def link_headers(self, headers_name: str) -> None:

@@ -194,3 +194,46 @@ def test_rounds_option_overrides_the_scenario(project: pytest.Pytester) -> None:
     result = run(project, "--perfcheck", "--perfcheck-rounds", "2", "scenarios/")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--perfcheck-rounds 2: give 3 to 100*"])
+
+
+def test_baselines_from_another_kernel_are_named_once_at_the_top_of_the_summary(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run(project, "--perfcheck-update", "scenarios/")
+    result.assert_outcomes(passed=1)
+    monkeypatch.setenv("FAKE_SEED", "2")
+    result = run(project, "--perfcheck", "scenarios/")
+    assert "another kernel" not in result.stdout.str()
+
+    [path] = baseline_files(project)
+    data = json.loads(path.read_text())
+    data["measurement"]["environment"]["kernel.release"] = "6.1.0-older"
+    path.write_text(json.dumps(data, indent=1, sort_keys=True))
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    result = run(project, "--perfcheck", "scenarios/")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert out.count("baselines recorded on another kernel") == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*- perfcheck -*",
+            "perfcheck: baselines recorded on another kernel than this run's:",
+            "  kernel.release: 6.1.0-older -> * (1 of 1 scenarios)",
+            "  comparing kernels or machines? this run is the answer*",
+            "  just trying perfcheck? record baselines here first*",
+            "    pytest --perfcheck-update --perfcheck-baseline-dir=.perfcheck/baselines"
+            " scenarios/",
+            "    pytest --perfcheck --perfcheck-baseline-dir=.perfcheck/baselines scenarios/",
+            "scenario*verdict*",
+        ]
+    )
+    # The commands it shows do what they say.
+    result = run(
+        project, "--perfcheck-update", "--perfcheck-baseline-dir=.perfcheck/baselines", "scenarios/"
+    )
+    result.assert_outcomes(passed=1)
+    result = run(
+        project, "--perfcheck", "--perfcheck-baseline-dir=.perfcheck/baselines", "scenarios/"
+    )
+    assert "another kernel" not in result.stdout.str()
+    result.assert_outcomes(passed=1)

@@ -1,10 +1,11 @@
 """A real kernel-level regression caught end to end: real fio, real BPF, real baselines.
 
-Switching a loop device's I/O scheduler from ``none`` to ``bfq`` slows 4 KiB random
-reads at queue depth 1 (measured on this machine kind: fio's p50 about 1.3x to 3x).
-A baseline recorded under ``none`` must FAIL under ``bfq`` (against one of up to five
-baselines: a session of this VM is now and then an outlier, see ATTEMPTS), naming the
-metric and showing the histograms, and not FAIL once the scheduler is back to ``none``.
+The regression is one the running kernel offers (:mod:`perfcheck.slowdowns`): bfq at
+queue depth 1 where the kernel has bfq (fio's p50 about 1.3x to 3x), else mq-deadline
+with four requests at queue depth 16 (IOPS -40..-60%), else four request tags without a
+scheduler. A baseline recorded under ``none`` must FAIL under it (against one of up to
+five baselines: a session of this VM is now and then an outlier, see ATTEMPTS), naming
+the metric and showing the histograms, and not FAIL once the device is back to ``none``.
 """
 
 from __future__ import annotations
@@ -20,44 +21,62 @@ from pathlib import Path
 
 import pytest
 
+from perfcheck.kernel_config import scratch_io_schedulers
 from perfcheck.processes import pid_alive
+from perfcheck.slowdowns import QueueSlowdown, choose_slowdown
 from perfcheck.targets import io_scheduler
 from tests.realcaps import requires_bpf, requires_fio
 
 pytestmark = [pytest.mark.realbpf, pytest.mark.realfio, requires_bpf, requires_fio]
 
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIO = ROOT / "scenarios" / "randread-4k.toml"
 FAST = ("--perfcheck-rounds", "10", "--perfcheck-seconds", "0.5", "-p", "no:cacheprovider")
 
 
-def perfcheck(pytester: pytest.Pytester, baselines: Path, *args: str) -> pytest.RunResult:
+@pytest.fixture
+def slowdown() -> QueueSlowdown:
+    """The real regression this kernel offers, chosen from what its queues list."""
+    offered = choose_slowdown(scratch_io_schedulers())
+    if offered is None:
+        pytest.skip("no blk-mq loop device here: no queue setting can slow one down")
+    return offered
+
+
+@pytest.fixture
+def scenario(slowdown: QueueSlowdown, tmp_path: Path) -> Path:
+    return slowdown.write_scenario(tmp_path / "scenarios")
+
+
+def perfcheck(
+    pytester: pytest.Pytester, baselines: Path, scenario: Path, *args: str
+) -> pytest.RunResult:
     return pytester.runpytest_subprocess(
         "--perfcheck",
         f"--perfcheck-baseline-dir={baselines}",
         *FAST,
         *args,
-        str(SCENARIO),
+        str(scenario),
         timeout=300,
     )
 
 
-def assert_regression_reported(result: pytest.RunResult, baselines: Path) -> None:
+def assert_regression_reported(
+    result: pytest.RunResult, baselines: Path, slowdown: QueueSlowdown
+) -> None:
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     out = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            "*randread-4k regressed*",
+            f"*{slowdown.name} regressed*",
             "*.read.p* -> * (+*%, threshold +*%, p=*) FAIL*",
-            f"*baseline: {baselines}*randread-4k.json*",
-            "*target.scheduler: none -> bfq*",
+            f"*baseline: {baselines}*{slowdown.name}.json*",
+            "*{}: * -> {}*".format(*slowdown.environment_change()),
             "*--perfcheck-update*",
             "*.read, all rounds merged*",
             "*usecs*count*distribution*usecs*count*distribution*",
         ]
     )
     # Before it stood, the FAIL was measured again from a fresh start, and FAILed again
-    # (with the scratch device, on a new device set to bfq once more).
+    # (with the scratch device, on a new device slowed down once more).
     result.stdout.fnmatch_lines(["*repeated in a fresh session: FAILed again (* + * rounds)*"])
     assert "Traceback" not in out
 
@@ -80,14 +99,14 @@ def perfcheck_leftovers() -> list[str]:
     return dead + [line for line in attached.splitlines() if any(f in line for f in dead)]
 
 
-#: Baselines recorded before bfq is caught. One session of this VM in several runs 1.5-2x
-#: slower or faster throughout (bench/RESULTS.md); a baseline is the most typical of three
-#: sessions, but against an outlier one bfq's +30-45% can still fall inside the noise. The
-#: scorecard caught bfq in 86-93% of comparisons. While the host is busy it does worse:
-#: on 2026-11-30 (fio's p50 under `none` moving between 15 and 50 us minute to minute)
-#: bfq's effect in a session ranged +15% to +55%, and twice three baselines in a row
-#: missed it (the FAIL not confirmed by its repeat, or p just above alpha). Five attempts
-#: cost time only when the first ones miss; all five missing means detection is broken.
+#: Baselines recorded before the slow-down is caught (the figures are bfq's). One session of this
+#: VM in several runs 1.5-2x slower or faster throughout (bench/RESULTS.md); a baseline is the most
+#: typical of three sessions, but against an outlier one bfq's +30-45% can still fall inside the
+#: noise. The scorecard caught bfq in 86-93% of comparisons. While the host is busy it does worse:
+#: on 2026-11-30 (fio's p50 under `none` moving between 15 and 50 us minute to minute) bfq's effect
+#: in a session ranged +15% to +55%, and twice three baselines in a row missed it (the FAIL not
+#: confirmed by its repeat, or p just above alpha). Five attempts cost time only when the first
+#: ones miss; all five missing means detection is broken.
 ATTEMPTS = 5
 
 
@@ -111,7 +130,9 @@ def record_until_regression_caught(
             return result
         assert result.ret == 0, result.stdout.str()
         misses.append(result.stdout.str())
-    raise AssertionError(f"bfq not caught against {ATTEMPTS} baselines:\n" + "\n".join(misses))
+    raise AssertionError(
+        f"slow-down not caught against {ATTEMPTS} baselines:\n" + "\n".join(misses)
+    )
 
 
 def assert_no_regression(result: pytest.RunResult) -> None:
@@ -121,24 +142,26 @@ def assert_no_regression(result: pytest.RunResult) -> None:
     result.stdout.fnmatch_lines(["perfcheck: 1 measured on *: 1 [PI]*"])
 
 
-def test_bfq_regression_fails_and_recovers_on_the_scratch_device(
-    pytester: pytest.Pytester, tmp_path: Path
+def test_a_real_slowdown_fails_and_recovers_on_the_scratch_device(
+    pytester: pytest.Pytester, tmp_path: Path, slowdown: QueueSlowdown, scenario: Path
 ) -> None:
     baselines = tmp_path / "baselines"
     slower = record_until_regression_caught(
         baselines,
-        lambda: perfcheck(pytester, baselines, "--perfcheck-update", "--perfcheck-scheduler=none"),
-        lambda: perfcheck(pytester, baselines, "--perfcheck-scheduler=bfq"),
+        lambda: perfcheck(
+            pytester, baselines, scenario, "--perfcheck-update", "--perfcheck-scheduler=none"
+        ),
+        lambda: perfcheck(pytester, baselines, scenario, *slowdown.pytest_args()),
     )
-    [baseline] = baselines.rglob("randread-4k.json")
+    [baseline] = baselines.rglob(f"{slowdown.name}.json")
     # The recording measured three sessions, each on a scratch device of its own, and kept
     # the most typical; all three are in its history.
     assert len(json.loads(baseline.read_text())["history"]) == 3
-    assert_regression_reported(slower, baselines)
+    assert_regression_reported(slower, baselines, slowdown)
     # Both sessions' scratch devices are gone (the first one before the repeat began).
     assert perfcheck_leftovers() == []
 
-    back = perfcheck(pytester, baselines, "--perfcheck-scheduler=none")
+    back = perfcheck(pytester, baselines, scenario, "--perfcheck-scheduler=none")
     assert_no_regression(back)
 
 
@@ -165,27 +188,33 @@ def caller_loop_device(size_mib: int = 256) -> Iterator[Path]:
         backing.unlink(missing_ok=True)
 
 
-def test_bfq_regression_through_perfcheck_target_on_a_callers_loop_device(
-    pytester: pytest.Pytester, tmp_path: Path
+def test_a_real_slowdown_through_perfcheck_target_on_a_callers_loop_device(
+    pytester: pytest.Pytester, tmp_path: Path, slowdown: QueueSlowdown, scenario: Path
 ) -> None:
     baselines = tmp_path / "baselines"
     with caller_loop_device() as dev, io_scheduler(dev.name, "none"):
         target = f"--perfcheck-target={dev}"
 
-        def with_bfq() -> pytest.RunResult:
-            with io_scheduler(dev.name, "bfq"):
-                return perfcheck(pytester, baselines, target)
+        def slowed() -> pytest.RunResult:
+            with slowdown.applied(dev.name):
+                return perfcheck(pytester, baselines, scenario, target)
 
         slower = record_until_regression_caught(
             baselines,
             lambda: perfcheck(
-                pytester, baselines, "--perfcheck-update", "--perfcheck-baseline-sessions=1", target
+                pytester,
+                baselines,
+                scenario,
+                "--perfcheck-update",
+                "--perfcheck-baseline-sessions=1",
+                target,
             ),
-            with_bfq,
+            slowed,
         )
-        assert_regression_reported(slower, baselines)
+        assert_regression_reported(slower, baselines, slowdown)
 
-        back = perfcheck(pytester, baselines, target)
+        back = perfcheck(pytester, baselines, scenario, target)
         assert_no_regression(back)
-        # The caller's device is still there and still the caller's.
+        # The caller's device is still there and still the caller's, with its settings back.
         assert dev.is_block_device()
+        assert "[none]" in (Path("/sys/block") / dev.name / "queue" / "scheduler").read_text()

@@ -13,6 +13,7 @@ import pytest
 
 from perfcheck.environment import block_device_facts
 from perfcheck.errors import TargetError
+from perfcheck.kernel_config import io_schedulers
 from perfcheck.targets import (
     FILL_CHUNK,
     SCRATCH_MARKER,
@@ -21,6 +22,7 @@ from perfcheck.targets import (
     io_scheduler,
     kernel_dev,
     open_given_target,
+    queue_setting,
 )
 from tests.realcaps import requires_fio
 
@@ -166,8 +168,11 @@ def test_io_scheduler_is_restored() -> None:
     with ScratchLoopDevice.create(16) as scratch:
         knob = Path("/sys/block") / scratch.disk / "queue" / "scheduler"
         before = knob.read_text()
-        with io_scheduler(scratch.disk, "bfq") as old:
-            assert "[bfq]" in knob.read_text()
+        other = next((s for s in io_schedulers(scratch.disk) if f"[{s}]" not in before), None)
+        if other is None:
+            pytest.skip(f"{scratch.disk} offers only one I/O scheduler on this kernel")
+        with io_scheduler(scratch.disk, other) as old:
+            assert f"[{other}]" in knob.read_text()
             assert f"[{old}]" in before
         assert knob.read_text() == before
         with (
@@ -175,4 +180,21 @@ def test_io_scheduler_is_restored() -> None:
             io_scheduler(scratch.disk, "no-such"),
         ):
             pass
+        assert knob.read_text() == before
+
+
+def test_queue_setting_is_restored_and_bad_names_are_one_line_errors() -> None:
+    with ScratchLoopDevice.create(16) as scratch:
+        knob = Path("/sys/block") / scratch.disk / "queue" / "nr_requests"
+        before = knob.read_text()
+        with queue_setting(scratch.disk, "nr_requests", "4") as old:
+            assert knob.read_text().strip() == "4"
+            assert old == before.strip()
+        assert knob.read_text() == before
+        for name in ("no_such_setting", "../scheduler", "Scheduler"):
+            with (
+                pytest.raises(TargetError, match=r"--perfcheck-queue .*: .* does not exist; give"),
+                queue_setting(scratch.disk, name, "1"),
+            ):
+                pass
         assert knob.read_text() == before
