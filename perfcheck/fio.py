@@ -316,7 +316,7 @@ def option_problem(name: str, value: str | None) -> str | None:
     return None
 
 
-def _screen_job_text(path: Path, text: str) -> None:
+def screen_job_text(path: Path, text: str) -> None:
     """Refuse what fio acts on while it reads a job file, before fio reads it: ``include``
     (another file), ``$`` (the environment), an ioengine that loads code from a path,
     lines longer than fio reads whole; and, with a line number, options not allowed.
@@ -413,6 +413,21 @@ class FioJobFile:
         return bool(self.rw_modes - READ_MODES)
 
 
+def read_job_file(path: Path) -> str:
+    """A job file's text, screened (:func:`screen_job_text`): all that is checked before
+    fio reads it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read fio job file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{path}: fio job file is not UTF-8 text (byte {exc.start}); save it as text"
+        ) from exc
+    screen_job_text(path, text)
+    return text
+
+
 def load_job_file(
     path: Path, options: Mapping[str, str] | None = None, options_source: Path | None = None
 ) -> FioJobFile:
@@ -422,21 +437,13 @@ def load_job_file(
 
     Every problem is a one-line ``ScenarioError`` naming the file (and line) at fault.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read fio job file ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(
-            f"{path}: fio job file is not UTF-8 text (byte {exc.start}); save it as text"
-        ) from exc
+    text = read_job_file(path)
     extra = dict(options or {})
     source = f"{options_source if options_source is not None else path}: [workload.options]"
     for name, value in extra.items():
         problem = workload_option_problem(name, value)
         if problem is not None:
             raise ScenarioError(f"{source}: {problem}")
-    _screen_job_text(path, text)
     reading = _read_with_fio(text, tuple(sorted(extra.items())))
     if reading.error is not None:
         raise ScenarioError(f"{path}: {reading.error}; fix the job file")
@@ -462,6 +469,10 @@ def workload_option_problem(name: str, value: str) -> str | None:
     abbreviations, so only the exact names of :data:`ALLOWED_OPTIONS` pass."""
     if any(ch in value for ch in "\0\n\r"):
         return f"{name!r} must be one line"
+    if name == "name":
+        return (
+            "'name' would start a job of its own on fio's command line; name jobs in the job file"
+        )
     return option_problem(name, value)
 
 

@@ -172,6 +172,7 @@ def test_what_fio_reads_is_checked_again(tmp_path: Path) -> None:
         ("exec_prerun", "touch /x", "fio option 'exec_prerun' is not allowed"),
         ("ioengine", "filecreate", "fio ioengine 'filecreate' is not allowed"),
         ("bs", "4k\n--filename=/dev/sda", "'bs' must be one line"),
+        ("name", "second", "'name' would start a job of its own"),
     ],
 )
 def test_workload_options_are_checked_by_exact_name(name: str, value: str, message: str) -> None:

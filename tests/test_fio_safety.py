@@ -8,11 +8,7 @@ changed sha256, an ``fsck.ext4 -n`` complaint, or a file created, grown or delet
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,62 +16,16 @@ import pytest
 from perfcheck.errors import PerfcheckError, ScenarioError, TargetError
 from perfcheck.harness import Harness, HarnessSettings
 from perfcheck.scenario import load_scenario
+from tests.guarded import Ext4Device, ext4_device, sha256
 from tests.realcaps import requires_fio
 
 pytestmark = [pytest.mark.realfio, requires_fio]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@dataclass
-class Ext4Device:
-    """A loop device over a freshly made 64 MiB ext4 image: data perfcheck must not touch."""
-
-    image: Path
-    device: Path
-    digest: str
-
-    def assert_intact(self) -> None:
-        assert sha256(self.image) == self.digest, f"{self.device} ({self.image}) was written"
-        fsck = subprocess.run(
-            ["fsck.ext4", "-n", str(self.image)], capture_output=True, text=True, check=False
-        )
-        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-
-
-@contextlib.contextmanager
-def ext4_device(directory: Path) -> Iterator[Ext4Device]:
-    image = directory / "ext4.img"
-    with open(image, "wb") as fh:
-        fh.truncate(64 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-    digest = sha256(image)
-    device = Path(
-        subprocess.run(
-            ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    try:
-        yield Ext4Device(image, device, digest)
-    finally:
-        subprocess.run(["losetup", "--detach", str(device)], check=False)
 
 
 @pytest.fixture
 def ext4(tmp_path: Path) -> Iterator[Ext4Device]:
     with ext4_device(tmp_path) as dev:
         yield dev
-    # The test asserted the data intact; the device it used is gone again.
-    assert (
-        str(dev.image)
-        not in subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
-    )
 
 
 def run_scenario(
