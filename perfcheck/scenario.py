@@ -40,7 +40,8 @@ Keys (anything else is an error that names the closest allowed key):
     ``job`` (string, required): the fio job file, relative to the scenario file.
     ``[workload.options]`` (table, optional): extra fio command-line options,
     ``name = value``; values are strings or numbers and are passed as
-    ``--name=value``.
+    ``--name=value``. Here and in the job file only the options of
+    :data:`perfcheck.fio.ALLOWED_OPTIONS` are allowed (README, Safety).
 
     For ``kind = "sockperf"`` (ping-pong, request/response latency):
     ``protocol`` (string ``"tcp"`` or ``"udp"``, default ``"tcp"``).
