@@ -40,7 +40,8 @@ Keys (anything else is an error that names the closest allowed key):
     ``job`` (string, required): the fio job file, relative to the scenario file.
     ``[workload.options]`` (table, optional): extra fio command-line options,
     ``name = value``; values are strings or numbers and are passed as
-    ``--name=value``.
+    ``--name=value``. Here and in the job file only the options of
+    :data:`perfcheck.fio.ALLOWED_OPTIONS` are allowed (README, Safety).
 
     For ``kind = "sockperf"`` (ping-pong, request/response latency):
     ``protocol`` (string ``"tcp"`` or ``"udp"``, default ``"tcp"``).
@@ -104,6 +105,7 @@ from typing import Any, NoReturn
 
 from perfcheck.baseline import name_problem
 from perfcheck.errors import ScenarioError
+from perfcheck.fio import workload_option_problem
 from perfcheck.netload import (
     CPU_RANGE,
     MESSAGE_SIZE_RANGE,
@@ -484,6 +486,9 @@ class _ScenarioReader:
             text = str(value)
             if any(ch in text for ch in "\0\n\r"):
                 self.fail(f"{_key_path(*key, name)} must be one line")
+            problem = workload_option_problem(name, text)
+            if problem is not None:
+                self.fail(f"{_key_path(*key, name)}: {problem}")
             options[name] = text
         return MappingProxyType(dict(sorted(options.items())))
 

@@ -87,7 +87,9 @@ class BlockTarget:
     """A place fio can do I/O on, and the disk whose requests the block probes watch.
 
     ``path`` is what fio opens; ``disk`` the whole disk under it; ``probe_dev`` that
-    disk's dev_t in the kernel's encoding, for the in-kernel filter.
+    disk's dev_t in the kernel's encoding, for the in-kernel filter. ``writable``: the
+    workload may write it (the scratch device, or a target checked for writes); fio runs
+    read-only on any other.
     """
 
     path: Path
@@ -96,6 +98,7 @@ class BlockTarget:
     created_by_harness: bool
     size_bytes: int
     description: str
+    writable: bool = False
 
     def close(self) -> None:
         """Release what the harness created; a target it did not create is left alone."""
@@ -182,6 +185,7 @@ class ScratchLoopDevice(BlockTarget):
             created_by_harness=True,
             size_bytes=size,
             description=f"scratch {dev} over {backing} ({size_mib} MiB)",
+            writable=True,
             backing_file=backing,
         )
 
@@ -282,7 +286,8 @@ def _in_use(dev: Path, disk: str, major: int, minor: int) -> str | None:
 
 
 def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> BlockTarget:
-    """A user-named block device or file, checked for safety when the workload writes."""
+    """A user-named block device or file, checked for safety when the workload writes;
+    writable only then (fio runs read-only on it otherwise)."""
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
@@ -309,6 +314,7 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
             created_by_harness=False,
             size_bytes=size,
             description=f"block device {path} (disk {disk})",
+            writable=writes,
         )
     if stat.S_ISREG(st.st_mode):
         if st.st_size == 0:
@@ -331,6 +337,7 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
             created_by_harness=False,
             size_bytes=st.st_size,
             description=f"file {path} on disk {disk}",
+            writable=writes,
         )
     raise TargetError(
         f"--perfcheck-target {path}: not a block device or regular file; give one of those"
