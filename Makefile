@@ -5,7 +5,7 @@
 #   make test        project tests:    pytest tests/ $(PYTEST_ARGS)
 #   make bench       benchmarks:       python bench/run.py $(BENCH_ARGS)
 #   make lint        ruff check, ruff format --check, mypy --strict
-#   make fuzz        every file parser fed 10,000 generated inputs per parser
+#   make fuzz        every file parser fed 10,000 generated inputs; 1 fio job in 25 run on a guarded disk
 #   make setup       Debian packages, kernel headers, debugfs/tracefs, .venv (needs root once)
 #   make clean       remove .venv and .stamps (never touches the machine's packages)
 #

@@ -73,7 +73,7 @@ def main() -> int:
         try:
             session.configure({"dev": target.probe_dev})
             job = load_job_file(ROOT / "scenarios" / "randread-4k.fio")
-            workload = TimedWorkload(FioWorkload(FioRunner(job, target.path)))
+            workload = TimedWorkload(FioWorkload(FioRunner(job, target.path, target.writable)))
             round_times: list[float] = []
             plan = RoundPlan(rounds=1, warmup=0, seconds=args.seconds)
             for _ in range(args.rounds):

@@ -31,7 +31,7 @@ from perfcheck.system.cgroup import WorkloadCgroup
 from perfcheck.system.environment import block_device_facts
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
 from perfcheck.system.targets import BlockTarget
-from perfcheck.workloads.fio import FioRunner, load_job_file
+from perfcheck.workloads.fio import FioJobFile, FioRunner, load_job_file
 from perfcheck.workloads.netload import NetworkSetup, whole_seconds
 from perfcheck.workloads.rounds import (
     ProgressCallback,
@@ -69,22 +69,26 @@ def _job_path(scenario: Scenario) -> Path:
     return scenario.workload.job
 
 
+def fio_job(scenario: Scenario) -> FioJobFile:
+    """The scenario's fio job file with its ``[workload.options]``, checked as fio reads
+    them (errors about the options name the scenario file)."""
+    return load_job_file(_job_path(scenario), scenario.workload.options, scenario.path)
+
+
 def fio_workload(
     scenario: Scenario, target: BlockTarget, cgroup: WorkloadCgroup | None = None
 ) -> FioWorkload:
-    """The scenario's fio job on ``target``; with ``cgroup``, fio starts inside it."""
-    job = load_job_file(_job_path(scenario))
+    """The scenario's fio job on ``target``, read-only unless the target is writable;
+    with ``cgroup``, fio starts inside it."""
     preexec = cgroup.preexec_fn() if cgroup is not None else None
-    return FioWorkload(
-        FioRunner(job, target.path, dict(scenario.workload.options), preexec=preexec)
-    )
+    return FioWorkload(FioRunner(fio_job(scenario), target.path, target.writable, preexec=preexec))
 
 
 def scenario_writes(scenario: Scenario) -> bool:
     """Whether the scenario writes to its block target (network scenarios have none)."""
     if scenario.workload.network is not None:
         return False
-    return load_job_file(_job_path(scenario)).writes
+    return fio_job(scenario).writes
 
 
 def _keep_probe_series(names: Mapping[str, object], probes: tuple[str, ...]) -> set[str]:

@@ -80,7 +80,9 @@ class BlockTarget:
     """A place fio can do I/O on, and the disk whose requests the block probes watch.
 
     ``path`` is what fio opens; ``disk`` the whole disk under it; ``probe_dev`` that
-    disk's dev_t in the kernel's encoding, for the in-kernel filter.
+    disk's dev_t in the kernel's encoding, for the in-kernel filter. ``writable``: the
+    workload may write it (the scratch device, or a target checked for writes); fio runs
+    read-only on any other.
     """
 
     path: Path
@@ -89,6 +91,7 @@ class BlockTarget:
     created_by_harness: bool
     size_bytes: int
     description: str
+    writable: bool = False
 
     def close(self) -> None:
         """Release what the harness created; a target it did not create is left alone."""
@@ -175,6 +178,7 @@ class ScratchLoopDevice(BlockTarget):
             created_by_harness=True,
             size_bytes=size,
             description=f"scratch {dev} over {backing} ({size_mib} MiB)",
+            writable=True,
             backing_file=backing,
         )
 
@@ -275,7 +279,8 @@ def _in_use(dev: Path, disk: str, major: int, minor: int) -> str | None:
 
 
 def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> BlockTarget:
-    """A user-named block device or file, checked for safety when the workload writes."""
+    """A user-named block device or file, checked for safety when the workload writes;
+    writable only then (fio runs read-only on it otherwise)."""
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
@@ -294,7 +299,7 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
                     f"--perfcheck-target {path}: refusing to write, {reason};"
                     " pass --perfcheck-allow-destructive if its data may be destroyed"
                 )
-        return _given_target(path, disk, size, f"block device {path} (disk {disk})")
+        return _given_target(path, disk, size, f"block device {path} (disk {disk})", writes)
     if stat.S_ISREG(st.st_mode):
         if st.st_size == 0:
             raise TargetError(
@@ -308,13 +313,15 @@ def open_given_target(path: Path, writes: bool, allow_destructive: bool) -> Bloc
             )
         major, minor = os.major(st.st_dev), os.minor(st.st_dev)
         disk = disk_of(major, minor)
-        return _given_target(path, disk, st.st_size, f"file {path} on disk {disk}")
+        return _given_target(path, disk, st.st_size, f"file {path} on disk {disk}", writes)
     raise TargetError(
         f"--perfcheck-target {path}: not a block device or regular file; give one of those"
     )
 
 
-def _given_target(path: Path, disk: str, size_bytes: int, description: str) -> BlockTarget:
+def _given_target(
+    path: Path, disk: str, size_bytes: int, description: str, writable: bool
+) -> BlockTarget:
     dmaj, dmin = disk_dev_numbers(disk)
     return BlockTarget(
         path=path,
@@ -323,6 +330,7 @@ def _given_target(path: Path, disk: str, size_bytes: int, description: str) -> B
         created_by_harness=False,
         size_bytes=size_bytes,
         description=description,
+        writable=writable,
     )
 
 

@@ -1,7 +1,10 @@
 """Running fio job files against a target and reading what fio itself measured.
 
-Scenario job files are plain fio job files without a target: the harness
-prepends a ``[global]`` section naming the target and the round's runtime, runs
+Scenario job files are plain fio job files without a target. A scenario may come from
+a pull request, so it must not be able to damage the host beyond the scratch device:
+fio itself reads the job (``--showcmd``) and every option it sees must be in
+:data:`ALLOWED_OPTIONS`, and fio runs with ``--readonly`` unless the target may be
+written. The harness gives the target and the round's runtime as global options, runs
 ``fio --output-format=json+`` and converts fio's completion-latency bins into the
 project's :class:`~perfcheck.model.histogram.LogLinearHistogram` (exactly: fio's bins are
 a finer member of the same log-linear family).
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import re
@@ -20,22 +24,166 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
+from perfcheck.errors import CapabilityError, ScenarioError, TargetError, WorkloadError
 from perfcheck.files import read_text_file
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.system.processes import run_tempdir
 
 #: fio directions as they appear in its JSON, and the probe op names they match.
 DIRECTIONS: tuple[str, ...] = ("read", "write", "trim")
-#: Options the harness sets itself; a job file that sets them would aim fio elsewhere.
+#: Options the harness sets itself (``timeout`` is fio's other name for ``runtime``).
 RESERVED_OPTIONS = frozenset(
-    {"filename", "filename_format", "directory", "runtime", "time_based", "opendir"}
+    {
+        "filename",
+        "filename_format",
+        "directory",
+        "opendir",
+        "runtime",
+        "timeout",
+        "time_based",
+        "allow_file_create",
+    }
 )
-_WRITE_MODES = frozenset(
-    {"write", "randwrite", "rw", "readwrite", "randrw", "trim", "randtrim", "trimwrite"}
+#: The fio options a scenario may set (in its job file or ``[workload.options]``), with
+#: their other names. A scenario may come from a pull request, so none of them may name
+#: a file, run a command, load code, create, grow, truncate or delete anything: what
+#: fio opens is the target perfcheck names, nothing else. Everything else is refused.
+ALLOWED_OPTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        # the job and its direction
+        "name": (),
+        "description": (),
+        "rw": ("readwrite",),
+        "rw_sequencer": (),
+        "rwmixread": (),
+        "rwmixwrite": (),
+        # block sizes, region and amount
+        "bs": ("blocksize",),
+        "ba": ("blockalign",),
+        "bsrange": ("blocksize_range",),
+        "bssplit": (),
+        "bs_unaligned": ("blocksize_unaligned",),
+        "bs_is_seq_rand": (),
+        "size": (),
+        "io_size": ("io_limit",),
+        "offset": ("fileoffset",),
+        "offset_increment": (),
+        "offset_align": (),
+        "number_ios": (),
+        # random offsets
+        "randrepeat": (),
+        "allrandrepeat": (),
+        "randseed": (),
+        "norandommap": (),
+        "softrandommap": (),
+        "random_generator": (),
+        "random_distribution": (),
+        "percentage_random": (),
+        # engine, queue and caching
+        "ioengine": (),
+        "iodepth": (),
+        "iodepth_batch": ("iodepth_batch_submit",),
+        "iodepth_batch_complete_min": ("iodepth_batch_complete",),
+        "iodepth_batch_complete_max": (),
+        "iodepth_low": (),
+        "io_submit_mode": (),
+        "serialize_overlap": (),
+        "direct": (),
+        "buffered": (),
+        "sync": (),
+        "fsync": (),
+        "fdatasync": (),
+        "end_fsync": (),
+        "fsync_on_close": (),
+        "invalidate": (),
+        "fadvise_hint": (),
+        # I/O buffers
+        "mem": ("iomem",),
+        "iomem_align": ("mem_align",),
+        "zero_buffers": (),
+        "refill_buffers": (),
+        "scramble_buffers": (),
+        "buffer_compress_percentage": (),
+        "buffer_compress_chunk": (),
+        "dedupe_percentage": (),
+        # pacing
+        "ramp_time": (),
+        "startdelay": (),
+        "loops": (),
+        "thinktime": (),
+        "thinktime_spin": (),
+        "thinktime_blocks": (),
+        "rate": (),
+        "rate_min": ("ratemin",),
+        "rate_iops": (),
+        "rate_iops_min": (),
+        "rate_process": (),
+        "max_latency": (),
+        "clocksource": (),
+        # processes, CPUs and priorities
+        "numjobs": (),
+        "thread": (),
+        "cpumask": (),
+        "cpus_allowed": (),
+        "cpus_allowed_policy": (),
+        "numa_cpu_nodes": (),
+        "numa_mem_policy": (),
+        "nice": (),
+        "prio": (),
+        "prioclass": (),
+        "stonewall": ("wait_for_previous",),
+        "new_group": (),
+        "wait_for": (),
+        "exitall": (),
+        "group_reporting": (),
+        "kb_base": (),
+        "unit_base": (),
+        # options of the allowed engines
+        "hipri": (),
+        "hipri_percentage": (),
+        "fixedbufs": (),
+        "registerfiles": (),
+        "sqthread_poll": (),
+        "sqthread_poll_cpu": (),
+        "nonvectored": (),
+        "userspace_reap": (),
+        "nowait": (),
+        "force_async": (),
+    }
 )
+#: Engines that read and write the file they are given and nothing else (no deleting,
+#: no network, no passthrough commands, no code loaded from a path).
+ALLOWED_IOENGINES = (
+    "sync",
+    "psync",
+    "vsync",
+    "pvsync",
+    "pvsync2",
+    "libaio",
+    "io_uring",
+    "posixaio",
+)
+#: I/O buffer kinds without a backing file (``mem=mmap:/path`` would write that file).
+ALLOWED_MEM = ("malloc", "shm", "shmhuge", "mmap", "mmapshared")
+#: ``rw`` values that only read; every other direction writes or trims.
+READ_MODES = frozenset({"read", "randread"})
+#: fio reads a job file line into a buffer of 8192 bytes; a longer line becomes several.
+#: Far shorter than that is plenty for any option.
+MAX_JOB_LINE = 4096
+
+_CANONICAL = MappingProxyType(
+    {alias: name for name, aliases in ALLOWED_OPTIONS.items() for alias in (name, *aliases)}
+)
+#: Blanks as fio's job file reader strips them (C isspace), and control characters.
+_C_SPACE = " \t\n\v\f\r"
+_CONTROL = frozenset(map(chr, (*range(32), 127)))
+#: What fio reads before a scenario's job text, at the check and in the run alike:
+#: ``fio --showcmd`` prints the command-line options (``[workload.options]``) only as
+#: part of a ``[global]`` section.
+_JOB_HEAD = "[global]\n"
 
 #: Prefix of the temporary directory holding a run's job file: ``perfcheck-fio-<pid>-``.
 JOB_DIR_MARKER = "perfcheck-fio-"
@@ -55,6 +203,7 @@ def run_in_own_group(
     timeout: float,
     preexec: Callable[[], None] | None = None,
     marker: str | None = None,
+    cwd: str | None = None,
 ) -> tuple[int | None, str, str]:
     """Run a workload in a process group of its own and wait for it.
 
@@ -66,6 +215,7 @@ def run_in_own_group(
     forever for the parent's go-ahead (while holding the output pipes open).
     ``preexec`` runs in the child before exec, after it is tied to the harness's life
     (e.g. :meth:`perfcheck.system.cgroup.WorkloadCgroup.preexec_fn`, to start in a cgroup).
+    ``cwd`` is where relative paths land (the run's own temporary directory).
     """
 
     def child_setup() -> None:
@@ -80,6 +230,7 @@ def run_in_own_group(
         text=True,
         start_new_session=True,
         preexec_fn=child_setup,
+        cwd=cwd,
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -148,40 +299,189 @@ def require_fio() -> str:
     return path
 
 
+def option_problem(name: str, value: str | None) -> str | None:
+    """Why a scenario may not set fio option ``name`` (to ``value``), or None if it may."""
+    if name in RESERVED_OPTIONS:
+        return f"fio option {name!r} is set by perfcheck (target and round length); remove it"
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        return (
+            f"fio option {name!r} is not allowed in a scenario: only options that touch no"
+            " file but the target and run no command are (README, Safety); remove it"
+        )
+    text = "" if value is None else value.strip()
+    if canonical == "ioengine" and text not in ALLOWED_IOENGINES:
+        return f"fio ioengine {text!r} is not allowed; use one of {', '.join(ALLOWED_IOENGINES)}"
+    if canonical == "mem" and text not in ALLOWED_MEM:
+        return f"fio option '{name}={text}' is not allowed; use one of {', '.join(ALLOWED_MEM)}"
+    return None
+
+
+def screen_job_text(path: Path, text: str) -> None:
+    """Refuse what fio acts on while it reads a job file, before fio reads it: ``include``
+    (another file), ``$`` (the environment), an ioengine that loads code from a path,
+    lines longer than fio reads whole; and, with a line number, options not allowed.
+
+    fio itself parses the job afterwards and its reading is checked again
+    (:func:`load_job_file`); this pass only has to be as strict as fio's reader, which
+    it is for text without control characters or over-long lines, both refused here.
+    """
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        where = f"{path}:{lineno}"
+        if len(raw) > MAX_JOB_LINE:
+            raise ScenarioError(
+                f"{where}: line is longer than {MAX_JOB_LINE} characters, and fio reads"
+                " long lines in pieces; shorten it"
+            )
+        bad = next((ch for ch in raw if ch in _CONTROL and ch not in "\t\r"), None)
+        if bad is not None:
+            raise ScenarioError(
+                f"{where}: control character U+{ord(bad):04X} in the job file; remove it"
+            )
+        line = raw.strip(_C_SPACE)
+        if not line or line[0] in ";#":
+            continue
+        # fio ends every line at its first ';' or '#' (inline comments).
+        line = line.split(";", 1)[0].split("#", 1)[0].rstrip(_C_SPACE)
+        if line.startswith("include"):
+            raise ScenarioError(
+                f"{where}: fio's include is not allowed: a scenario's job is one file;"
+                " copy the options in"
+            )
+        if "$" in line:
+            raise ScenarioError(
+                f"{where}: fio's $ substitution is not allowed: the job would depend on"
+                " the machine's environment; write the value"
+            )
+        if line.startswith("["):
+            continue
+        name, equals, value = line.partition("=")
+        problem = option_problem(name.rstrip(_C_SPACE), value if equals else None)
+        if problem is not None:
+            raise ScenarioError(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class _FioReading:
+    """The options of a job as fio read them (``fio --showcmd``), or why it could not."""
+
+    options: tuple[tuple[str, str | None], ...] = ()
+    error: str | None = None
+
+
+@functools.lru_cache(maxsize=64)
+def _read_with_fio(text: str, options: tuple[tuple[str, str], ...]) -> _FioReading:
+    """Let fio read the job (``--showcmd``: it parses, prints each option under its own
+    name and starts nothing) with the scenario's command-line options before it."""
+    with run_tempdir("fio") as tmp:
+        jobfile = Path(tmp) / "job.fio"
+        jobfile.write_text(_JOB_HEAD + text)
+        cmd = [require_fio(), "--showcmd", *(f"--{k}={v}" for k, v in options), str(jobfile)]
+        returncode, stdout, stderr = run_in_own_group(cmd, timeout=60, marker=tmp, cwd=tmp)
+    if returncode != 0:
+        # fio's first complaint names the option; the last only says the job was dropped.
+        lines = stderr.strip().splitlines()
+        why = "timed out" if returncode is None else (lines[0] if lines else "no message")
+        return _FioReading(error=f"fio cannot read the job ({why.strip()})")
+    words = " ".join(stdout.split("\n")).strip()
+    if not words:
+        return _FioReading()
+    if not words.startswith("fio"):
+        return _FioReading(error=f"unexpected output of fio --showcmd: {words[:80]!r}")
+    # Each option is printed as " --name[=value]". A value holding " --" splits into a
+    # further, made-up option: that can only add a refusal, never hide an option.
+    parsed: list[tuple[str, str | None]] = []
+    for item in words.split(" --")[1:]:
+        name, equals, value = item.strip().partition("=")
+        parsed.append((name.strip(), value.strip() if equals else None))
+    return _FioReading(options=tuple(parsed))
+
+
 @dataclass(frozen=True)
 class FioJobFile:
-    """A scenario's fio job file, checked for options the harness owns."""
+    """A scenario's fio job file and ``[workload.options]``, as fio reads them, checked
+    against :data:`ALLOWED_OPTIONS`. Build it with :func:`load_job_file`."""
 
     path: Path
     text: str
     rw_modes: frozenset[str]
+    #: ``[workload.options]``: passed to fio as ``--name=value`` before the job file.
+    options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def writes(self) -> bool:
         """Whether any job writes or trims (which decides the target safety checks)."""
-        return bool(self.rw_modes & _WRITE_MODES)
+        return bool(self.rw_modes - READ_MODES)
 
 
-def load_job_file(path: Path) -> FioJobFile:
+def read_job_file(path: Path) -> str:
+    """A job file's text, screened (:func:`screen_job_text`): all that is checked before
+    fio reads it."""
     text = read_text_file(
         path, noun="fio job file", fix="check the scenario's 'workload.job'", error=ScenarioError
     )
+    screen_job_text(path, text)
+    return text
+
+
+def load_job_file(
+    path: Path, options: Mapping[str, str] | None = None, options_source: Path | None = None
+) -> FioJobFile:
+    """Read a scenario's job file and check it, with its ``[workload.options]`` (from
+    ``options_source``, the scenario file), as fio itself reads them: every option fio
+    sees must be allowed, and ``rw`` as fio sees it decides whether the job writes.
+
+    Every problem is a one-line ``ScenarioError`` naming the file (and line) at fault.
+    """
+    text = read_job_file(path)
+    extra = dict(options or {})
+    source = f"{options_source if options_source is not None else path}: [workload.options]"
+    for name, value in extra.items():
+        problem = workload_option_problem(name, value)
+        if problem is not None:
+            raise ScenarioError(f"{source}: {problem}")
+    reading = _read_with_fio(text, tuple(sorted(extra.items())))
+    if reading.error is not None:
+        raise ScenarioError(f"{path}: {reading.error}; fix the job file")
     modes: set[str] = set()
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#;[":
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().lower()
-        if key in RESERVED_OPTIONS:
-            raise ScenarioError(
-                f"{path}:{lineno}: fio option {key!r} is set by perfcheck (target and round"
-                " length); remove it from the job file"
-            )
-        if key in ("rw", "readwrite"):
-            modes.add(value.strip().split(":")[0].lower())
+    for parsed_name, parsed_value in reading.options:
+        problem = option_problem(parsed_name, parsed_value)
+        if problem is not None:
+            raise ScenarioError(f"{path}: as fio reads the job, {problem}")
+        if parsed_name == "rw":
+            modes.add((parsed_value or "").split(":")[0].strip().lower())
     # fio's default rw is read.
-    return FioJobFile(path=path, text=text, rw_modes=frozenset(modes or {"read"}))
+    return FioJobFile(
+        path=path,
+        text=text,
+        rw_modes=frozenset(modes or {"read"}),
+        options=MappingProxyType(extra),
+    )
+
+
+def workload_option_problem(name: str, value: str) -> str | None:
+    """Why ``[workload.options]`` may not hold ``name = value``, or None if it may. These
+    go on fio's command line, where fio also takes its own options (``output``) and
+    abbreviations, so only the exact names of :data:`ALLOWED_OPTIONS` pass."""
+    if any(ch in value for ch in "\0\n\r"):
+        return f"{name!r} must be one line"
+    if name == "name":
+        return (
+            "'name' would start a job of its own on fio's command line; name jobs in the job file"
+        )
+    return option_problem(name, value)
+
+
+def fio_filename(path: Path) -> str:
+    """``path`` as fio's ``filename=`` must spell it: absolute, each ':' escaped as '\\:'
+    (fio splits the value at colons into several files, HOWTO "filename")."""
+    text = os.path.abspath(path)
+    if text.strip(_C_SPACE) != text or any(ch in ";#" or ch in _CONTROL for ch in text):
+        raise TargetError(
+            f"{text!r}: fio cannot name a file whose path holds ';', '#', a control character"
+            " or blanks at its end; point a symlink without them at it and give that"
+        )
+    return text.replace(":", "\\:")
 
 
 @dataclass(frozen=True)
@@ -266,43 +566,44 @@ def _sum_direction(jobs: list[Mapping[str, Any]], direction: str) -> FioDirectio
 
 @dataclass
 class FioRunner:
-    """Runs one job file against one target path, one round at a time."""
+    """Runs one checked job file against one target path, one round at a time.
+
+    fio runs with ``--readonly`` unless ``allow_writes``: it then opens the target for
+    reading only and refuses any job that would write or trim, whatever the job file
+    says. Give ``allow_writes`` only for a target that may be written (perfcheck's
+    scratch device, or a user's target checked for writes, see :mod:`perfcheck.system.targets`).
+    """
 
     job: FioJobFile
     target: Path
-    options: Mapping[str, str] = field(default_factory=dict)
+    allow_writes: bool = False
     #: Run in each fio child before exec (e.g. joining the workload's cgroup).
     preexec: Callable[[], None] | None = field(default=None, compare=False)
 
-    def __post_init__(self) -> None:
-        for key in self.options:
-            if key.lower() in RESERVED_OPTIONS or key.lower() == "output-format":
-                raise ScenarioError(
-                    f"{self.job.path}: fio option {key!r} in [workload.options] is set by"
-                    " perfcheck (target, round length, output); remove it"
-                )
-
-    def command(self, jobfile: Path) -> list[str]:
-        cmd = [require_fio(), "--output-format=json+", "--eta=never"]
-        cmd += [f"--{k}={v}" for k, v in sorted(self.options.items())]
-        return [*cmd, str(jobfile)]
-
-    def job_text(self, seconds: float) -> str:
+    def command(self, jobfile: Path, seconds: float) -> list[str]:
         runtime_ms = max(1, round(seconds * 1000))
-        head = (
-            "; written by perfcheck: the target and round length, then the scenario's job file\n"
-            f"[global]\nfilename={self.target}\nruntime={runtime_ms}ms\ntime_based=1\n\n"
-        )
-        return head + self.job.text
+        # --readonly first: fio checks each option against it as it reads the option.
+        cmd = [require_fio(), *([] if self.allow_writes else ["--readonly"])]
+        cmd += ["--output-format=json+", "--eta=never"]
+        # The target and round length as global options, which the job cannot override:
+        # the options that would are refused when the job is loaded.
+        cmd += [
+            f"--filename={fio_filename(self.target)}",
+            f"--runtime={runtime_ms}ms",
+            "--time_based=1",
+            "--allow_file_create=0",
+        ]
+        cmd += [f"--{k}={v}" for k, v in sorted(self.job.options.items())]
+        return [*cmd, str(jobfile)]
 
     def run(self, seconds: float) -> FioResult:
         # The run's pid in the job path lets a later run find fio left by a killed one.
         with run_tempdir("fio") as tmp:
             jobfile = Path(tmp) / self.job.path.name
-            jobfile.write_text(self.job_text(seconds))
-            cmd = self.command(jobfile)
+            jobfile.write_text(_JOB_HEAD + self.job.text)
+            cmd = self.command(jobfile, seconds)
             returncode, stdout, stderr = run_in_own_group(
-                cmd, timeout=seconds + 120, preexec=self.preexec, marker=tmp
+                cmd, timeout=seconds + 120, preexec=self.preexec, marker=tmp, cwd=tmp
             )
             if returncode is None:
                 raise WorkloadError(

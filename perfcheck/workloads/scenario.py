@@ -40,7 +40,8 @@ Keys (anything else is an error that names the closest allowed key):
     ``job`` (string, required): the fio job file, relative to the scenario file.
     ``[workload.options]`` (table, optional): extra fio command-line options,
     ``name = value``; values are strings or numbers and are passed as
-    ``--name=value``.
+    ``--name=value``. Here and in the job file only the options of
+    :data:`perfcheck.workloads.fio.ALLOWED_OPTIONS` are allowed (README, Safety).
 
     For ``kind = "sockperf"`` (ping-pong, request/response latency):
     ``protocol`` (string ``"tcp"`` or ``"udp"``, default ``"tcp"``).
@@ -108,6 +109,7 @@ from perfcheck.model.names import name_problem
 from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
 from perfcheck.system.netns import parse_qdisc
 from perfcheck.text import COMMON_TYPE_NAMES, clipped_repr, one_line, type_name
+from perfcheck.workloads.fio import workload_option_problem
 from perfcheck.workloads.netload import (
     CPU_RANGE,
     MESSAGE_SIZE_RANGE,
@@ -476,6 +478,9 @@ class _ScenarioReader:
             text = str(value)
             if any(ch in text for ch in "\0\n\r"):
                 self.fail(f"{_key_path(*key, name)} must be one line")
+            problem = workload_option_problem(name, text)
+            if problem is not None:
+                self.fail(f"{_key_path(*key, name)}: {problem}")
             options[name] = text
         return MappingProxyType(dict(sorted(options.items())))
 

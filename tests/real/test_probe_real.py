@@ -45,7 +45,7 @@ def test_probe_and_fio_report_the_same_round_side_by_side(
     job = load_job_file(SCENARIOS / "randread-4k.fio")
     plan = RoundPlan(rounds=3, warmup=1, seconds=0.5)
     before = merged_requests(scratch.disk)
-    rounds = run_rounds(plan, FioWorkload(FioRunner(job, scratch.path)), probes)
+    rounds = run_rounds(plan, FioWorkload(FioRunner(job, scratch.path, scratch.writable)), probes)
     assert len(rounds) == 3
     # Random 4 KiB reads at depth 1 never sit in the queue together, so none merge.
     assert merged_requests(scratch.disk) == before
@@ -75,7 +75,7 @@ def test_writes_are_split_by_operation(scratch: ScratchLoopDevice, probes: Probe
     before = merged_requests(scratch.disk)
     [rnd] = run_rounds(
         RoundPlan(rounds=1, warmup=0, seconds=0.5),
-        FioWorkload(FioRunner(job, scratch.path)),
+        FioWorkload(FioRunner(job, scratch.path, scratch.writable)),
         probes,
     )
     after = merged_requests(scratch.disk)
@@ -119,7 +119,9 @@ def test_other_disks_are_filtered_out_in_the_kernel(
     with ScratchLoopDevice.create(64) as other:
         probes.configure({"dev": other.probe_dev})
         before = probes.snapshot()
-        FioRunner(load_job_file(SCENARIOS / "randread-4k.fio"), scratch.path).run(0.3)
+        FioRunner(load_job_file(SCENARIOS / "randread-4k.fio"), scratch.path, scratch.writable).run(
+            0.3
+        )
         seen = probes.snapshot().since(before)
     assert sum(h.total for h in seen.histograms.values()) == 0
 
@@ -136,7 +138,7 @@ def test_compile_and_attach_once_then_rounds_reuse_the_program(scratch: ScratchL
         job = load_job_file(SCENARIOS / "randread-4k.fio")
         run_rounds(
             RoundPlan(rounds=2, warmup=0, seconds=0.2),
-            FioWorkload(FioRunner(job, scratch.path)),
+            FioWorkload(FioRunner(job, scratch.path, scratch.writable)),
             session,
         )
         assert session._bpf is program

@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.errors import CapabilityError, ScenarioError, WorkloadError
+from perfcheck.errors import CapabilityError, ScenarioError, TargetError, WorkloadError
 from perfcheck.system.processes import pid_alive
 from perfcheck.workloads.fio import (
     FioJobFile,
     FioRunner,
+    fio_filename,
     kill_processes_with,
     load_job_file,
     parse_fio_output,
     require_fio,
     run_in_own_group,
+    workload_option_problem,
 )
 from tests.realcaps import requires_fio
 
@@ -74,6 +76,8 @@ def test_unreadable_output_is_a_one_line_workload_error(text: str) -> None:
     assert "\n" not in message
 
 
+@pytest.mark.realfio
+@requires_fio
 def test_job_file_options_owned_by_the_harness_are_refused(tmp_path: Path) -> None:
     job = tmp_path / "j.fio"
     job.write_text("[j]\nrw=randread\nfilename=/dev/sda\n")
@@ -81,33 +85,137 @@ def test_job_file_options_owned_by_the_harness_are_refused(tmp_path: Path) -> No
         load_job_file(job)
 
 
+@pytest.mark.realfio
+@requires_fio
 @pytest.mark.parametrize(
     ("rw", "writes"),
-    [("randread", False), ("read", False), ("randwrite", True), ("randrw", True), ("trim", True)],
+    [
+        ("randread", False),
+        ("read", False),
+        ("randread:8", False),
+        ("randwrite", True),
+        ("randrw", True),
+        ("trim", True),
+        ("trimwrite", True),
+        ("randtrimwrite", True),
+        ("randwrite  ; comment", True),
+        ("randwrite#", True),
+    ],
 )
-def test_write_detection(tmp_path: Path, rw: str, writes: bool) -> None:
+def test_write_detection_is_fio_s_own(tmp_path: Path, rw: str, writes: bool) -> None:
     job = tmp_path / "j.fio"
     job.write_text(f"; comment\n[global]\nbs=4k\n[j]\nrw={rw}\n")
     assert load_job_file(job).writes is writes
+    job.write_text(f"[j]\nreadwrite={rw}\n")  # fio's other name for rw
+    assert load_job_file(job).writes is writes
 
 
-def test_default_rw_is_read(tmp_path: Path) -> None:
+@pytest.mark.realfio
+@requires_fio
+def test_default_rw_is_read_and_options_count(tmp_path: Path) -> None:
     job = tmp_path / "j.fio"
     job.write_text("[j]\nbs=4k\n")
     assert not load_job_file(job).writes
+    assert load_job_file(job, {"rw": "randwrite"}).writes
+    assert load_job_file(job, {"readwrite": "trim"}).writes
+    # Every rw fio reads counts, even one a job's own rw overrides: the safe answer.
+    job.write_text("[j]\nrw=read\n")
+    assert load_job_file(job, {"rw": "randwrite"}).writes
 
 
-def test_extra_options_cannot_retarget_fio(tmp_path: Path) -> None:
-    job = FioJobFile(tmp_path / "j.fio", "[j]\n", frozenset({"read"}))
-    with pytest.raises(ScenarioError, match=r"'filename' in \[workload.options\]"):
-        FioRunner(job, Path("/dev/null"), {"filename": "/dev/sda"})
+@pytest.mark.realfio
+@requires_fio
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("include /etc/other.fio", "j.fio:3: fio's include is not allowed"),
+        ("  include\tother.fio ; x", "j.fio:3: fio's include is not allowed"),
+        ("size=${SIZE}", "j.fio:3: fio's $ substitution is not allowed"),
+        ("size=$mb_memory", "j.fio:3: fio's $ substitution is not allowed"),
+        ("bs=4k\x01", "j.fio:3: control character U+0001"),
+        ("unlink=1", "j.fio:3: fio option 'unlink' is not allowed"),
+        ("ioengine=external:/tmp/x.so", "j.fio:3: fio ioengine 'external:/tmp/x.so' is not"),
+        ("ioengine = /tmp/x.so # comment", "j.fio:3: fio ioengine '/tmp/x.so' is not allowed"),
+        ("ioengine=filedelete", "j.fio:3: fio ioengine 'filedelete' is not allowed"),
+        ("iomem=mmap:/tmp/buffers", "j.fio:3: fio option 'iomem=mmap:/tmp/buffers' is not"),
+        ("timeout=10", "j.fio:3: fio option 'timeout' is set by perfcheck"),
+        ("RW=randwrite", "j.fio:3: fio option 'RW' is not allowed"),
+        ("x" * 4097, "j.fio:3: line is longer than 4096 characters"),
+    ],
+)
+def test_job_files_are_refused_before_fio_reads_them(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    job = tmp_path / "j.fio"
+    job.write_text(f"[j]\nrw=randread\n{line}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_job_file(job)
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_job_text_puts_target_and_runtime_first(tmp_path: Path) -> None:
-    job = FioJobFile(tmp_path / "j.fio", "[j]\nrw=read\n", frozenset({"read"}))
-    text = FioRunner(job, Path("/dev/loop9")).job_text(1.5)
-    assert text.index("filename=/dev/loop9") < text.index("[j]")
-    assert "runtime=1500ms" in text and "time_based=1" in text
+@pytest.mark.realfio
+@requires_fio
+def test_what_fio_reads_is_checked_again(tmp_path: Path) -> None:
+    # fio's reading decides: a job it cannot parse is refused with fio's own words.
+    job = tmp_path / "j.fio"
+    job.write_text("[j]\nrw=sideways\n")
+    with pytest.raises(ScenarioError, match=r"j.fio: fio cannot read the job \(.*rw=sideways\)"):
+        load_job_file(job)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("filename", "/dev/sda", "fio option 'filename' is set by perfcheck"),
+        ("output", "/etc/passwd", "fio option 'output' is not allowed"),
+        ("outp", "/etc/passwd", "fio option 'outp' is not allowed"),  # fio's abbreviations
+        ("exec_prerun", "touch /x", "fio option 'exec_prerun' is not allowed"),
+        ("ioengine", "filecreate", "fio ioengine 'filecreate' is not allowed"),
+        ("bs", "4k\n--filename=/dev/sda", "'bs' must be one line"),
+        ("name", "second", "'name' would start a job of its own"),
+    ],
+)
+def test_workload_options_are_checked_by_exact_name(name: str, value: str, message: str) -> None:
+    problem = workload_option_problem(name, value)
+    assert problem is not None and message in problem
+    assert workload_option_problem("iodepth", "4") is None
+    assert workload_option_problem("readwrite", "randwrite") is None
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_workload_option_errors_name_the_scenario_file(tmp_path: Path) -> None:
+    job = tmp_path / "j.fio"
+    job.write_text("[j]\nrw=randread\n")
+    toml = tmp_path / "s.toml"
+    with pytest.raises(ScenarioError) as info:
+        load_job_file(job, {"filename": "/dev/sda"}, toml)
+    assert str(info.value).startswith(f"{toml}: [workload.options]: fio option 'filename'")
+
+
+def test_target_paths_are_spelled_as_fio_reads_them(tmp_path: Path) -> None:
+    assert fio_filename(Path("/dev/loop9")) == "/dev/loop9"
+    by_path = Path("/dev/disk/by-path/pci-0000:00:04.0-scsi-0:0:0:0")
+    assert fio_filename(by_path) == r"/dev/disk/by-path/pci-0000\:00\:04.0-scsi-0\:0\:0\:0"
+    # fio drops a leading colon unless escaped; relative paths would follow fio's cwd.
+    assert fio_filename(tmp_path / ":x") == f"{tmp_path}/\\:x"
+    assert fio_filename(Path("rel")) == f"{Path.cwd()}/rel"
+    for bad in ("/tmp/a;b", "/tmp/a#b", "/tmp/a ", "/tmp/a\nb"):
+        with pytest.raises(TargetError, match="fio cannot name a file") as info:
+            fio_filename(Path(bad))
+        assert "\n" not in str(info.value)
+
+
+def test_fio_runs_read_only_unless_the_target_may_be_written(tmp_path: Path) -> None:
+    job = FioJobFile(tmp_path / "j.fio", "[j]\n", frozenset({"read"}), {"iodepth": "4"})
+    jobfile = tmp_path / "run" / "j.fio"
+    cmd = FioRunner(job, Path("/dev/disk/a:b")).command(jobfile, 1.5)
+    assert cmd[1] == "--readonly"  # before any option fio checks against it
+    assert r"--filename=/dev/disk/a\:b" in cmd and "--allow_file_create=0" in cmd
+    assert "--runtime=1500ms" in cmd and "--time_based=1" in cmd
+    assert cmd.index("--iodepth=4") < cmd.index(str(jobfile)) == len(cmd) - 1
+    writable = FioRunner(job, Path("/dev/loop9"), allow_writes=True).command(jobfile, 1.5)
+    assert "--readonly" not in writable
 
 
 def test_missing_fio_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,8 +242,8 @@ def test_real_fio_on_a_file(tmp_path: Path) -> None:
 @requires_fio
 def test_real_fio_failure_is_a_one_line_error(tmp_path: Path) -> None:
     job = tmp_path / "bad.fio"
-    job.write_text("[bad]\nrw=read\nioengine=no-such-engine\n")
-    with pytest.raises(WorkloadError) as info:
+    job.write_text("[bad]\nrw=read\n")
+    with pytest.raises(WorkloadError) as info:  # no such target, and fio may not create one
         FioRunner(load_job_file(job), tmp_path / "data").run(0.2)
     assert "fio exited" in str(info.value) and "\n" not in str(info.value)
 

@@ -41,6 +41,7 @@ def test_scratch_device_is_created_and_removed_without_a_trace() -> None:
         assert scratch.path.is_block_device()
         assert scratch.backing_file.name.startswith(SCRATCH_MARKER)
         assert scratch.backing_file.stat().st_size == 64 << 20
+        assert scratch.writable
         rdev = scratch.path.stat().st_rdev
         assert scratch.probe_dev == kernel_dev(os.major(rdev), os.minor(rdev))
         assert str(scratch.backing_file) in loop_devices()
@@ -80,6 +81,7 @@ def test_an_empty_device_may_be_written() -> None:
     with user_loop_device() as dev:
         target = open_given_target(dev, writes=True, allow_destructive=False)
         assert target.disk == dev.name and not target.created_by_harness
+        assert target.writable  # checked for writes: fio runs without --readonly
         target.close()
         assert dev.is_block_device()  # closing a user's target leaves it alone
 
@@ -133,6 +135,7 @@ def test_an_existing_file_is_never_overwritten_without_consent(tmp_path: Path) -
     with pytest.raises(TargetError, match="refusing to overwrite an existing file"):
         open_given_target(data, writes=True, allow_destructive=False)
     target = open_given_target(data, writes=False, allow_destructive=False)
+    assert not target.writable  # fio runs on it with --readonly
     target.close()
     assert data.read_bytes() == b"x" * 4096
 
