@@ -27,6 +27,14 @@ from perfcheck.workloads.fio import (
 from tests.realcaps import requires_fio
 
 
+def assert_job_refused(tmp_path: Path, text: str, match: str) -> None:
+    """A job file of ``text`` is refused with a ScenarioError matching ``match``."""
+    job = tmp_path / "j.fio"
+    job.write_text(text)
+    with pytest.raises(ScenarioError, match=match):
+        load_job_file(job)
+
+
 def fio_json(**directions: dict[str, object]) -> dict[str, object]:
     job: dict[str, object] = {"jobname": "j"}
     for name in ("read", "write", "trim"):
@@ -79,10 +87,11 @@ def test_unreadable_output_is_a_one_line_workload_error(text: str) -> None:
 @pytest.mark.realfio
 @requires_fio
 def test_job_file_options_owned_by_the_harness_are_refused(tmp_path: Path) -> None:
-    job = tmp_path / "j.fio"
-    job.write_text("[j]\nrw=randread\nfilename=/dev/sda\n")
-    with pytest.raises(ScenarioError, match=r"j.fio:3: fio option 'filename' is set by perfcheck"):
-        load_job_file(job)
+    assert_job_refused(
+        tmp_path,
+        "[j]\nrw=randread\nfilename=/dev/sda\n",
+        r"j.fio:3: fio option 'filename' is set by perfcheck",
+    )
 
 
 @pytest.mark.realfio
@@ -157,10 +166,9 @@ def test_job_files_are_refused_before_fio_reads_them(
 @requires_fio
 def test_what_fio_reads_is_checked_again(tmp_path: Path) -> None:
     # fio's reading decides: a job it cannot parse is refused with fio's own words.
-    job = tmp_path / "j.fio"
-    job.write_text("[j]\nrw=sideways\n")
-    with pytest.raises(ScenarioError, match=r"j.fio: fio cannot read the job \(.*rw=sideways\)"):
-        load_job_file(job)
+    assert_job_refused(
+        tmp_path, "[j]\nrw=sideways\n", r"j.fio: fio cannot read the job \(.*rw=sideways\)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -179,11 +179,8 @@ LAYOUT = BlockLayout(
     off_q_disk=104,
     off_disk_major=0,
     off_disk_first_minor=4,
-    op_mask=255,
-    op_read=0,
-    op_write=1,
-    op_flush=2,
-    op_discard=3,
+    # The kernel's REQ_OP_* numbers under the op mask.
+    **{"op_mask": 255, "op_read": 0, "op_write": 1, "op_flush": 2, "op_discard": 3},
     op_secure_erase=5,
 )
 
