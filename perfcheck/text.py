@@ -8,9 +8,12 @@ breaking that rule.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+#: A terminal colour sequence, as tools print them even into pipes.
+ANSI_ESCAPE_RE = re.compile(r"\x1b\[[0-9;]*m")
 #: Longest quoted text in a one-line message.
 MAX_MESSAGE_CHARS = 160
 #: Longest quoted value (a repr) in a one-line message.

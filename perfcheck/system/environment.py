@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from perfcheck import __version__
+from perfcheck.text import ANSI_ESCAPE_RE
 
 #: Environment variable that overrides the detected machine class.
 MACHINE_CLASS_ENV = "PERFCHECK_MACHINE_CLASS"
@@ -49,19 +50,20 @@ def machine_class(override: str | None = None) -> str:
     return f"{platform.machine()}-{os.cpu_count() or 0}cpu-{_slug(cpu_model())}"
 
 
-def _first_line(cmd: list[str]) -> str:
-    if shutil.which(cmd[0]) is None:
+def tool_version(name: str) -> str:
+    """First line of ``<name> --version``, colours removed (``absent`` when not installed,
+    ``unknown`` when it says nothing or does not run)."""
+    path = shutil.which(name)
+    if path is None:
         return "absent"
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        proc = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[0] if text else "unknown"
-
-
-def fio_version() -> str:
-    return _first_line(["fio", "--version"])
+    lines = ANSI_ESCAPE_RE.sub("", proc.stdout + proc.stderr).strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
 
 
 def bcc_version() -> str:
@@ -134,7 +136,7 @@ def capture(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "machine.arch": uname.machine,
         "cpu.model": cpu_model(),
         "cpu.count": os.cpu_count() or 0,
-        "tool.fio": fio_version(),
+        "tool.fio": tool_version("fio"),
         "tool.bcc": bcc_version(),
         "tool.python": platform.python_version(),
         "tool.perfcheck": __version__,

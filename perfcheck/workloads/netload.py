@@ -49,8 +49,10 @@ from typing import Any, Protocol
 from perfcheck.errors import CapabilityError, TargetError, WorkloadError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.system.cgroup import WorkloadCgroup
+from perfcheck.system.environment import tool_version
 from perfcheck.system.netns import LOOPBACK_ADDRESS, NetnsTarget, QdiscSpec
 from perfcheck.system.processes import run_tempdir, run_within, stop_process
+from perfcheck.text import ANSI_ESCAPE_RE
 from perfcheck.workloads.fio import die_with_parent
 from perfcheck.workloads.rounds import Workload, WorkloadReport
 
@@ -80,7 +82,6 @@ SOCKPERF_UNMEASURED_S = 0.45
 IPERF3_BUSY_RETRIES = 20
 IPERF3_BUSY_WAIT_S = 0.1
 
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _VALID_RE = re.compile(
     r"\[Valid Duration\] RunTime=([0-9.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)"
 )
@@ -122,21 +123,6 @@ def require_tool(kind: str) -> str:
     if path is None:
         raise CapabilityError(f"{kind}: not found on PATH; {INSTALL_HINTS[kind]}")
     return path
-
-
-def tool_version(kind: str) -> str:
-    """First line of ``<tool> --version`` (``absent`` when not installed)."""
-    path = shutil.which(kind)
-    if path is None:
-        return "absent"
-    try:
-        proc = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = _ANSI_RE.sub("", proc.stdout + proc.stderr).strip().splitlines()
-    return lines[0].strip() if lines else "unknown"
 
 
 def whole_seconds(seconds: float) -> int:
@@ -299,7 +285,7 @@ class NetworkServer:
 
     def output(self) -> str:
         try:
-            return _ANSI_RE.sub("", self.log_path.read_text(errors="replace"))
+            return ANSI_ESCAPE_RE.sub("", self.log_path.read_text(errors="replace"))
         except OSError:
             return ""
 
@@ -337,7 +323,7 @@ class SockperfSummary:
 
 def parse_sockperf_output(text: str) -> SockperfSummary:
     """Read sockperf ping-pong's summary; its errors (it exits 0 on them) raise."""
-    clean = _ANSI_RE.sub("", text)
+    clean = ANSI_ESCAPE_RE.sub("", text)
     for line in clean.splitlines():
         if "ERROR" in line or "No messages were received" in line:
             raise WorkloadError(f"sockperf ping-pong failed: {line.strip()}")
@@ -675,6 +661,5 @@ __all__ = [
     "parse_sockperf_full_log",
     "parse_sockperf_output",
     "require_tool",
-    "tool_version",
     "whole_seconds",
 ]
