@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Final
 
 from perfcheck.probes.btf import VMLINUX_BTF, BTFError, KernelBTF, kernel_btf
-from perfcheck.system.doctor import DEBUGFS_ROOT, SETUP_FIX, tracefs_root, tracepoint_exists
+from perfcheck.system.doctor import SETUP_FIX
+from perfcheck.system.tracefs import DEBUGFS_ROOT, tracefs_root, tracepoint_exists
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfcheck.system import kernel_config, slowdowns
-
-# tracefs's own mount point first; bcc 0.26 prefers the one under debugfs when it exists.
-TRACEFS_MOUNT_POINTS: tuple[Path, ...] = (
-    Path("/sys/kernel/tracing"),
-    Path("/sys/kernel/debug/tracing"),
+from perfcheck.system.tracefs import (
+    DEBUGFS_ROOT,
+    TRACEFS_MOUNT_POINTS,
+    readable_dir,
+    tracefs_root,
+    tracepoint_exists,
 )
-DEBUGFS_ROOT = Path("/sys/kernel/debug")
+
 MODULES_ROOT = Path("/lib/modules")
 
 # Block-layer latency probes need all three; without them perfcheck measures nothing.
@@ -67,43 +68,11 @@ class Check:
     fix: str
 
 
-def _is_dir(path: Path) -> bool:
-    # Path.is_dir raises on EACCES (tracefs is root-only); treat unreadable as absent.
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
-
-
 def _exists(path: Path) -> bool:
     try:
         return path.exists()
     except OSError:
         return False
-
-
-def tracefs_root(mount_points: Sequence[Path] = TRACEFS_MOUNT_POINTS) -> Path | None:
-    """The first of ``mount_points`` where tracefs is mounted and readable, else None.
-
-    >>> root = tracefs_root()
-    >>> root is None or (root / "events").is_dir()
-    True
-    """
-    for mount_point in mount_points:
-        if _is_dir(mount_point / "events"):
-            return mount_point
-    return None
-
-
-def tracepoint_exists(category: str, event: str, root: Path | None = None) -> bool:
-    """Whether the kernel offers tracepoint ``category:event`` (e.g. ``block``, ``block_rq_issue``).
-
-    ``root`` is a tracefs mount; by default the one :func:`tracefs_root` finds. False when
-    tracefs is not mounted or not readable (it is root-only).
-    """
-    if root is None:
-        root = tracefs_root()
-    return root is not None and _is_dir(root / "events" / category / event)
 
 
 def required_checks_pass(checks: Sequence[Check]) -> bool:
@@ -197,7 +166,7 @@ def check_bcc(python: str | None = None) -> list[Check]:
 def check_kernel_headers(release: str, modules_root: Path = MODULES_ROOT) -> Check:
     """bcc compiles its C programs against ``<modules_root>/<release>/build/include``."""
     build = modules_root / release / "build"
-    if not _is_dir(build / "include"):
+    if not readable_dir(build / "include"):
         return Check(
             "kernel headers",
             False,
@@ -249,7 +218,7 @@ def check_tracepoint(name: str, required: bool, root: Path | None) -> Check:
 
 def check_kprobes(tracefs: Path | None, debugfs_root: Path = DEBUGFS_ROOT) -> Check:
     """Informational: perfcheck's own probes are tracepoints, kprobe-based ones are extras."""
-    if (tracefs is not None and _exists(tracefs / "kprobe_events")) or _is_dir(
+    if (tracefs is not None and _exists(tracefs / "kprobe_events")) or readable_dir(
         debugfs_root / "kprobes"
     ):
         return Check("kprobes", True, False, "present", "")

@@ -26,9 +26,8 @@ from perfcheck.system.doctor import (
     check_tracepoint,
     required_checks_pass,
     run_checks,
-    tracefs_root,
-    tracepoint_exists,
 )
+from perfcheck.system.tracefs import tracefs_root, tracepoint_exists
 
 RELEASE = "6.18.44-custom"
 ALL_TRACEPOINTS = REQUIRED_TRACEPOINTS + OPTIONAL_TRACEPOINTS
