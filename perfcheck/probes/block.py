@@ -90,6 +90,7 @@ BLOCK_OPS: tuple[str, ...] = ("read", "write", "flush", "discard")
 FEATURE_LATENCY = 1
 FEATURE_QUEUE = 2
 FEATURE_SIZE = 4
+FEATURE_BIO = 8
 
 #: The probe setting (and scenario key) of 1-in-N sampling: ``block_sample = N``.
 SAMPLE_SETTING = "block_sample"
@@ -103,6 +104,8 @@ RAW_TRACEPOINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("block_rq_issue", ("struct request *",)),
     ("block_rq_merge", ("struct request *",)),
     ("block_rq_complete", ("struct request *", "blk_status_t", "unsigned int")),
+    ("block_bio_queue", ("struct bio *",)),
+    ("block_bio_complete", ("struct request_queue *", "struct bio *")),
 )
 
 #: Kernel struct members the program reads, at offsets taken from BTF.
@@ -113,6 +116,17 @@ BTF_MEMBERS: tuple[tuple[str, str], ...] = (
     ("request_queue", "disk"),
     ("gendisk", "major"),
     ("gendisk", "first_minor"),
+)
+
+#: The struct members only ``block.bio_latency`` reads (the others load without them).
+BIO_BTF_MEMBERS: tuple[tuple[str, str], ...] = (
+    ("bio", "bi_bdev"),
+    ("bio", "bi_opf"),
+    ("bio", "bi_iter"),
+    ("bvec_iter", "bi_size"),
+    ("block_device", "bd_disk"),
+    ("request", "bio"),
+    ("bio", "bi_next"),
 )
 
 BLOCK_PROGRAM_C = r"""
@@ -128,11 +142,14 @@ BLOCK_PROGRAM_C = r"""
 #define PC_BLK_F_LATENCY 1
 #define PC_BLK_F_QUEUE 2
 #define PC_BLK_F_SIZE 4
+#define PC_BLK_F_BIO 8
 #define PC_BLK_WINDOW_WORDS 8
 
 struct pc_blk_config {
     u64 queue;          /* request_queue of the target disk, learned by the program */
     u64 other_queue;    /* the last other disk's request_queue, to skip it cheaply */
+    u64 bdev;           /* a block_device (disk or partition) of the target, learned */
+    u64 other_bdev;     /* the last other disk's block_device, to skip it cheaply */
     u32 dev;            /* target disk dev_t (MAJOR << 20 | MINOR); 0 times nothing */
     u32 features;       /* PC_BLK_F_* of the probes in the session */
     u32 generation;     /* bumped with each new target: older request slots are void */
@@ -157,6 +174,20 @@ struct pc_blk_config {
     u32 op_flush;
     u32 op_discard;
     u32 op_secure_erase;
+    u32 off_bio_window; /* block.bio_latency: bi_bdev, bi_opf and bi_iter.bi_size, read */
+    u32 bio_word_bdev;  /* like the request fields above */
+    u32 bio_word_opf;
+    u32 bio_word_size;
+    u32 bio_shift_opf;
+    u32 bio_shift_size;
+    u32 bio_windowed;
+    u32 off_bio_bdev;
+    u32 off_bio_opf;
+    u32 off_bio_size;
+    u32 off_bdev_disk;
+    u32 off_rq_bio;     /* a request's first bio ... */
+    u32 off_bio_next;   /* ... and each bio's next */
+    u32 flag_preflush;  /* REQ_PREFLUSH: an empty write with it is a flush */
 };
 
 /*
@@ -181,12 +212,15 @@ struct pc_blk_request {
 
 BPF_ARRAY(pc_blk_config, struct pc_blk_config, 1);
 BPF_ARRAY(pc_blk_requests, struct pc_blk_request, PC_BLK_SLOTS);
-/* Requests whose slot another request of the disk holds: rare, slower, exact. */
+/* block.bio_latency's bios, in the same kind of slot (rq holds the bio's address). */
+BPF_ARRAY(pc_blk_bios, struct pc_blk_request, PC_BLK_SLOTS);
+/* Requests (and bios) whose slot another one of the disk holds: rare, slower, exact. */
 BPF_F_TABLE("hash", u64, struct pc_blk_request, pc_blk_overflow, 65536, BPF_F_NO_PREALLOC);
 BPF_PERCPU_ARRAY(pc_blk_latency_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 BPF_PERCPU_ARRAY(pc_blk_queue_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 BPF_PERCPU_ARRAY(pc_blk_size_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
-/* [op] completed bytes of block.latency; [PC_BLK_OPS] requests left untimed. */
+BPF_PERCPU_ARRAY(pc_blk_bio_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
+/* [op] completed bytes of block.latency; [PC_BLK_OPS] requests (or bios) left untimed. */
 BPF_PERCPU_ARRAY(pc_blk_counts, u64, PC_BLK_OPS + 1);
 
 static __always_inline struct pc_blk_config *pc_blk_cfg(void)
@@ -221,6 +255,17 @@ static __always_inline void pc_blk_read_fields(struct pc_blk_config *cfg, u64 rq
     bpf_probe_read_kernel(&f->data_len, sizeof(f->data_len), (void *)(rq + cfg->off_rq_data_len));
 }
 
+/* Whether gendisk disk is the target: its dev_t (of the whole disk) is cfg->dev. */
+static __always_inline int pc_blk_is_target_disk(struct pc_blk_config *cfg, u64 disk)
+{
+    if (!disk)
+        return 0;
+    u32 major = 0, minor = 0;
+    bpf_probe_read_kernel(&major, sizeof(major), (void *)(disk + cfg->off_disk_major));
+    bpf_probe_read_kernel(&minor, sizeof(minor), (void *)(disk + cfg->off_disk_first_minor));
+    return ((major << 20) | minor) == cfg->dev;
+}
+
 /* Whether queue q is the target disk's: a comparison once the queue is known. */
 static __always_inline int pc_blk_wanted(struct pc_blk_config *cfg, u64 q)
 {
@@ -230,16 +275,47 @@ static __always_inline int pc_blk_wanted(struct pc_blk_config *cfg, u64 q)
         return 1;
     u64 disk = 0;
     bpf_probe_read_kernel(&disk, sizeof(disk), (void *)(q + cfg->off_q_disk));
-    if (!disk)
-        return 0;
-    u32 major = 0, minor = 0;
-    bpf_probe_read_kernel(&major, sizeof(major), (void *)(disk + cfg->off_disk_major));
-    bpf_probe_read_kernel(&minor, sizeof(minor), (void *)(disk + cfg->off_disk_first_minor));
-    if (((major << 20) | minor) == cfg->dev) {
+    if (pc_blk_is_target_disk(cfg, disk)) {
         cfg->queue = q;
         return 1;
     }
     cfg->other_queue = q;
+    return 0;
+}
+
+/* The bio fields block.bio_latency uses (q holds bi_bdev), read like a request's. */
+static __always_inline void pc_blk_read_bio(struct pc_blk_config *cfg, u64 bio,
+                                            struct pc_blk_fields *f)
+{
+    if (cfg->bio_windowed) {
+        u64 window[PC_BLK_WINDOW_WORDS];
+        bpf_probe_read_kernel(window, sizeof(window), (void *)(bio + cfg->off_bio_window));
+        f->q = window[cfg->bio_word_bdev & (PC_BLK_WINDOW_WORDS - 1)];
+        f->cmd_flags = (u32)(window[cfg->bio_word_opf & (PC_BLK_WINDOW_WORDS - 1)]
+                             >> (cfg->bio_shift_opf & 32));
+        f->data_len = (u32)(window[cfg->bio_word_size & (PC_BLK_WINDOW_WORDS - 1)]
+                            >> (cfg->bio_shift_size & 32));
+        return;
+    }
+    bpf_probe_read_kernel(&f->q, sizeof(f->q), (void *)(bio + cfg->off_bio_bdev));
+    bpf_probe_read_kernel(&f->cmd_flags, sizeof(f->cmd_flags), (void *)(bio + cfg->off_bio_opf));
+    bpf_probe_read_kernel(&f->data_len, sizeof(f->data_len), (void *)(bio + cfg->off_bio_size));
+}
+
+/* Whether block_device bdev (the disk or one of its partitions) is the target's. */
+static __always_inline int pc_blk_bdev_wanted(struct pc_blk_config *cfg, u64 bdev)
+{
+    if (!bdev || bdev == cfg->other_bdev)
+        return 0;
+    if (bdev == cfg->bdev)
+        return 1;
+    u64 disk = 0;
+    bpf_probe_read_kernel(&disk, sizeof(disk), (void *)(bdev + cfg->off_bdev_disk));
+    if (pc_blk_is_target_disk(cfg, disk)) {
+        cfg->bdev = bdev;
+        return 1;
+    }
+    cfg->other_bdev = bdev;
     return 0;
 }
 
@@ -260,8 +336,9 @@ static __always_inline u32 pc_blk_op_index(struct pc_blk_config *cfg, u32 cmd_fl
 #define PC_BLK_LATENCY_HIST 0
 #define PC_BLK_QUEUE_HIST 1
 #define PC_BLK_SIZE_HIST 2
+#define PC_BLK_BIO_HIST 3
 
-/* hist[op][bucket(value)]++ on one of the three histogram maps. */
+/* hist[op][bucket(value)]++ on one of the four histogram maps. */
 static __always_inline void pc_blk_count(int which, u32 op, u64 value)
 {
     u32 slot = op * PC_HIST_SLOTS + perfcheck_bucket(value);
@@ -270,8 +347,10 @@ static __always_inline void pc_blk_count(int which, u32 op, u64 value)
         n = pc_blk_latency_hist.lookup(&slot);
     else if (which == PC_BLK_QUEUE_HIST)
         n = pc_blk_queue_hist.lookup(&slot);
-    else
+    else if (which == PC_BLK_SIZE_HIST)
         n = pc_blk_size_hist.lookup(&slot);
+    else
+        n = pc_blk_bio_hist.lookup(&slot);
     if (n)
         (*n)++;
 }
@@ -284,15 +363,21 @@ static __always_inline void pc_blk_add(u32 index, u64 amount)
 }
 
 /*
- * The state of request rq: in its slot when the slot holds it, else in the overflow
- * table. With claim, a request without state gets the slot if no request of this target
- * is in flight there, else an overflow entry; without, only existing state is returned.
+ * The state of request rq (of bio rq, with bio): in its slot when the slot holds it, else
+ * in the overflow table. With claim, a request without state gets the slot if no request
+ * of this target is in flight there, else an overflow entry; without, only existing state
+ * is returned. A bio and a request in flight never share an address, so they share the
+ * overflow table.
  */
-static __always_inline struct pc_blk_request *pc_blk_state(struct pc_blk_config *cfg, u64 rq,
-                                                           int claim)
+static __always_inline struct pc_blk_request *pc_blk_slot_state(struct pc_blk_config *cfg,
+                                                                u64 rq, int claim, int bio)
 {
     u32 index = (u32)(rq >> 6) & (PC_BLK_SLOTS - 1);
-    struct pc_blk_request *r = pc_blk_requests.lookup(&index);
+    struct pc_blk_request *r;
+    if (bio)
+        r = pc_blk_bios.lookup(&index);
+    else
+        r = pc_blk_requests.lookup(&index);
     if (!r)
         return 0;
     if (r->rq == rq && r->generation == cfg->generation)
@@ -331,6 +416,12 @@ static __always_inline struct pc_blk_request *pc_blk_state(struct pc_blk_config 
     }
     __sync_fetch_and_add(&cfg->overflowed, 1);
     return pc_blk_overflow.lookup(&rq);
+}
+
+static __always_inline struct pc_blk_request *pc_blk_state(struct pc_blk_config *cfg, u64 rq,
+                                                           int claim)
+{
+    return pc_blk_slot_state(cfg, rq, claim, 0);
 }
 
 RAW_TRACEPOINT_PROBE(block_rq_insert)
@@ -396,14 +487,86 @@ RAW_TRACEPOINT_PROBE(block_rq_merge)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(block_rq_complete)
+static __always_inline void pc_blk_count_bio(struct pc_blk_request *r, u64 now)
 {
-    struct pc_blk_config *cfg = pc_blk_cfg();
-    if (!cfg)
-        return 0;
-    struct pc_blk_request *r = pc_blk_state(cfg, ctx->args[0], 0);
+    u64 elapsed = now - r->issue_ns;
+    u32 op = r->op;
+    r->issue_ns = 0;
+    if (op < PC_BLK_OPS)
+        pc_blk_count(PC_BLK_BIO_HIST, op, elapsed);
+}
+
+/*
+ * End bio's timer at now, if block_bio_queue started one. Unlike a request's, a bio's
+ * overflow entry is deleted: slab-allocated bios have many more addresses than a tag
+ * set has requests, and the table would fill.
+ */
+static __always_inline void pc_blk_end_bio(struct pc_blk_config *cfg, u64 bio, u64 now)
+{
+    u32 index = (u32)(bio >> 6) & (PC_BLK_SLOTS - 1);
+    struct pc_blk_request *r = pc_blk_bios.lookup(&index);
+    if (!r)
+        return;
+    if (r->rq == bio && r->generation == cfg->generation) {
+        if (r->issue_ns)
+            pc_blk_count_bio(r, now);
+        return;
+    }
+    if (!cfg->overflowed)
+        return;
+    struct pc_blk_request *o = pc_blk_overflow.lookup(&bio);
+    if (!o)
+        return;
+    if (o->generation == cfg->generation && o->issue_ns)
+        pc_blk_count_bio(o, now);
+    pc_blk_overflow.delete(&bio);
+}
+
+/*
+ * Bios one completion ends, a bound the verifier needs: 1280 KiB (the usual largest
+ * request) of 4 KiB bios. Bios past it stay untimed and count in block.untimed.
+ */
+#define PC_BLK_MAX_BIOS 320
+
+/*
+ * A blk-mq request's completion ends its bios: the kernel traces it instead of each
+ * bio's (block_bio_complete does not fire for them). Only the bios it finishes, the
+ * first nr_bytes of the request, end here; a partial completion leaves the rest.
+ */
+static __always_inline void pc_blk_end_request_bios(struct pc_blk_config *cfg, u64 rq,
+                                                    u32 nr_bytes)
+{
+    u64 q = 0;
+    bpf_probe_read_kernel(&q, sizeof(q), (void *)(rq + cfg->off_rq_q));
+    if (!pc_blk_wanted(cfg, q))
+        return;
+    u64 bio = 0;
+    bpf_probe_read_kernel(&bio, sizeof(bio), (void *)(rq + cfg->off_rq_bio));
+    u64 now = bpf_ktime_get_ns();
+    u64 done = 0;
+    for (int i = 0; i < PC_BLK_MAX_BIOS; i++) {
+        if (!bio)
+            return;
+        u64 next = 0;
+        u32 size = 0;
+        bpf_probe_read_kernel(&next, sizeof(next), (void *)(bio + cfg->off_bio_next));
+        bpf_probe_read_kernel(&size, sizeof(size), (void *)(bio + cfg->off_bio_size));
+        done += size;
+        if (done > nr_bytes)
+            return;
+        pc_blk_end_bio(cfg, bio, now);
+        bio = next;
+    }
+    if (bio)
+        pc_blk_add(PC_BLK_OPS, 1);
+}
+
+/* The request probes' part of a completion. */
+static __always_inline void pc_blk_end_request(struct pc_blk_config *cfg, u64 rq, u32 nr_bytes)
+{
+    struct pc_blk_request *r = pc_blk_state(cfg, rq, 0);
     if (!r || !r->issue_ns)
-        return 0;
+        return;
     u64 now = bpf_ktime_get_ns();
     u64 issued = r->issue_ns;
     u64 inserted = r->insert_ns;
@@ -411,15 +574,64 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     r->issue_ns = 0;
     r->insert_ns = 0;
     if (op >= PC_BLK_OPS)
-        return 0;
+        return;
     if (cfg->features & PC_BLK_F_LATENCY) {
         pc_blk_count(PC_BLK_LATENCY_HIST, op, now - issued);
-        pc_blk_add(op, (u32)ctx->args[2]);
+        pc_blk_add(op, nr_bytes);
     }
     if (cfg->features & PC_BLK_F_QUEUE) {
         u64 queued = (inserted && inserted <= issued) ? inserted : issued;
         pc_blk_count(PC_BLK_QUEUE_HIST, op, now - queued);
     }
+}
+
+RAW_TRACEPOINT_PROBE(block_rq_complete)
+{
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg)
+        return 0;
+    pc_blk_end_request(cfg, ctx->args[0], (u32)ctx->args[2]);
+    /* After the request's clock read, so a bio never ends before its request. */
+    if (cfg->features & PC_BLK_F_BIO)
+        pc_blk_end_request_bios(cfg, ctx->args[0], (u32)ctx->args[2]);
+    return 0;
+}
+
+/*
+ * block.bio_latency: a bio from its submission (block_bio_queue, traced once per bio,
+ * before the wait for a request tag) to its end: the completion of the request holding
+ * it (block_rq_complete, above), or block_bio_complete for a bio that never became part
+ * of a request (a bio-based disk, or a bio failed before). Keyed by the bio's address.
+ */
+RAW_TRACEPOINT_PROBE(block_bio_queue)
+{
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg || !(cfg->features & PC_BLK_F_BIO) || !cfg->dev)
+        return 0;
+    u64 bio = ctx->args[0];
+    struct pc_blk_fields f;
+    pc_blk_read_bio(cfg, bio, &f);
+    if (!pc_blk_bdev_wanted(cfg, f.q))
+        return 0;
+    u32 op = pc_blk_op_index(cfg, f.cmd_flags);
+    /* A flush reaches the block layer as an empty write with REQ_PREFLUSH. */
+    if (op == 1 && !f.data_len && (f.cmd_flags & cfg->flag_preflush))
+        op = 2;
+    if (op >= PC_BLK_OPS)
+        return 0;
+    struct pc_blk_request *r = pc_blk_slot_state(cfg, bio, 1, 1);
+    if (r) {
+        r->issue_ns = bpf_ktime_get_ns();
+        r->op = op;
+    }
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(block_bio_complete)
+{
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (cfg && (cfg->features & PC_BLK_F_BIO))
+        pc_blk_end_bio(cfg, ctx->args[1], bpf_ktime_get_ns());
     return 0;
 }
 #endif /* PC_BLOCK_PROGRAM */
@@ -463,18 +675,22 @@ DEFAULT_REQ_OP_BITS = 8
 WINDOW_BYTES = 64
 
 
-def request_window(q: Member, cmd_flags: Member, data_len: Member) -> dict[str, int]:
+def request_window(
+    q: Member, cmd_flags: Member, data_len: Member, struct_size: int | None = None
+) -> dict[str, int]:
     """Where the three request fields sit in one aligned ``WINDOW_BYTES`` read, if they fit.
 
     One read instead of three: each ``bpf_probe_read_kernel`` is a helper call, and the
     issue path runs for every request. ``q`` is a pointer (a whole u64 word); the two u32
-    fields are shifted out of their word, little- or big-endian alike.
+    fields are shifted out of their word, little- or big-endian alike. With ``struct_size``,
+    a window that would read past the struct's end is not used.
     """
     start = min(q.offset, cmd_flags.offset, data_len.offset) & ~7
     end = max(m.offset + m.size for m in (q, cmd_flags, data_len))
     aligned = q.size == 8 and q.offset % 8 == 0 and cmd_flags.size == data_len.size == 4
     aligned = aligned and cmd_flags.offset % 4 == 0 and data_len.offset % 4 == 0
-    if end - start > WINDOW_BYTES or not aligned:
+    past_end = struct_size is not None and start + WINDOW_BYTES > struct_size
+    if end - start > WINDOW_BYTES or not aligned or past_end:
         return {
             "off_rq_window": 0, "word_q": 0, "word_cmd_flags": 0, "word_data_len": 0,
             "shift_cmd_flags": 0, "shift_data_len": 0, "windowed": 0,
@@ -528,6 +744,71 @@ def block_layout() -> BlockLayout:
     )
 
 
+@dataclass(frozen=True)
+class BioLayout:
+    """Where ``block.bio_latency`` finds a bio's disk, operation and size, from BTF."""
+
+    off_bio_window: int
+    bio_word_bdev: int
+    bio_word_opf: int
+    bio_word_size: int
+    bio_shift_opf: int
+    bio_shift_size: int
+    bio_windowed: int
+    off_bio_bdev: int
+    off_bio_opf: int
+    off_bio_size: int
+    off_bdev_disk: int
+    off_rq_bio: int
+    off_bio_next: int
+    flag_preflush: int
+
+    def fields(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+# __REQ_PREFLUSH, used when the kernel's BTF lacks the enum (bit 18 since Linux 6.0).
+DEFAULT_REQ_PREFLUSH_BIT = 18
+
+
+def bio_window(bdev: Member, opf: Member, size: Member, struct_size: int) -> dict[str, int]:
+    """:func:`request_window` for the bio's ``bi_bdev``, ``bi_opf`` and ``bi_size``."""
+    window = request_window(bdev, opf, size, struct_size)
+    return {
+        "off_bio_window": window["off_rq_window"],
+        "bio_word_bdev": window["word_q"],
+        "bio_word_opf": window["word_cmd_flags"],
+        "bio_word_size": window["word_data_len"],
+        "bio_shift_opf": window["shift_cmd_flags"],
+        "bio_shift_size": window["shift_data_len"],
+        "bio_windowed": window["windowed"],
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def bio_layout() -> BioLayout:
+    """The bio offsets of the running kernel (raises BTFError if missing)."""
+    btf = kernel_btf()
+    try:
+        preflush_bit = btf.enum_value("req_flag_bits", "__REQ_PREFLUSH")
+    except BTFError:
+        preflush_bit = DEFAULT_REQ_PREFLUSH_BIT
+    bdev = btf.member("bio", "bi_bdev")
+    opf = btf.member("bio", "bi_opf")
+    size_in_iter = btf.member("bvec_iter", "bi_size")
+    size = Member(btf.member("bio", "bi_iter").offset + size_in_iter.offset, size_in_iter.size)
+    return BioLayout(
+        **bio_window(bdev, opf, size, btf.struct_size("bio")),
+        off_bio_bdev=bdev.offset,
+        off_bio_opf=opf.offset,
+        off_bio_size=size.offset,
+        off_bdev_disk=btf.member("block_device", "bd_disk").offset,
+        off_rq_bio=btf.member("request", "bio").offset,
+        off_bio_next=btf.member("bio", "bi_next").offset,
+        flag_preflush=1 << preflush_bit,
+    )
+
+
 #: Most requests ``block_sample`` may skip per timed one.
 MAX_SAMPLE_EVERY = 1024
 
@@ -558,8 +839,9 @@ def configure_block_program(
     if int(current.dev) != dev:
         generation = (int(current.generation) + 1) & 0xFFFFFFFF
         fields.update(
-            queue=0, other_queue=0, dev=dev, features=0, generation=generation, overflowed=0
-        )
+            queue=0, other_queue=0, bdev=0, other_bdev=0, dev=dev, features=0,
+            generation=generation, overflowed=0,
+        )  # fmt: skip
         previous = 0
     else:
         previous = int(current.features)
@@ -680,10 +962,47 @@ class BlockSizeProbe(_BlockProbe):
         return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
 
 
+class BlockBioLatencyProbe(_BlockProbe):
+    """Bios from submission to completion: includes the wait for a request tag.
+
+    Counted per bio, the unit a file system or fio hands the block layer: a bio split
+    into several requests counts once, timed until its last piece completes; bios merged
+    into one request count each. The number of bios is each histogram's total.
+    """
+
+    name: ClassVar[str] = "block.bio_latency"
+    summary: ClassVar[str] = (
+        "disk I/O latency incl. the wait for a request tag, bio submit to completion, per op"
+    )
+    feature: ClassVar[int] = FEATURE_BIO
+    sources: ClassVar[tuple[str, ...]] = (
+        "block_bio_queue",
+        "block_rq_complete",
+        "block_bio_complete",
+    )
+
+    @classmethod
+    def unavailable(cls) -> Unavailable | None:
+        return super().unavailable() or missing_btf_members(BIO_BTF_MEMBERS)
+
+    def configure(self, bpf: Any, settings: Mapping[str, int]) -> None:
+        # The offsets go in before configure switches the feature on.
+        write_config(bpf[b"pc_blk_config"], bio_layout().fields())
+        super().configure(bpf, settings)
+
+    def series_names(self) -> list[str]:
+        return [f"block.bio_latency.{op}" for op in BLOCK_OPS]
+
+    def read(self, bpf: Any) -> ProbeCounters:
+        # Histograms only: a counter named block.* would enter the request cross-check.
+        slots = percpu_array_sums(bpf[b"pc_blk_bio_hist"], len(BLOCK_OPS) * HIST_SLOTS)
+        return ProbeCounters(histograms=split_histograms(slots, self.series_names()))
+
+
 #: The probes that time 1 request in ``block_sample`` when asked (the others refuse it).
 SAMPLED_PROBES: tuple[str, ...] = tuple(
     cls.name
-    for cls in (BlockLatencyProbe, BlockQueueLatencyProbe, BlockSizeProbe)
+    for cls in (BlockLatencyProbe, BlockQueueLatencyProbe, BlockSizeProbe, BlockBioLatencyProbe)
     if SAMPLE_SETTING in cls.options
 )
 
@@ -693,12 +1012,15 @@ class BlockConfigStruct(ctypes.Structure):
     _fields_ = [
         ("queue", ctypes.c_uint64),
         ("other_queue", ctypes.c_uint64),
+        ("bdev", ctypes.c_uint64),
+        ("other_bdev", ctypes.c_uint64),
         ("dev", ctypes.c_uint32),
         ("features", ctypes.c_uint32),
         ("generation", ctypes.c_uint32),
         ("overflowed", ctypes.c_uint32),
         ("sample_every", ctypes.c_uint32),
         *((name, ctypes.c_uint32) for name in BlockLayout.__dataclass_fields__),
+        *((name, ctypes.c_uint32) for name in BioLayout.__dataclass_fields__),
     ]
 
 
@@ -707,11 +1029,14 @@ __all__ = [
     "BLOCK_PROGRAM_C",
     "SAMPLED_PROBES",
     "SAMPLE_SETTING",
+    "BioLayout",
+    "BlockBioLatencyProbe",
     "BlockConfigStruct",
     "BlockLatencyProbe",
     "BlockLayout",
     "BlockQueueLatencyProbe",
     "BlockSizeProbe",
+    "bio_layout",
     "block_layout",
     "check_sample",
     "configure_block_program",
