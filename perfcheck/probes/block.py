@@ -1,4 +1,5 @@
-"""The block probes: ``block.latency``, ``block.queue_latency`` and ``block.size``.
+"""The block probes: ``block.latency``, ``block.queue_latency``, ``block.bio_latency`` and
+``block.size``.
 
 Like bcc's biolatency (and ``biolatency -Q``) and bitesize, but on the block layer's
 raw tracepoints only: kprobes may be absent, and bcc's biolatency broke when
@@ -16,12 +17,54 @@ raw tracepoints only: kprobes may be absent, and bcc's biolatency broke when
     ``none`` scheduler): adds the time spent in the I/O scheduler. Series
     ``block.queue_latency.<op>``. A request requeued and inserted again counts from
     its last insertion.
+``block.bio_latency``
+    ``block_bio_queue`` -> the completion of the request holding the bio
+    (``block_rq_complete``; the kernel does not fire ``block_bio_complete`` for a bio a
+    blk-mq request completes), or ``block_bio_complete`` for a bio that never became part
+    of a request (a bio-based disk; a bio failed before). Series
+    ``block.bio_latency.<op>``; each histogram's total is the number of bios. Counted per
+    bio, by the bio's address: a bio split into several requests counts once and ends
+    with the request holding its last part (the original bio; the parts split off are
+    new bios the kernel never traces at submission); bios merged into one request count
+    each and end together. An empty write with ``REQ_PREFLUSH`` (what fsync sends) is a
+    flush. A completion ends at most 320 bios of its request (a bound the verifier needs);
+    any beyond count in ``block.untimed``. Not sampled.
 ``block.size``
     Bytes of each request at ``block_rq_issue``. Series ``block.size.<op>``, whose values
     are **bytes**, not nanoseconds, in the same log-linear buckets.
 
 ``<op>`` is read, write, flush or discard (secure erase counts as discard); other
 operations (write-zeroes, zone management, passthrough) are not counted.
+
+What each includes, along a bio's way through blk-mq (Linux 6.x)::
+
+    submit_bio: blk-throttle (cgroup io.max) may hold the bio here
+    block_bio_queue ------------------------------------ block.bio_latency starts
+      split to the queue's limits (block_split); merge into a plugged or queued
+      request (block_bio_{back,front}merge: no request of its own); else rq-qos
+      throttling (wbt, io.latency, io.cost), then allocate a request: WAIT FOR A TAG
+      (a scheduler tag, nr_requests of them, under a scheduler; a driver tag under none)
+    block_getrq; the request may sit in the task's plug until it is flushed
+    block_rq_insert ------------------------------------ block.queue_latency starts
+      in the I/O scheduler; dispatch waits for a driver tag
+    block_rq_issue ------------------------------------- block.latency starts
+      driver and device (block_rq_requeue: back to insertion; the request timers
+      restart, the bio's does not)
+    block_rq_complete ---------------------------------- all three end
+      then the submitter is woken (aio: the event waits in the ring until the
+      application reaps it)
+
+So ``block.latency`` is the driver and device; ``block.queue_latency`` adds the I/O
+scheduler and the wait for a driver tag at dispatch (a request issued without
+insertion, as under ``none``, counts from its issue); ``block.bio_latency`` adds the
+wait for a request tag, rq-qos throttling, splitting and plugging. None includes
+blk-throttle (``io.max``), which holds a bio before ``block_bio_queue``, nor the time
+before ``submit_bio`` or after completion: fio's clat at depth includes the time a
+completed I/O waits for fio to reap it. With mq-deadline and ``nr_requests=4`` at
+QD16, fio's clat rose while ``block.queue_latency`` stayed put: bios waited for a tag
+(``block.bio_latency`` minus ``block.queue_latency``, mean: 3-19 us against 1.1 us),
+and while fio's one thread slept in ``io_submit`` for a tag, completed reads waited in
+its ring (``bench/tag_wait.py``, ``bench/RESULTS.md``).
 
 How it is kept cheap (see ``bench/RESULTS.md``):
 
@@ -52,9 +95,12 @@ and a slot check. The distribution is the same; the request and byte counts are 
 ``block.queue_latency`` cannot be sampled: it times a request from its insertion, before
 the issue where the choice is made.
 
-The three probes share one program section (a guard keeps it from being pasted twice)
-and one request array; each probe's ``configure`` switches its part on through a
-feature bit, so a session holding only ``block.latency`` skips the others' work.
+The four probes share one program section (a guard keeps it from being pasted twice)
+and one config map; the request probes share one request array, ``block.bio_latency``
+has a bio array of its own (same slot scheme, its filter a cached ``block_device``
+pointer matched by its whole disk's dev_t). Each probe's ``configure`` switches its
+part on through a feature bit, so a session holding only ``block.latency`` skips the
+others' work.
 """
 
 from __future__ import annotations
