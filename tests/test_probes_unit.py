@@ -34,9 +34,11 @@ from perfcheck.probes.base import Probe
 from perfcheck.probes.block import (
     BLOCK_PROGRAM_C,
     FEATURE_BIO,
+    FEATURE_DETECT,
     FEATURE_LATENCY,
     FEATURE_QUEUE,
     FEATURE_SIZE,
+    FEATURE_STAMPED,
     BioLayout,
     BlockBioLatencyProbe,
     BlockConfigStruct,
@@ -47,6 +49,7 @@ from perfcheck.probes.block import (
     bio_window,
     configure_block_program,
     request_window,
+    stamp_window,
 )
 from perfcheck.probes.btf import BTFError, KernelBTF, Member
 from perfcheck.probes.catalog import CatalogProbe, setting
@@ -547,7 +550,10 @@ def test_block_sampling_is_configured_and_recorded_in_provenance(
 ) -> None:
     probe = BlockLatencyProbe()
     assert probe.provenance() == probe.events()
-    with patch("perfcheck.probes.block.block_layout", return_value=LAYOUT):
+    with (
+        patch("perfcheck.probes.block.block_layout", return_value=LAYOUT),
+        patch("perfcheck.probes.block.stamp_layout", return_value=None),
+    ):
         probe.configure(block_program, {"dev": 0x700001, "block_sample": 8})
         assert block_program[b"pc_blk_config"].values[0].sample_every == 8
         assert probe.provenance() == [*probe.events(), "sample:1/8"]
@@ -650,6 +656,83 @@ def test_the_bio_probe_writes_its_offsets_and_switches_its_own_feature_on(
     assert block_program[b"pc_blk_config"].values[0].features == 0
 
 
+STAMP_LAYOUT = stamp_window(
+    Member(0, 8), Member(24, 4), Member(44, 4), Member(112, 8), Member(104, 8)
+)
+
+
+def test_request_stamps_are_read_with_the_filter_fields_in_one_window() -> None:
+    assert STAMP_LAYOUT is not None
+    assert (STAMP_LAYOUT.off_stamp_window, STAMP_LAYOUT.stamp_word_q) == (0, 0)
+    assert (STAMP_LAYOUT.stamp_word_io_start, STAMP_LAYOUT.stamp_word_start) == (14, 13)
+    # Past 128 bytes from the first field, or misaligned: no completion-only variant.
+    assert (
+        stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(136, 8), Member(104, 8))
+        is None
+    )
+    assert (
+        stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(100, 8), Member(104, 8))
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("seen", "variant"),
+    [
+        ((16, 0, 16, 0), "io_start_time_ns"),  # both stamps: the issue one
+        ((0, 16, 16, 0), "start_time_ns"),  # no statistics, but accounting
+        ((15, 1, 0, 16), None),  # one request without: two programs
+        ((0, 0, 0, 0), None),  # no request seen
+    ],
+)
+def test_the_run_time_check_picks_a_stamp_every_request_carried(
+    monkeypatch: pytest.MonkeyPatch,
+    fixed_layouts: None,
+    seen: tuple[int, int, int, int],
+    variant: str | None,
+) -> None:
+    probe = BlockLatencyProbe()
+    program = FakeProgram(build_program([probe]))
+    program.raw_tracepoint_fds = {b"block_rq_complete": 3}
+    monkeypatch.setattr("perfcheck.probes.block.stamp_layout", lambda: STAMP_LAYOUT)
+    monkeypatch.setattr("perfcheck.probes.block.disk_node", lambda dev: Path("/dev/fake"))
+
+    def reads(node: Path) -> int:
+        # The check switched counting on, and only counting: nothing is timed meanwhile.
+        config = program[b"pc_blk_config"].values[0]
+        assert config.features & FEATURE_DETECT and not config.features & FEATURE_STAMPED
+        table = program[b"pc_blk_stamps_seen"]
+        for i, n in enumerate(seen):
+            table[table.Key(i)] = table.Leaf(n)
+        return 16
+
+    monkeypatch.setattr("perfcheck.probes.block.read_directly", reads)
+    probe.configure(program, {"dev": 0x700001})
+    config = program[b"pc_blk_config"].values[0]
+    assert probe.stamp == variant
+    assert not config.features & FEATURE_DETECT
+    raw = "raw_tracepoint"
+    if variant is None:
+        assert config.features == FEATURE_LATENCY
+        assert probe.handlers() == ((raw, "block_rq_issue"), (raw, "block_rq_complete"))
+        assert probe.provenance() == [
+            f"{raw}:block:block_rq_issue",
+            f"{raw}:block:block_rq_complete",
+        ]
+    else:
+        assert config.features == FEATURE_STAMPED
+        assert config.stamp_word_used == (14 if variant == "io_start_time_ns" else 13)
+        assert probe.handlers() == ((raw, "block_rq_complete"),)
+        assert probe.provenance() == [f"{raw}:block:block_rq_complete", f"request.{variant}"]
+    # Checked once per disk: a second configure reads nothing.
+    monkeypatch.setattr("perfcheck.probes.block.read_directly", lambda node: pytest.fail("read"))
+    probe.configure(program, {"dev": 0x700001, "block_sample": 4})
+    assert probe.stamp == variant
+    assert probe.provenance()[-1] == "sample:1/4"
+    BlockLatencyProbe().release(program)
+    assert not program[b"pc_blk_config"].values[0].features & (FEATURE_LATENCY | FEATURE_STAMPED)
+
+
 def test_the_bio_probe_has_no_block_counters_for_the_request_cross_check(
     block_program: FakeProgram, fixed_layouts: None
 ) -> None:
@@ -670,6 +753,8 @@ def fixed_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Offsets without a kernel: the fake maps only check names and sizes."""
     monkeypatch.setattr("perfcheck.probes.block.block_layout", lambda: LAYOUT)
     monkeypatch.setattr("perfcheck.probes.block.bio_layout", lambda: BIO_LAYOUT)
+    # No run-time check of the request timestamps without a kernel: two programs.
+    monkeypatch.setattr("perfcheck.probes.block.stamp_layout", lambda: None)
     monkeypatch.setattr(
         "perfcheck.probes.sched.task_layout", lambda: TaskLayout(1264, 1268, 2376, 112, 256, 96)
     )

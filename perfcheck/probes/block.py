@@ -10,7 +10,19 @@ raw tracepoints only: kprobes may be absent, and bcc's biolatency broke when
     Series ``block.latency.<op>``; counters ``block.requests.<op>``, ``block.bytes.<op>``
     (to cross-check the probe against the workload's own I/O count) and
     ``block.untimed`` (requests the program could not track: its overflow table was
-    full; 0 in practice).
+    full, or a request lacked the kernel's stamp; 0 in practice).
+    Two variants, chosen per disk when the probe is configured: where the disk's
+    requests carry the kernel's own stamp (``io_start_time_ns``, set at issue when the
+    queue collects statistics; else ``start_time_ns``, set at allocation), one program
+    at ``block_rq_complete`` reads it and the clock (BPF time at QD1: 228 ns against
+    337); else two programs, ``block_rq_issue`` taking the time itself. The check is run time,
+    on real requests: the program counts which stamps the target's requests carry
+    while the probe reads 16 blocks of the disk itself (read-only, ``O_DIRECT``).
+    The kernel takes its stamp from the submitting task's plug, whose clock is read
+    once per plug (usually at the request's allocation), so the completion-only
+    variant starts up to the plug's work earlier than ``block_rq_issue`` and may
+    exceed ``block.queue_latency``. Provenance names the stamp
+    (``request.io_start_time_ns``), so the variants' baselines are never compared.
 ``block.queue_latency``
     ``block_rq_insert`` -> ``block_rq_complete``, or ``block_rq_issue`` ->
     ``block_rq_complete`` for a request never inserted (issued directly, as with the
@@ -89,9 +101,11 @@ How it is kept cheap (see ``bench/RESULTS.md``):
 Sampling (opt-in, ``block_sample = N`` in a scenario, ``perfcheck probe --sample N``):
 the issue program times a request only when ``bpf_get_prandom_u32() % N == 0``, so one
 request in N, chosen independently of its latency, and the others cost a random number
-and a slot check. The distribution is the same; the request and byte counts are 1/N
-(the cross-check with fio allows for the binomial spread) and provenance records
-``sample:1/N``, so sampled and unsampled measurements are never compared.
+and a slot check (the completion-only ``block.latency`` chooses at completion, so not
+the same requests as ``block.size``). The distribution is the same; the request and
+byte counts are 1/N (the cross-check with fio allows for the binomial spread) and
+provenance records ``sample:1/N``, so sampled and unsampled measurements are never
+compared.
 ``block.queue_latency`` cannot be sampled: it times a request from its insertion, before
 the issue where the choice is made.
 
@@ -107,9 +121,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from perfcheck.bpf_layout import HIST_SLOTS
@@ -137,6 +154,10 @@ FEATURE_LATENCY = 1
 FEATURE_QUEUE = 2
 FEATURE_SIZE = 4
 FEATURE_BIO = 8
+#: block.latency timed from the request's own timestamp, at completion only.
+FEATURE_STAMPED = 16
+#: Count which of its timestamps the target's requests carry (the run-time check).
+FEATURE_DETECT = 32
 
 #: The probe setting (and scenario key) of 1-in-N sampling: ``block_sample = N``.
 SAMPLE_SETTING = "block_sample"
@@ -189,7 +210,10 @@ BLOCK_PROGRAM_C = r"""
 #define PC_BLK_F_QUEUE 2
 #define PC_BLK_F_SIZE 4
 #define PC_BLK_F_BIO 8
+#define PC_BLK_F_STAMPED 16 /* block.latency from the request's own timestamp */
+#define PC_BLK_F_DETECT 32  /* count which timestamps the target's requests carry */
 #define PC_BLK_WINDOW_WORDS 8
+#define PC_BLK_STAMP_WORDS 16
 
 struct pc_blk_config {
     u64 queue;          /* request_queue of the target disk, learned by the program */
@@ -234,6 +258,13 @@ struct pc_blk_config {
     u32 off_rq_bio;     /* a request's first bio ... */
     u32 off_bio_next;   /* ... and each bio's next */
     u32 flag_preflush;  /* REQ_PREFLUSH: an empty write with it is a flush */
+    u32 off_stamp_window; /* completion-only block.latency: q, cmd_flags, __data_len, */
+    u32 stamp_word_q;     /* io_start_time_ns and start_time_ns in one read */
+    u32 stamp_word_cmd_flags;
+    u32 stamp_word_data_len;
+    u32 stamp_word_io_start;
+    u32 stamp_word_start;
+    u32 stamp_word_used; /* the timestamp timed from: io_start or start */
 };
 
 /*
@@ -268,6 +299,9 @@ BPF_PERCPU_ARRAY(pc_blk_size_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 BPF_PERCPU_ARRAY(pc_blk_bio_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 /* [op] completed bytes of block.latency; [PC_BLK_OPS] requests (or bios) left untimed. */
 BPF_PERCPU_ARRAY(pc_blk_counts, u64, PC_BLK_OPS + 1);
+/* Target requests completed with [0] io_start_time_ns set, [1] not, [2] start_time_ns
+ * set, [3] not: what the run-time check of the kernel's timestamps counts. */
+BPF_ARRAY(pc_blk_stamps_seen, u64, 4);
 
 static __always_inline struct pc_blk_config *pc_blk_cfg(void)
 {
@@ -631,12 +665,63 @@ static __always_inline void pc_blk_end_request(struct pc_blk_config *cfg, u64 rq
     }
 }
 
+static __always_inline void pc_blk_seen(u32 index)
+{
+    u64 *n = pc_blk_stamps_seen.lookup(&index);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
+/*
+ * Completion-only block.latency: the kernel stamped the request at issue
+ * (io_start_time_ns, when the queue collects statistics) and at allocation
+ * (start_time_ns, with I/O accounting); one read of the request and one clock read
+ * time it, with no issue program. A request without the stamp is counted untimed, so
+ * the cross-check with fio fails instead of the histogram going quietly short.
+ */
+static __always_inline void pc_blk_end_stamped(struct pc_blk_config *cfg, u64 rq, u32 nr_bytes)
+{
+    u32 every = cfg->sample_every;
+    if (every > 1 && bpf_get_prandom_u32() % every)
+        return;
+    u64 w[PC_BLK_STAMP_WORDS];
+    bpf_probe_read_kernel(w, sizeof(w), (void *)(rq + cfg->off_stamp_window));
+    if (!pc_blk_wanted(cfg, w[cfg->stamp_word_q & (PC_BLK_STAMP_WORDS - 1)]))
+        return;
+    u32 cmd_flags = (u32)(w[cfg->stamp_word_cmd_flags & (PC_BLK_STAMP_WORDS - 1)]
+                          >> (cfg->shift_cmd_flags & 32));
+    u32 data_len = (u32)(w[cfg->stamp_word_data_len & (PC_BLK_STAMP_WORDS - 1)]
+                         >> (cfg->shift_data_len & 32));
+    /* A partial completion (nr_bytes short of what is left) is not the request's end. */
+    if (nr_bytes < data_len)
+        return;
+    u32 op = pc_blk_op_index(cfg, cmd_flags);
+    if (op >= PC_BLK_OPS)
+        return;
+    if (cfg->features & PC_BLK_F_DETECT) {
+        pc_blk_seen(w[cfg->stamp_word_io_start & (PC_BLK_STAMP_WORDS - 1)] ? 0 : 1);
+        pc_blk_seen(w[cfg->stamp_word_start & (PC_BLK_STAMP_WORDS - 1)] ? 2 : 3);
+        return;
+    }
+    u64 stamp = w[cfg->stamp_word_used & (PC_BLK_STAMP_WORDS - 1)];
+    u64 now = bpf_ktime_get_ns();
+    if (!stamp || stamp > now) {
+        pc_blk_add(PC_BLK_OPS, 1);
+        return;
+    }
+    pc_blk_count(PC_BLK_LATENCY_HIST, op, now - stamp);
+    pc_blk_add(op, nr_bytes);
+}
+
 RAW_TRACEPOINT_PROBE(block_rq_complete)
 {
     struct pc_blk_config *cfg = pc_blk_cfg();
     if (!cfg)
         return 0;
-    pc_blk_end_request(cfg, ctx->args[0], (u32)ctx->args[2]);
+    if (cfg->features & (PC_BLK_F_STAMPED | PC_BLK_F_DETECT))
+        pc_blk_end_stamped(cfg, ctx->args[0], (u32)ctx->args[2]);
+    if (cfg->features & (PC_BLK_F_LATENCY | PC_BLK_F_QUEUE))
+        pc_blk_end_request(cfg, ctx->args[0], (u32)ctx->args[2]);
     /* After the request's clock read, so a bio never ends before its request. */
     if (cfg->features & PC_BLK_F_BIO)
         pc_blk_end_request_bios(cfg, ctx->args[0], (u32)ctx->args[2]);
@@ -855,6 +940,154 @@ def bio_layout() -> BioLayout:
     )
 
 
+#: The request's own timestamps the completion-only ``block.latency`` may time from, in
+#: order of preference: ``io_start_time_ns`` is set at issue (in ``blk_mq_start_request``,
+#: beside ``block_rq_issue``) when the queue collects statistics (wbt, io.latency, ...);
+#: ``start_time_ns`` at allocation, when I/O accounting is on (``iostats``) or a
+#: scheduler is set.
+REQUEST_STAMPS: tuple[str, ...] = ("io_start_time_ns", "start_time_ns")
+
+#: Bytes the completion-only program reads at once: q, cmd_flags, __data_len and both
+#: timestamps (0..120 in a 6.18 request).
+STAMP_WINDOW_BYTES = 128
+
+
+@dataclass(frozen=True)
+class StampLayout:
+    """Where the completion-only ``block.latency`` finds what it reads, from BTF."""
+
+    off_stamp_window: int
+    stamp_word_q: int
+    stamp_word_cmd_flags: int
+    stamp_word_data_len: int
+    stamp_word_io_start: int
+    stamp_word_start: int
+
+    def fields(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def stamp_window(
+    q: Member, cmd_flags: Member, data_len: Member, io_start: Member, start: Member
+) -> StampLayout | None:
+    """The five request fields in one aligned ``STAMP_WINDOW_BYTES`` read, or None."""
+    words = (q, io_start, start)
+    halves = (cmd_flags, data_len)
+    if any(m.size != 8 or m.offset % 8 for m in words) or any(
+        m.size != 4 or m.offset % 4 for m in halves
+    ):
+        return None
+    first = min(m.offset for m in (*words, *halves)) & ~7
+    end = max(m.offset + m.size for m in (*words, *halves))
+    if end - first > STAMP_WINDOW_BYTES:
+        return None
+    return StampLayout(
+        off_stamp_window=first,
+        stamp_word_q=(q.offset - first) // 8,
+        stamp_word_cmd_flags=(cmd_flags.offset - first) // 8,
+        stamp_word_data_len=(data_len.offset - first) // 8,
+        stamp_word_io_start=(io_start.offset - first) // 8,
+        stamp_word_start=(start.offset - first) // 8,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def stamp_layout() -> StampLayout | None:
+    """This kernel's layout for the completion-only variant; None when its BTF lacks the
+    timestamps or they lie too far from the other fields (then: two programs)."""
+    try:
+        btf = kernel_btf()
+        members = [
+            btf.member("request", name)
+            for name in ("q", "cmd_flags", "__data_len", *REQUEST_STAMPS)
+        ]
+    except BTFError:
+        return None
+    return stamp_window(*members)
+
+
+#: Reads the run-time check makes of the target disk: enough requests to see whether the
+#: kernel stamps them, few enough to take a millisecond or two.
+CHECK_READS = 16
+CHECK_READ_BYTES = 4096
+
+
+def disk_node(dev: int) -> Path | None:
+    """The device node of disk ``dev`` (``MAJOR << 20 | MINOR``), from sysfs."""
+    uevent = Path(f"/sys/dev/block/{dev >> 20}:{dev & 0xFFFFF}/uevent")
+    try:
+        lines = uevent.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("DEVNAME="):
+            return Path("/dev") / line.removeprefix("DEVNAME=")
+    return None
+
+
+def read_directly(node: Path, reads: int = CHECK_READS) -> int:
+    """Read ``reads`` blocks from the start of ``node``, bypassing the page cache so each
+    is a request; opened read-only. Returns how many reads completed (0 if it cannot
+    open the node)."""
+    try:
+        fd = os.open(node, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        return 0
+    done = 0
+    try:
+        with mmap.mmap(-1, CHECK_READ_BYTES) as buffer:  # page aligned, as O_DIRECT needs
+            for i in range(reads):
+                try:
+                    if os.preadv(fd, [buffer], i * CHECK_READ_BYTES) <= 0:
+                        break
+                except OSError:
+                    break
+                done += 1
+    finally:
+        os.close(fd)
+    return done
+
+
+def check_request_stamps(bpf: Any, dev: int, layout: BlockLayout) -> str | None:
+    """The first of :data:`REQUEST_STAMPS` that every request of disk ``dev`` carried
+    while the program watched a few reads of its own, or None (then: two programs).
+
+    The fields being in BTF is not enough: the kernel sets them only when the queue
+    collects statistics or accounts I/O, so the check looks at real requests.
+    """
+    stamps = stamp_layout()
+    node = disk_node(dev)
+    if stamps is None or node is None:
+        return None
+    config = bpf[b"pc_blk_config"]
+    seen = bpf[b"pc_blk_stamps_seen"]
+    write_config(config, stamps.fields())
+    configure_block_program(bpf, dev, FEATURE_DETECT, layout)
+    for i in range(len(REQUEST_STAMPS) * 2):
+        seen[seen.Key(i)] = seen.Leaf(0)
+    # The completion handler may be detached while another scenario is measured.
+    attached = b"block_rq_complete" in bpf.raw_tracepoint_fds
+    if not attached:
+        bpf.attach_raw_tracepoint(
+            tp=b"block_rq_complete", fn_name=b"raw_tracepoint__block_rq_complete"
+        )
+    try:
+        reads = read_directly(node)
+    finally:
+        if not attached:
+            bpf.detach_raw_tracepoint(tp=b"block_rq_complete")
+        features = int(read_config(config).features)
+        write_config(config, {"features": features & ~FEATURE_DETECT})
+    counts = [int(seen[seen.Key(i)].value) for i in range(len(REQUEST_STAMPS) * 2)]
+    if reads == 0:
+        return None
+    for i, name in enumerate(REQUEST_STAMPS):
+        stamped, unstamped = counts[2 * i], counts[2 * i + 1]
+        if stamped >= reads and unstamped == 0:
+            return name
+    return None
+
+
 #: Most requests ``block_sample`` may skip per timed one.
 MAX_SAMPLE_EVERY = 1024
 
@@ -951,11 +1184,71 @@ class _BlockProbe(CatalogProbe):
 
 
 class BlockLatencyProbe(_BlockProbe):
+    """Issue to completion, in one of two variants chosen per disk at configure time.
+
+    Completion-only (the cheaper, when the disk's requests carry the kernel's own issue
+    timestamp, ``io_start_time_ns``, or failing that the allocation one,
+    ``start_time_ns``): one program on ``block_rq_complete`` reads the request's stamp
+    and the clock once. Otherwise two programs, ``block_rq_issue`` taking the timestamp
+    itself. Provenance names the variant (``request.io_start_time_ns`` or
+    ``request.start_time_ns`` after the completion event), so a baseline of one is never
+    compared with the other. What each measures: ``bench/RESULTS.md``.
+    """
+
     name: ClassVar[str] = "block.latency"
     summary: ClassVar[str] = "disk request latency, issue to completion, per op (biolatency)"
     feature: ClassVar[int] = FEATURE_LATENCY
     options: ClassVar[tuple[str, ...]] = (SAMPLE_SETTING,)
     sources: ClassVar[tuple[str, ...]] = ("block_rq_issue", "block_rq_complete")
+
+    def __init__(self, kernel_stamps: bool = True) -> None:
+        #: False: always two programs (to compare the variants on the same requests).
+        self.kernel_stamps = kernel_stamps
+        #: The request timestamp timed from, per disk, as the run-time check found it.
+        self.stamps: dict[int, str | None] = {}
+        #: The variant in use: a timestamp name, or None for the two-program variant.
+        self.stamp: str | None = None
+
+    def configure(self, bpf: Any, settings: Mapping[str, int]) -> None:
+        sample = setting(settings, SAMPLE_SETTING) or 1
+        check_sample(sample)
+        dev = setting(settings, "dev")
+        layout = block_layout()
+        if dev and dev not in self.stamps:
+            found = check_request_stamps(bpf, dev, layout) if self.kernel_stamps else None
+            self.stamps[dev] = found
+        self.stamp = self.stamps.get(dev) if dev else None
+        stamps = stamp_layout() if self.stamp is not None else None
+        if stamps is not None and self.stamp is not None:
+            used = REQUEST_STAMPS.index(self.stamp)
+            word = (stamps.stamp_word_io_start, stamps.stamp_word_start)[used]
+            write_config(bpf[b"pc_blk_config"], {**stamps.fields(), "stamp_word_used": word})
+            feature, other = FEATURE_STAMPED, FEATURE_LATENCY
+        else:
+            feature, other = FEATURE_LATENCY, FEATURE_STAMPED
+        configure_block_program(bpf, dev, feature, layout, sample)
+        config = bpf[b"pc_blk_config"]
+        write_config(config, {"features": int(read_config(config).features) & ~other})
+        self.sample_every = sample
+
+    def release(self, bpf: Any) -> None:
+        config = bpf[b"pc_blk_config"]
+        features = int(read_config(config).features)
+        if features & (FEATURE_LATENCY | FEATURE_STAMPED):
+            write_config(config, {"features": features & ~(FEATURE_LATENCY | FEATURE_STAMPED)})
+
+    def handlers(self) -> tuple[Handler, ...]:
+        if self.stamp is not None:
+            return ((ATTACH_RAW_TRACEPOINT, "block_rq_complete"),)
+        return super().handlers()
+
+    def provenance(self) -> list[str]:
+        if self.stamp is None:
+            return super().provenance()
+        events = [f"{self.attach}:block:block_rq_complete", f"request.{self.stamp}"]
+        if self.sample_every > 1:
+            events.append(f"{SAMPLE_PROVENANCE}{self.sample_every}")
+        return events
 
     def series_names(self) -> list[str]:
         return [f"block.latency.{op}" for op in BLOCK_OPS]
@@ -1067,6 +1360,8 @@ class BlockConfigStruct(ctypes.Structure):
         ("sample_every", ctypes.c_uint32),
         *((name, ctypes.c_uint32) for name in BlockLayout.__dataclass_fields__),
         *((name, ctypes.c_uint32) for name in BioLayout.__dataclass_fields__),
+        *((name, ctypes.c_uint32) for name in StampLayout.__dataclass_fields__),
+        ("stamp_word_used", ctypes.c_uint32),
     ]
 
 
