@@ -46,7 +46,7 @@ from perfcheck.probes import (
     partition_available,
 )
 from perfcheck.probes.base import Probe, ProbeCounters
-from perfcheck.probes.block import REQUEST_STAMPS
+from perfcheck.probes.block import REQUEST_STAMP
 from perfcheck.probes.features import kprobes_missing
 from perfcheck.probes.session import ProbeSession, build_program
 from perfcheck.rounds import WorkloadReport, cross_check
@@ -481,7 +481,7 @@ def test_completion_only_block_latency_agrees_with_two_programs_on_the_same_requ
         sessions[2].configure({"dev": scratch.probe_dev, "block_sample": 8})
         # The run-time check found the scratch device's requests stamped (wbt makes its
         # queue collect statistics): one program, and provenance says which stamp.
-        assert stamped.stamp in REQUEST_STAMPS
+        assert stamped.stamp == REQUEST_STAMP
         assert sessions[0].provenance()["block.latency"] == [
             "raw_tracepoint:block:block_rq_complete",
             f"request.{stamped.stamp}",
@@ -510,6 +510,14 @@ def test_completion_only_block_latency_agrees_with_two_programs_on_the_same_requ
             # 1 in 8, chosen at random at completion: six binomial standard deviations.
             timed = seen[2].histograms["block.latency.read"].total
             assert abs(timed - reads / 8) < 6 * (reads * (1 / 8) * (7 / 8)) ** 0.5
+        # fsync's empty flush request is completed by the flush machinery, never issued:
+        # unstamped, and counted by neither variant; the flushes issued count in both.
+        before = [session.snapshot() for session in sessions[:2]]
+        run_fio(scratch.path, "--rw=randwrite", "--bs=16k", "--ioengine=psync", "--fsync=8")
+        mine, theirs = (s.snapshot().since(b) for s, b in zip(sessions, before, strict=False))
+        for counter in ("block.requests.write", "block.requests.flush", "block.untimed"):
+            assert mine.counters[counter] == theirs.counters[counter], counter
+        assert mine.counters["block.requests.flush"] > 0 == mine.counters["block.untimed"]
     finally:
         for session in sessions:
             session.close()

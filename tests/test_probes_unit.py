@@ -656,39 +656,32 @@ def test_the_bio_probe_writes_its_offsets_and_switches_its_own_feature_on(
     assert block_program[b"pc_blk_config"].values[0].features == 0
 
 
-STAMP_LAYOUT = stamp_window(
-    Member(0, 8), Member(24, 4), Member(44, 4), Member(112, 8), Member(104, 8)
-)
+STAMP_LAYOUT = stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(112, 8))
 
 
 def test_request_stamps_are_read_with_the_filter_fields_in_one_window() -> None:
     assert STAMP_LAYOUT is not None
     assert (STAMP_LAYOUT.off_stamp_window, STAMP_LAYOUT.stamp_word_q) == (0, 0)
-    assert (STAMP_LAYOUT.stamp_word_io_start, STAMP_LAYOUT.stamp_word_start) == (14, 13)
+    assert (STAMP_LAYOUT.stamp_word_data_len, STAMP_LAYOUT.stamp_word_io_start) == (5, 14)
     # Past 128 bytes from the first field, or misaligned: no completion-only variant.
-    assert (
-        stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(136, 8), Member(104, 8))
-        is None
-    )
-    assert (
-        stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(100, 8), Member(104, 8))
-        is None
-    )
+    assert stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(136, 8)) is None
+    assert stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(100, 8)) is None
 
 
 @pytest.mark.parametrize(
     ("seen", "variant"),
     [
-        ((16, 0, 16, 0), "io_start_time_ns"),  # both stamps: the issue one
-        ((0, 16, 16, 0), "start_time_ns"),  # no statistics, but accounting
-        ((15, 1, 0, 16), None),  # one request without: two programs
-        ((0, 0, 0, 0), None),  # no request seen
+        ((16, 0), "io_start_time_ns"),  # every request with data stamped
+        ((20, 0), "io_start_time_ns"),  # other reads of the disk too
+        ((0, 16), None),  # the queue collects no statistics: two programs
+        ((15, 1), None),  # one request without: two programs
+        ((0, 0), None),  # no request seen
     ],
 )
 def test_the_run_time_check_picks_a_stamp_every_request_carried(
     monkeypatch: pytest.MonkeyPatch,
     fixed_layouts: None,
-    seen: tuple[int, int, int, int],
+    seen: tuple[int, int],
     variant: str | None,
 ) -> None:
     probe = BlockLatencyProbe()
@@ -721,7 +714,7 @@ def test_the_run_time_check_picks_a_stamp_every_request_carried(
         ]
     else:
         assert config.features == FEATURE_STAMPED
-        assert config.stamp_word_used == (14 if variant == "io_start_time_ns" else 13)
+        assert config.stamp_word_io_start == 14
         assert probe.handlers() == ((raw, "block_rq_complete"),)
         assert probe.provenance() == [f"{raw}:block:block_rq_complete", f"request.{variant}"]
     # Checked once per disk: a second configure reads nothing.

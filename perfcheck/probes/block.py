@@ -10,14 +10,15 @@ raw tracepoints only: kprobes may be absent, and bcc's biolatency broke when
     Series ``block.latency.<op>``; counters ``block.requests.<op>``, ``block.bytes.<op>``
     (to cross-check the probe against the workload's own I/O count) and
     ``block.untimed`` (requests the program could not track: its overflow table was
-    full, or a request lacked the kernel's stamp; 0 in practice).
+    full; 0 in practice).
     Two variants, chosen per disk when the probe is configured: where the disk's
-    requests carry the kernel's own stamp (``io_start_time_ns``, set at issue when the
-    queue collects statistics; else ``start_time_ns``, set at allocation), one program
+    requests carry the kernel's own stamp (``io_start_time_ns``, set when a request is
+    started, beside ``block_rq_issue``, if the queue collects statistics), one program
     at ``block_rq_complete`` reads it and the clock (BPF time at QD1: 228 ns against
-    337); else two programs, ``block_rq_issue`` taking the time itself. The check is run time,
-    on real requests: the program counts which stamps the target's requests carry
-    while the probe reads 16 blocks of the disk itself (read-only, ``O_DIRECT``).
+    337); else two programs, ``block_rq_issue`` taking the time itself. The check is
+    made at run time on real requests: the program counts whether the target's
+    requests carry the stamp while the probe reads 16 blocks of the disk itself
+    (read-only, ``O_DIRECT``).
     The kernel takes its stamp from the submitting task's plug, whose clock is read
     once per plug (usually at the request's allocation), so the completion-only
     variant starts up to the plug's work earlier than ``block_rq_issue`` and may
@@ -258,13 +259,11 @@ struct pc_blk_config {
     u32 off_rq_bio;     /* a request's first bio ... */
     u32 off_bio_next;   /* ... and each bio's next */
     u32 flag_preflush;  /* REQ_PREFLUSH: an empty write with it is a flush */
-    u32 off_stamp_window; /* completion-only block.latency: q, cmd_flags, __data_len, */
-    u32 stamp_word_q;     /* io_start_time_ns and start_time_ns in one read */
+    u32 off_stamp_window; /* completion-only block.latency: q, cmd_flags, __data_len */
+    u32 stamp_word_q;     /* and io_start_time_ns in one read */
     u32 stamp_word_cmd_flags;
     u32 stamp_word_data_len;
     u32 stamp_word_io_start;
-    u32 stamp_word_start;
-    u32 stamp_word_used; /* the timestamp timed from: io_start or start */
 };
 
 /*
@@ -299,9 +298,9 @@ BPF_PERCPU_ARRAY(pc_blk_size_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 BPF_PERCPU_ARRAY(pc_blk_bio_hist, u64, PC_BLK_OPS * PC_HIST_SLOTS);
 /* [op] completed bytes of block.latency; [PC_BLK_OPS] requests (or bios) left untimed. */
 BPF_PERCPU_ARRAY(pc_blk_counts, u64, PC_BLK_OPS + 1);
-/* Target requests completed with [0] io_start_time_ns set, [1] not, [2] start_time_ns
- * set, [3] not: what the run-time check of the kernel's timestamps counts. */
-BPF_ARRAY(pc_blk_stamps_seen, u64, 4);
+/* Target requests with data completed with [0] io_start_time_ns set, [1] not: what the
+ * run-time check of the kernel's stamp counts. */
+BPF_ARRAY(pc_blk_stamps_seen, u64, 2);
 
 static __always_inline struct pc_blk_config *pc_blk_cfg(void)
 {
@@ -673,11 +672,12 @@ static __always_inline void pc_blk_seen(u32 index)
 }
 
 /*
- * Completion-only block.latency: the kernel stamped the request at issue
- * (io_start_time_ns, when the queue collects statistics) and at allocation
- * (start_time_ns, with I/O accounting); one read of the request and one clock read
- * time it, with no issue program. A request without the stamp is counted untimed, so
- * the cross-check with fio fails instead of the histogram going quietly short.
+ * Completion-only block.latency: the kernel stamped the request when it was started
+ * (io_start_time_ns, when the queue collects statistics); one read of the request and
+ * one clock read time it, with no issue program. A request without the stamp was never
+ * issued (an fsync's empty flush request, completed by the flush machinery), which the
+ * two-program variant does not count either; if a queue stopped collecting statistics
+ * mid-run, the request count would fall short of fio's and the cross-check fail.
  */
 static __always_inline void pc_blk_end_stamped(struct pc_blk_config *cfg, u64 rq, u32 nr_bytes)
 {
@@ -698,14 +698,17 @@ static __always_inline void pc_blk_end_stamped(struct pc_blk_config *cfg, u64 rq
     u32 op = pc_blk_op_index(cfg, cmd_flags);
     if (op >= PC_BLK_OPS)
         return;
+    u64 stamp = w[cfg->stamp_word_io_start & (PC_BLK_STAMP_WORDS - 1)];
     if (cfg->features & PC_BLK_F_DETECT) {
-        pc_blk_seen(w[cfg->stamp_word_io_start & (PC_BLK_STAMP_WORDS - 1)] ? 0 : 1);
-        pc_blk_seen(w[cfg->stamp_word_start & (PC_BLK_STAMP_WORDS - 1)] ? 2 : 3);
+        /* A request with data completes only after it was started. */
+        if (data_len)
+            pc_blk_seen(stamp ? 0 : 1);
         return;
     }
-    u64 stamp = w[cfg->stamp_word_used & (PC_BLK_STAMP_WORDS - 1)];
+    if (!stamp)
+        return;
     u64 now = bpf_ktime_get_ns();
-    if (!stamp || stamp > now) {
+    if (stamp > now) {
         pc_blk_add(PC_BLK_OPS, 1);
         return;
     }
@@ -940,15 +943,15 @@ def bio_layout() -> BioLayout:
     )
 
 
-#: The request's own timestamps the completion-only ``block.latency`` may time from, in
-#: order of preference: ``io_start_time_ns`` is set at issue (in ``blk_mq_start_request``,
-#: beside ``block_rq_issue``) when the queue collects statistics (wbt, io.latency, ...);
-#: ``start_time_ns`` at allocation, when I/O accounting is on (``iostats``) or a
-#: scheduler is set.
-REQUEST_STAMPS: tuple[str, ...] = ("io_start_time_ns", "start_time_ns")
+#: The request's own timestamp the completion-only ``block.latency`` times from: set in
+#: ``blk_mq_start_request`` (beside ``block_rq_issue``) when the queue collects
+#: statistics (wbt, io.latency, ...). Not ``start_time_ns``: it is set at allocation,
+#: also on requests never issued (an fsync's empty flush request), which would then
+#: count where the two-program variant counts nothing.
+REQUEST_STAMP = "io_start_time_ns"
 
-#: Bytes the completion-only program reads at once: q, cmd_flags, __data_len and both
-#: timestamps (0..120 in a 6.18 request).
+#: Bytes the completion-only program reads at once: q, cmd_flags, __data_len and the
+#: stamp (0..120 in a 6.18 request).
 STAMP_WINDOW_BYTES = 128
 
 
@@ -961,17 +964,16 @@ class StampLayout:
     stamp_word_cmd_flags: int
     stamp_word_data_len: int
     stamp_word_io_start: int
-    stamp_word_start: int
 
     def fields(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
 def stamp_window(
-    q: Member, cmd_flags: Member, data_len: Member, io_start: Member, start: Member
+    q: Member, cmd_flags: Member, data_len: Member, io_start: Member
 ) -> StampLayout | None:
-    """The five request fields in one aligned ``STAMP_WINDOW_BYTES`` read, or None."""
-    words = (q, io_start, start)
+    """The four request fields in one aligned ``STAMP_WINDOW_BYTES`` read, or None."""
+    words = (q, io_start)
     halves = (cmd_flags, data_len)
     if any(m.size != 8 or m.offset % 8 for m in words) or any(
         m.size != 4 or m.offset % 4 for m in halves
@@ -987,19 +989,17 @@ def stamp_window(
         stamp_word_cmd_flags=(cmd_flags.offset - first) // 8,
         stamp_word_data_len=(data_len.offset - first) // 8,
         stamp_word_io_start=(io_start.offset - first) // 8,
-        stamp_word_start=(start.offset - first) // 8,
     )
 
 
 @functools.lru_cache(maxsize=1)
 def stamp_layout() -> StampLayout | None:
     """This kernel's layout for the completion-only variant; None when its BTF lacks the
-    timestamps or they lie too far from the other fields (then: two programs)."""
+    stamp or it lies too far from the other fields (then: two programs)."""
     try:
         btf = kernel_btf()
         members = [
-            btf.member("request", name)
-            for name in ("q", "cmd_flags", "__data_len", *REQUEST_STAMPS)
+            btf.member("request", name) for name in ("q", "cmd_flags", "__data_len", REQUEST_STAMP)
         ]
     except BTFError:
         return None
@@ -1049,11 +1049,11 @@ def read_directly(node: Path, reads: int = CHECK_READS) -> int:
 
 
 def check_request_stamps(bpf: Any, dev: int, layout: BlockLayout) -> str | None:
-    """The first of :data:`REQUEST_STAMPS` that every request of disk ``dev`` carried
-    while the program watched a few reads of its own, or None (then: two programs).
+    """:data:`REQUEST_STAMP` if every request with data of disk ``dev`` carried it while
+    the program watched a few reads of its own, else None (then: two programs).
 
-    The fields being in BTF is not enough: the kernel sets them only when the queue
-    collects statistics or accounts I/O, so the check looks at real requests.
+    The field being in BTF is not enough: the kernel sets it only when the queue
+    collects statistics, so the check looks at real requests.
     """
     stamps = stamp_layout()
     node = disk_node(dev)
@@ -1063,7 +1063,7 @@ def check_request_stamps(bpf: Any, dev: int, layout: BlockLayout) -> str | None:
     seen = bpf[b"pc_blk_stamps_seen"]
     write_config(config, stamps.fields())
     configure_block_program(bpf, dev, FEATURE_DETECT, layout)
-    for i in range(len(REQUEST_STAMPS) * 2):
+    for i in range(2):
         seen[seen.Key(i)] = seen.Leaf(0)
     # The completion handler may be detached while another scenario is measured.
     attached = b"block_rq_complete" in bpf.raw_tracepoint_fds
@@ -1078,13 +1078,9 @@ def check_request_stamps(bpf: Any, dev: int, layout: BlockLayout) -> str | None:
             bpf.detach_raw_tracepoint(tp=b"block_rq_complete")
         features = int(read_config(config).features)
         write_config(config, {"features": features & ~FEATURE_DETECT})
-    counts = [int(seen[seen.Key(i)].value) for i in range(len(REQUEST_STAMPS) * 2)]
-    if reads == 0:
-        return None
-    for i, name in enumerate(REQUEST_STAMPS):
-        stamped, unstamped = counts[2 * i], counts[2 * i + 1]
-        if stamped >= reads and unstamped == 0:
-            return name
+    stamped, unstamped = (int(seen[seen.Key(i)].value) for i in range(2))
+    if reads > 0 and stamped >= reads and unstamped == 0:
+        return REQUEST_STAMP
     return None
 
 
@@ -1187,12 +1183,11 @@ class BlockLatencyProbe(_BlockProbe):
     """Issue to completion, in one of two variants chosen per disk at configure time.
 
     Completion-only (the cheaper, when the disk's requests carry the kernel's own issue
-    timestamp, ``io_start_time_ns``, or failing that the allocation one,
-    ``start_time_ns``): one program on ``block_rq_complete`` reads the request's stamp
-    and the clock once. Otherwise two programs, ``block_rq_issue`` taking the timestamp
-    itself. Provenance names the variant (``request.io_start_time_ns`` or
-    ``request.start_time_ns`` after the completion event), so a baseline of one is never
-    compared with the other. What each measures: ``bench/RESULTS.md``.
+    timestamp, ``io_start_time_ns``): one program on ``block_rq_complete`` reads the
+    request's stamp and the clock once. Otherwise two programs, ``block_rq_issue``
+    taking the timestamp itself. Provenance names the variant
+    (``request.io_start_time_ns`` after the completion event), so a baseline of one is
+    never compared with the other. What each measures: ``bench/RESULTS.md``.
     """
 
     name: ClassVar[str] = "block.latency"
@@ -1219,10 +1214,8 @@ class BlockLatencyProbe(_BlockProbe):
             self.stamps[dev] = found
         self.stamp = self.stamps.get(dev) if dev else None
         stamps = stamp_layout() if self.stamp is not None else None
-        if stamps is not None and self.stamp is not None:
-            used = REQUEST_STAMPS.index(self.stamp)
-            word = (stamps.stamp_word_io_start, stamps.stamp_word_start)[used]
-            write_config(bpf[b"pc_blk_config"], {**stamps.fields(), "stamp_word_used": word})
+        if stamps is not None:
+            write_config(bpf[b"pc_blk_config"], stamps.fields())
             feature, other = FEATURE_STAMPED, FEATURE_LATENCY
         else:
             feature, other = FEATURE_LATENCY, FEATURE_STAMPED
@@ -1361,7 +1354,6 @@ class BlockConfigStruct(ctypes.Structure):
         *((name, ctypes.c_uint32) for name in BlockLayout.__dataclass_fields__),
         *((name, ctypes.c_uint32) for name in BioLayout.__dataclass_fields__),
         *((name, ctypes.c_uint32) for name in StampLayout.__dataclass_fields__),
-        ("stamp_word_used", ctypes.c_uint32),
     ]
 
 
