@@ -14,8 +14,8 @@ raw tracepoints only: kprobes may be absent, and bcc's biolatency broke when
     Two variants, chosen per disk when the probe is configured: where the disk's
     requests carry the kernel's own stamp (``io_start_time_ns``, set when a request is
     started, beside ``block_rq_issue``, if the queue collects statistics), one program
-    at ``block_rq_complete`` reads it and the clock (BPF time at QD1: 228 ns against
-    337); else two programs, ``block_rq_issue`` taking the time itself. The check is
+    at ``block_rq_complete`` reads it and the clock (BPF time at QD1: 181-237 ns
+    against 337-352); else two programs, ``block_rq_issue`` taking the time itself. The check is
     made at run time on real requests: the program counts whether the target's
     requests carry the stamp while the probe reads 16 blocks of the disk itself
     (read-only, ``O_DIRECT``).
