@@ -24,6 +24,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ),
     # Does the loop-device noise control (workqueue affinity scope) steady rounds here?
     ("affinity_scope.py", ["--pairs", "12"], ["--pairs", "2", "--rounds", "3"]),
+    # Where the wait for a request tag shows: fio, block.bio_latency, block.queue_latency.
+    ("tag_wait.py", [], ["--repeats", "1", "--seconds", "1"]),
     # Does the drift control follow the machine's drift of the disk path?
     ("control_tracking.py", ["--minutes", "10"], ["--minutes", "2"]),
     # The detection scorecard, recomputed from the recorded rounds in detection/data/
