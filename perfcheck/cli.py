@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from perfcheck import __version__, cli_ab, cli_probe, cli_results
 from perfcheck.errors import PerfcheckError
+from perfcheck.resultstore import cli_store
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,19 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         help="compare two set-ups (commands A and B) measured alternately in one run",
         add_arguments=cli_ab.add_ab_arguments,
         run=cli_ab.cmd_ab,
+    ),
+    # Results store commands (perfcheck/resultstore/cli_store.py).
+    Subcommand(
+        name="upload",
+        help="add results files and baseline files' sessions to the results store",
+        add_arguments=cli_store.add_upload_arguments,
+        run=cli_store.cmd_upload,
+    ),
+    Subcommand(
+        name="history",
+        help="each series in the results store: a table with a trend sparkline",
+        add_arguments=cli_store.add_history_arguments,
+        run=cli_store.cmd_history,
     ),
     # Probe commands (perfcheck/cli_probe.py).
     Subcommand(

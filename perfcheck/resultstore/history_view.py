@@ -1,0 +1,114 @@
+"""How ``perfcheck history`` shows series: a table with a sparkline per series, or JSON.
+
+On a terminal, session ids and commits are cut to 12 characters to fit; when stdout is
+not a terminal (a pipe, a CI log), every identifier is printed whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from perfcheck.verdict import format_value
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from perfcheck.resultstore.sqlstore import Series
+
+SPARK_BARS: Final[str] = "▁▂▃▄▅▆▇█"
+SHORT_ID: Final[int] = 12
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """One bar per value, scaled between the smallest and largest; flat when all equal."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARK_BARS[len(SPARK_BARS) // 2 - 1] * len(values)
+    top = len(SPARK_BARS) - 1
+    return "".join(SPARK_BARS[round((v - low) / (high - low) * top)] for v in values)
+
+
+def _change_text(before: float, after: float) -> str:
+    if before == 0:
+        return "-" if after == 0 else "new"
+    return f"{(after - before) / abs(before) * 100.0:+.1f}%"
+
+
+def _short(text: str | None, whole: bool) -> str:
+    if not text:
+        return "-"
+    return text if whole or len(text) <= SHORT_ID else text[:SHORT_ID]
+
+
+def _labels_text(labels: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
+
+
+def history_table(series: Sequence[Series], whole_ids: bool, title: str) -> Table:
+    """Per series: sessions, the newest's time, median and change from the one before, a
+    sparkline of the sessions shown (oldest to newest), and the newest's id, commit, labels."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left")
+    for name in ("scenario", "metric", "machine class"):
+        table.add_column(name, overflow="fold")
+    table.add_column("sessions", justify="right")
+    table.add_column("newest (UTC)", no_wrap=True)
+    table.add_column("median", justify="right", no_wrap=True)
+    table.add_column("vs previous", justify="right", no_wrap=True)
+    table.add_column("trend (oldest -> newest)", no_wrap=True)
+    table.add_column("newest session", overflow="fold")
+    table.add_column("kernel", overflow="fold")
+    table.add_column("commit", overflow="fold")
+    table.add_column("labels", overflow="fold")
+    for item in series:
+        newest = item.points[-1]
+        previous = item.points[-2] if len(item.points) > 1 else None
+        table.add_row(
+            Text(item.scenario),
+            Text(item.metric),
+            Text(item.machine_class),
+            str(item.sessions),
+            newest.recorded_at.replace("T", " ").removesuffix("Z"),
+            format_value(item.metric, newest.median),
+            "-" if previous is None else _change_text(previous.median, newest.median),
+            sparkline([p.median for p in item.points]),
+            Text(_short(newest.session_id, whole_ids)),
+            Text(newest.kernel_release),
+            Text(_short(newest.git_commit, whole_ids)),
+            Text(_labels_text(newest.labels)),
+        )
+    return table
+
+
+def history_json(series: Sequence[Series], store: str) -> dict[str, Any]:
+    """Everything shown, with whole identifiers and raw values (metric units: ns, IOPS...)."""
+    return {
+        "store": store,
+        "series": [
+            {
+                "scenario": item.scenario,
+                "metric": item.metric,
+                "machine_class": item.machine_class,
+                "sessions": item.sessions,
+                "points": [
+                    {
+                        "session_id": p.session_id,
+                        "recorded_at": p.recorded_at,
+                        "median": p.median,
+                        "status": p.status,
+                        "kernel_release": p.kernel_release,
+                        "host": p.host,
+                        "git_commit": p.git_commit,
+                        "labels": p.labels,
+                    }
+                    for p in item.points
+                ],
+            }
+            for item in series
+        ],
+    }
