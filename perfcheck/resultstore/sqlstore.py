@@ -233,12 +233,14 @@ class ResultStore:
         """Store ``session`` in one transaction; False if its id was stored already."""
         with self.transaction(write=True) as conn:
             row = _session_row(session)
+            # RETURNING says whether the row went in (rowcount is not dependable here).
             stmt = (
                 self._insert(s.sessions)
                 .values(row)
                 .on_conflict_do_nothing(index_elements=["session_id"])
+                .returning(s.sessions.c.session_id)
             )
-            if conn.execute(stmt).rowcount == 0:
+            if conn.execute(stmt).first() is None:
                 return False
             sid = session.session_id
             if session.labels:
