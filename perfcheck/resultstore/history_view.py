@@ -6,10 +6,9 @@ not a terminal (a pipe, a CI log), every identifier is printed whole.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
-
-from perfcheck.verdict import format_value
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -18,6 +17,30 @@ if TYPE_CHECKING:
 
 SPARK_BARS: Final[str] = "▁▂▃▄▅▆▇█"
 SHORT_ID: Final[int] = 12
+
+
+# perfcheck.verdict.format_value shows values the same way, but importing it imports scipy:
+# a second of start-up for a command that only reads a table.
+_NS_UNITS: Final = ((1e9, "s"), (1e6, "ms"), (1e3, "us"), (1.0, "ns"))
+_IOPS_UNITS: Final = ((1e6, "M IOPS"), (1e3, "k IOPS"), (1.0, " IOPS"))
+
+
+def _scaled(value: float, units: tuple[tuple[float, str], ...], space: str) -> str:
+    for scale, unit in units:
+        if abs(value) >= scale * 0.9995 or scale == 1.0:
+            number = value / scale
+            digits = 0 if scale == 1.0 or abs(number) >= 99.95 else 1 if abs(number) >= 9.995 else 2
+            return f"{number:.{digits}f}{space}{unit}"
+    raise AssertionError("unreachable: the last unit has scale 1")
+
+
+def format_value(metric: str, value: float) -> str:
+    """Percentiles (``.pNN``) are nanoseconds: ns/us/ms/s; IOPS as ``12.3k IOPS``; else %.4g."""
+    if re.search(r"\.p[0-9][0-9_]*$", metric):
+        return _scaled(value, _NS_UNITS, " ")
+    if ".iops." in metric or metric.endswith("iops"):
+        return _scaled(value, _IOPS_UNITS, "")
+    return f"{value:.4g}"
 
 
 def sparkline(values: Sequence[float]) -> str:

@@ -19,16 +19,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
 import sqlalchemy.exc
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Engine
 
-from perfcheck.baseline import utc_timestamp
 from perfcheck.resultstore import StoreError
 from perfcheck.resultstore import schema as s
 from perfcheck.resultstore.records import StoredSession
@@ -226,56 +224,66 @@ class ResultStore:
     # -- writing ---------------------------------------------------------------------
 
     def _insert(self, table: sa.Table) -> Any:
-        dialect = sqlite_dialect if self.location.is_sqlite else pg_dialect
-        return dialect.insert(table)
+        # Only the store's own dialect: importing the other one costs a quarter second.
+        if self.location.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
 
     def append(self, session: StoredSession) -> bool:
         """Store ``session`` in one transaction; False if its id was stored already."""
         with self.transaction(write=True) as conn:
-            row = _session_row(session)
-            # RETURNING says whether the row went in (rowcount is not dependable here).
-            stmt = (
-                self._insert(s.sessions)
-                .values(row)
-                .on_conflict_do_nothing(index_elements=["session_id"])
-                .returning(s.sessions.c.session_id)
+            return self.append_in(conn, session)
+
+    def append_in(self, conn: Connection, session: StoredSession) -> bool:
+        """Store ``session`` in the caller's transaction; False if its id was stored already."""
+        row = _session_row(session)
+        # RETURNING says whether the row went in (rowcount is not dependable here).
+        stmt = (
+            self._insert(s.sessions)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["session_id"])
+            .returning(s.sessions.c.session_id)
+        )
+        if conn.execute(stmt).first() is None:
+            return False
+        sid = session.session_id
+        if session.labels:
+            conn.execute(
+                sa.insert(s.labels),
+                [
+                    {"session_id": sid, "key": k, "value": v}
+                    for k, v in sorted(session.labels.items())
+                ],
             )
-            if conn.execute(stmt).first() is None:
-                return False
-            sid = session.session_id
-            if session.labels:
-                conn.execute(
-                    sa.insert(s.labels),
-                    [
-                        {"session_id": sid, "key": k, "value": v}
-                        for k, v in sorted(session.labels.items())
-                    ],
-                )
-            if session.metrics:
-                conn.execute(
-                    sa.insert(s.metrics),
-                    [
-                        {
-                            "session_id": sid,
-                            "metric": m.metric,
-                            "median": m.median,
-                            "round_values": None if m.rounds is None else json.dumps(m.rounds),
-                            "verdict": m.verdict,
-                            "change": m.change,
-                            "p_value": m.p_value,
-                        }
-                        for m in session.metrics.values()
-                    ],
-                )
-            if session.histograms:
-                conn.execute(
-                    sa.insert(s.histograms),
-                    [
-                        {"session_id": sid, "series": k, "histogram": _json(v)}
-                        for k, v in sorted(session.histograms.items())
-                    ],
-                )
-            return True
+        if session.metrics:
+            conn.execute(
+                sa.insert(s.metrics),
+                [
+                    {
+                        "session_id": sid,
+                        "metric": m.metric,
+                        "median": m.median,
+                        "round_values": None if m.rounds is None else json.dumps(m.rounds),
+                        "verdict": m.verdict,
+                        "change": m.change,
+                        "p_value": m.p_value,
+                    }
+                    for m in session.metrics.values()
+                ],
+            )
+        if session.histograms:
+            conn.execute(
+                sa.insert(s.histograms),
+                [
+                    {"session_id": sid, "series": k, "histogram": _json(v)}
+                    for k, v in sorted(session.histograms.items())
+                ],
+            )
+        return True
 
     def append_all(self, sessions: Iterable[StoredSession]) -> AppendCount:
         added = present = 0
@@ -306,90 +314,108 @@ class ResultStore:
         labels: Mapping[str, str] | None = None,
         last: int = 30,
     ) -> list[Series]:
-        """Each (scenario, metric, machine class) series: its session count and its ``last``
-        sessions (those with all ``labels``), oldest first, sorted by scenario and metric."""
-        ss, sm = s.sessions, s.metrics
+        """Each (scenario, metric, machine class) series, sorted by scenario and metric.
+
+        ``sessions`` counts the scenario's sessions on that machine class that match the
+        filters (``labels``: all of them; ``metric``: those that measured it); the points
+        are the metric's values in the newest ``last`` of them, oldest first. Sessions are
+        picked per scenario and machine class through their index, never by ranking every
+        metric row (on 10,000 sessions that took 0.8 s on SQLite).
+        """
+        ss, sm, sl = s.sessions, s.metrics, s.labels
         conditions: list[Any] = []
         if scenario is not None:
             conditions.append(ss.c.scenario == scenario)
         if machine_class is not None:
             conditions.append(ss.c.machine_class == machine_class)
         if metric is not None:
-            conditions.append(sm.c.metric == metric)
+            conditions.append(
+                sa.exists().where(sm.c.session_id == ss.c.session_id, sm.c.metric == metric)
+            )
         for key, value in (labels or {}).items():
-            sl = s.labels.alias()
+            alias = sl.alias()
             conditions.append(
                 sa.exists().where(
-                    sl.c.session_id == ss.c.session_id, sl.c.key == key, sl.c.value == value
+                    alias.c.session_id == ss.c.session_id,
+                    alias.c.key == key,
+                    alias.c.value == value,
                 )
             )
-        partition = (ss.c.scenario, ss.c.machine_class, sm.c.metric)
-        ranked = (
-            sa.select(
-                ss.c.scenario,
-                sm.c.metric,
-                ss.c.machine_class,
-                ss.c.session_id,
-                ss.c.recorded_at,
-                sm.c.median,
-                ss.c.status,
-                ss.c.kernel_release,
-                ss.c.host,
-                ss.c.git_commit,
-                sa.func.row_number()
-                .over(
-                    partition_by=partition,
-                    order_by=(ss.c.recorded_at.desc(), ss.c.session_id.desc()),
-                )
-                .label("newest"),
-                sa.func.count().over(partition_by=partition).label("sessions"),
-            )
-            .select_from(ss.join(sm, sm.c.session_id == ss.c.session_id))
+        groups_query = (
+            sa.select(ss.c.scenario, ss.c.machine_class, sa.func.count())
             .where(*conditions)
-            .subquery()
+            .group_by(ss.c.scenario, ss.c.machine_class)
+            .order_by(ss.c.scenario, ss.c.machine_class)
         )
-        query = (
-            sa.select(ranked)
-            .where(ranked.c.newest <= max(1, last))
-            .order_by(
-                ranked.c.scenario,
-                ranked.c.metric,
-                ranked.c.machine_class,
-                ranked.c.recorded_at,
-                ranked.c.session_id,
-            )
+        columns = (
+            ss.c.session_id,
+            ss.c.recorded_at,
+            ss.c.status,
+            ss.c.kernel_release,
+            ss.c.host,
+            ss.c.git_commit,
         )
+        result: list[Series] = []
         with self.transaction() as conn:
-            rows = conn.execute(query).all()
-            ids = sorted({row.session_id for row in rows})
-            session_labels: dict[str, dict[str, str]] = {}
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                for sid, key, value in conn.execute(
-                    sa.select(s.labels.c.session_id, s.labels.c.key, s.labels.c.value).where(
-                        s.labels.c.session_id.in_(chunk)
+            for group_scenario, group_class, count in conn.execute(groups_query).tuples():
+                newest = conn.execute(
+                    sa.select(*columns)
+                    .where(
+                        *conditions,
+                        ss.c.scenario == group_scenario,
+                        ss.c.machine_class == group_class,
                     )
-                ).tuples():
-                    session_labels.setdefault(sid, {})[key] = value
-        result: dict[tuple[str, str, str], Series] = {}
-        for row in rows:
-            series_key = (str(row.scenario), str(row.metric), str(row.machine_class))
-            series = result.get(series_key)
-            if series is None:
-                series = result[series_key] = Series(*series_key, sessions=int(row.sessions))
-            series.points.append(
-                SeriesPoint(
-                    session_id=row.session_id,
-                    recorded_at=row.recorded_at,
-                    median=float(row.median),
-                    status=row.status,
-                    kernel_release=row.kernel_release,
-                    host=row.host,
-                    git_commit=row.git_commit,
-                    labels=dict(sorted(session_labels.get(row.session_id, {}).items())),
+                    .order_by(ss.c.recorded_at.desc(), ss.c.session_id.desc())
+                    .limit(max(1, last))
+                ).all()
+                chosen = list(reversed(newest))
+                ids = [row.session_id for row in chosen]
+                values_query = sa.select(sm.c.session_id, sm.c.metric, sm.c.median).where(
+                    sm.c.session_id.in_(ids)
                 )
-            )
-        return list(result.values())
+                if metric is not None:
+                    values_query = values_query.where(sm.c.metric == metric)
+                medians: dict[str, dict[str, float]] = {}
+                for sid, name, median in conn.execute(values_query).tuples():
+                    medians.setdefault(name, {})[sid] = float(median)
+                session_labels: dict[str, dict[str, str]] = {}
+                label_rows = sa.select(sl.c.session_id, sl.c.key, sl.c.value).where(
+                    sl.c.session_id.in_(ids)
+                )
+                for sid, key, value in conn.execute(label_rows).tuples():
+                    session_labels.setdefault(sid, {})[key] = value
+                for name in sorted(medians):
+                    by_session = medians[name]
+                    result.append(
+                        Series(
+                            scenario=group_scenario,
+                            metric=name,
+                            machine_class=group_class,
+                            sessions=int(count),
+                            points=[
+                                SeriesPoint(
+                                    session_id=row.session_id,
+                                    recorded_at=row.recorded_at,
+                                    median=by_session[row.session_id],
+                                    status=row.status,
+                                    kernel_release=row.kernel_release,
+                                    host=row.host,
+                                    git_commit=row.git_commit,
+                                    labels=dict(
+                                        sorted(session_labels.get(row.session_id, {}).items())
+                                    ),
+                                )
+                                for row in chosen
+                                if row.session_id in by_session
+                            ],
+                        )
+                    )
+        return result
+
+
+def utc_timestamp() -> str:
+    # Not perfcheck.baseline's: importing that module imports scipy, a second of start-up.
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json(value: Any) -> str:
