@@ -919,6 +919,14 @@ def _configure_store(config: pytest.Config) -> None:
     except (ValueError, Error) as exc:
         raise pytest.UsageError(f"{OPT_STORE}: {exc}") from None
     labels.update(dict(config.getoption("perfcheck_label") or ()))
+    if named and location is not None:
+        # A store the user named must work: find out before minutes of measuring.
+        from perfcheck.resultstore.sqlstore import open_store
+
+        try:
+            open_store(location, create=True).close()
+        except Error as exc:
+            raise pytest.UsageError(f"{OPT_STORE}: {exc}") from None
     config.stash[STORE_KEY] = StoreSettings(location, bool(named), labels)
     config.stash[SCENARIO_HASHES_KEY] = {}
 

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from perfcheck.resultstore.records import (
 )
 from perfcheck.resultstore.sqlstore import open_store, store_location
 from tests.storedata import make_results
-from tests.test_plugin_workflow import project, run  # noqa: F401 - the fixture
+from tests.test_plugin_workflow import FAKE_CONFTEST, project, run  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -267,16 +268,41 @@ def test_every_run_appends_to_the_default_store(
     db.close()
 
 
-def test_a_store_that_cannot_be_written_fails_the_run_in_one_line(
+def test_a_named_store_that_cannot_be_opened_stops_the_run_before_measuring(
     project: pytest.Pytester,  # noqa: F811
 ) -> None:
     project.makefile(".sqlite", bad="garbage " * 200)
     bad = project.path / "bad.sqlite"
     result = run(project, "--perfcheck", f"--perfcheck-store={bad}")
-    result.stdout.fnmatch_lines(
-        [f"perfcheck: --perfcheck-store failed: {bad}: not a readable SQLite database*"]
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --perfcheck-store: {bad}: not a readable SQLite database*"]
     )
-    assert result.ret != 0
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "fake-reads" not in result.stdout.str()
+
+
+def test_a_store_that_breaks_during_the_run_fails_it_in_one_line(
+    project: pytest.Pytester,  # noqa: F811
+) -> None:
+    # The store is fine when the run starts and corrupt by its end.
+    store = project.path / "store.sqlite"
+    project.makeconftest(
+        FAKE_CONFTEST
+        + textwrap.dedent(
+            f"""
+            import pytest
+
+            @pytest.hookimpl(tryfirst=True)
+            def pytest_sessionfinish(session):
+                open({str(store)!r}, "wb").write(b"garbage " * 200)
+            """
+        )
+    )
+    result = run(project, "--perfcheck", f"--perfcheck-store={store}")
+    result.stdout.fnmatch_lines(
+        [f"perfcheck: --perfcheck-store failed: {store}: not a readable SQLite database*"]
+    )
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
 
 
 def test_bad_label_is_a_usage_error(project: pytest.Pytester) -> None:  # noqa: F811
