@@ -163,6 +163,25 @@ def test_reading_never_creates_a_store(tmp_path: Path) -> None:
     assert not (tmp_path / "none-yet.sqlite").exists()
 
 
+def test_values_shown_as_the_gate_shows_them() -> None:
+    from perfcheck.resultstore.history_view import format_value as shown
+    from perfcheck.verdict import format_value
+
+    cases = [
+        ("block.latency.read.p50", 9012.0),
+        ("x.p99_9", 123.0),
+        ("x.p90", 1.5e6),
+        ("x.p99", 2.5e9),
+        ("fio.iops.read", 35312.0),
+        ("fio.iops.write", 312.0),
+        ("fio.bw_bytes.read", 1.26e8),
+        ("iperf3.bits_per_second", 9.41e9),
+        ("other", 1.23456),
+    ]
+    for metric, value in cases:
+        assert shown(metric, value) == format_value(metric, value)
+
+
 def test_sparkline() -> None:
     assert sparkline([]) == ""
     assert sparkline([1, 1, 1]) == "▄▄▄"

@@ -142,7 +142,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     tty = sys.stdout.isatty()
-    console = Console(highlight=False, width=None if tty else 250)
+    # Piped: as wide as the table needs, so identifiers stay whole on one line.
+    console = Console(highlight=False, width=None if tty else 10_000)
     title = f"{location.display}: last {args.last} sessions per series"
     console.print(history_table(series, whole_ids=not tty, title=title))
     return 0

@@ -23,6 +23,8 @@ SHORT_ID: Final[int] = 12
 # a second of start-up for a command that only reads a table.
 _NS_UNITS: Final = ((1e9, "s"), (1e6, "ms"), (1e3, "us"), (1.0, "ns"))
 _IOPS_UNITS: Final = ((1e6, "M IOPS"), (1e3, "k IOPS"), (1.0, " IOPS"))
+_BYTES_UNITS: Final = ((1024.0**3, "GiB/s"), (1024.0**2, "MiB/s"), (1024.0, "KiB/s"), (1.0, "B/s"))
+_BITS_UNITS: Final = ((1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s"), (1.0, "bit/s"))
 
 
 def _scaled(value: float, units: tuple[tuple[float, str], ...], space: str) -> str:
@@ -35,9 +37,14 @@ def _scaled(value: float, units: tuple[tuple[float, str], ...], space: str) -> s
 
 
 def format_value(metric: str, value: float) -> str:
-    """Percentiles (``.pNN``) are nanoseconds: ns/us/ms/s; IOPS as ``12.3k IOPS``; else %.4g."""
+    """Percentiles (``.pNN``) are nanoseconds: ns/us/ms/s; IOPS as ``12.3k IOPS``; fio's
+    ``bw_bytes`` in bytes per second, ``bits_per_second`` in bit/s; else %.4g."""
     if re.search(r"\.p[0-9][0-9_]*$", metric):
         return _scaled(value, _NS_UNITS, " ")
+    if metric.endswith("bw_bytes"):
+        return _scaled(value, _BYTES_UNITS, " ")
+    if metric.endswith("bits_per_second"):
+        return _scaled(value, _BITS_UNITS, " ")
     if ".iops." in metric or metric.endswith("iops"):
         return _scaled(value, _IOPS_UNITS, "")
     return f"{value:.4g}"
