@@ -130,6 +130,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         add_arguments=cli_store.add_history_arguments,
         run=cli_store.cmd_history,
     ),
+    Subcommand(
+        name="changes",
+        help="change points per scenario, metric and machine class in the results store",
+        add_arguments=cli_store.add_changes_arguments,
+        run=cli_store.cmd_changes,
+    ),
     # Probe commands (perfcheck/cli_probe.py).
     Subcommand(
         name="probes",

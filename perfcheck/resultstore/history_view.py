@@ -6,6 +6,7 @@ not a terminal (a pipe, a CI log), every identifier is printed whole.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from perfcheck.resultstore.changes import ChangePoint
     from perfcheck.resultstore.sqlstore import Series
 
 SPARK_BARS: Final[str] = "▁▂▃▄▅▆▇█"
@@ -112,7 +114,7 @@ def history_table(series: Sequence[Series], whole_ids: bool, title: str) -> Tabl
             Text(_short(newest.git_commit, whole_ids)),
             Text(_labels_text(newest.labels)),
         )
-    return table
+    return _unwrapped(table) if whole_ids else table
 
 
 def history_json(series: Sequence[Series], store: str) -> dict[str, Any]:
@@ -142,3 +144,86 @@ def history_json(series: Sequence[Series], store: str) -> dict[str, Any]:
             for item in series
         ],
     }
+
+
+def changes_table(
+    found: Sequence[tuple[Series, ChangePoint]], whole_ids: bool, title: str
+) -> Table:
+    """Per change point: its series, the first session after it (time, id, kernel, commit,
+    labels), the medians either side with the relative change, and its p-value."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left")
+    for name in ("scenario", "metric", "machine class"):
+        table.add_column(name, overflow="fold")
+    table.add_column("first session after (UTC)", no_wrap=True)
+    table.add_column("before -> after (medians)", no_wrap=True)
+    table.add_column("change", justify="right", no_wrap=True)
+    table.add_column("p-value", justify="right", no_wrap=True)
+    table.add_column("sessions", justify="right", no_wrap=True)
+    table.add_column("session", overflow="fold")
+    table.add_column("kernel", overflow="fold")
+    table.add_column("commit", overflow="fold")
+    table.add_column("labels", overflow="fold")
+    for item, point in found:
+        first = item.points[point.index]
+        table.add_row(
+            Text(item.scenario),
+            Text(item.metric),
+            Text(item.machine_class),
+            first.recorded_at.replace("T", " ").removesuffix("Z"),
+            f"{format_value(item.metric, point.before_median)} -> "
+            f"{format_value(item.metric, point.after_median)}",
+            _relative(point.change),
+            f"{point.p_value:.2g}",
+            f"{point.before_sessions} | {point.after_sessions}",
+            Text(_short(first.session_id, whole_ids)),
+            Text(first.kernel_release),
+            Text(_short(first.git_commit, whole_ids)),
+            Text(_labels_text(first.labels)),
+        )
+    return _unwrapped(table) if whole_ids else table
+
+
+def _unwrapped(table: Table) -> Table:
+    """Every cell on one line (piped output: whole identifiers; and folding cells takes
+    rich half its rendering time)."""
+    for column in table.columns:
+        column.no_wrap = True
+    return table
+
+
+def _relative(change: float) -> str:
+    if math.isinf(change):
+        return "+inf%" if change > 0 else "-inf%"
+    return f"{change * 100.0:+.1f}%"
+
+
+def changes_json(found: Sequence[tuple[Series, ChangePoint]], store: str) -> dict[str, Any]:
+    """Every change point with its series and the first session after it, whole ids."""
+    changes = []
+    for item, point in found:
+        first = item.points[point.index]
+        changes.append(
+            {
+                "scenario": item.scenario,
+                "metric": item.metric,
+                "machine_class": item.machine_class,
+                "first_session_after": {
+                    "session_id": first.session_id,
+                    "recorded_at": first.recorded_at,
+                    "kernel_release": first.kernel_release,
+                    "host": first.host,
+                    "git_commit": first.git_commit,
+                    "labels": first.labels,
+                },
+                "before_median": point.before_median,
+                "after_median": point.after_median,
+                "change": None if math.isinf(point.change) else point.change,
+                "p_value": point.p_value,
+                "sessions_before": point.before_sessions,
+                "sessions_after": point.after_sessions,
+            }
+        )
+    return {"store": store, "changes": changes}

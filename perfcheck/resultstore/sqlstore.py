@@ -149,7 +149,7 @@ class ResultStore:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
             tables = set(sa.inspect(conn).get_table_names())
             if s.meta.name in tables:
-                rows = dict(conn.execute(sa.select(s.meta.c.key, s.meta.c.value)).tuples().all())
+                rows = dict(conn.execute(sa.select(s.meta.c.key, s.meta.c.value)).all())
                 self._check_meta(rows)
                 return
             ours = sorted(t for t in tables if t.startswith(s.TABLE_PREFIX))
@@ -357,7 +357,7 @@ class ResultStore:
         )
         result: list[Series] = []
         with self.transaction() as conn:
-            for group_scenario, group_class, count in conn.execute(groups_query).tuples():
+            for group_scenario, group_class, count in conn.execute(groups_query):
                 newest = conn.execute(
                     sa.select(*columns)
                     .where(
@@ -376,13 +376,13 @@ class ResultStore:
                 if metric is not None:
                     values_query = values_query.where(sm.c.metric == metric)
                 medians: dict[str, dict[str, float]] = {}
-                for sid, name, median in conn.execute(values_query).tuples():
+                for sid, name, median in conn.execute(values_query):
                     medians.setdefault(name, {})[sid] = float(median)
                 session_labels: dict[str, dict[str, str]] = {}
                 label_rows = sa.select(sl.c.session_id, sl.c.key, sl.c.value).where(
                     sl.c.session_id.in_(ids)
                 )
-                for sid, key, value in conn.execute(label_rows).tuples():
+                for sid, key, value in conn.execute(label_rows):
                     session_labels.setdefault(sid, {})[key] = value
                 for name in sorted(medians):
                     by_session = medians[name]
