@@ -4,11 +4,13 @@ of many sessions; SQLite, and PostgreSQL beside it (a private server, as in the 
     .venv/bin/python bench/store_cost.py [--sessions 10000] [--appends 50] [--repeats 5]
 
 Goals (issue 16): appending a session <= 50 ms on SQLite; ``perfcheck history`` on 10,000
-sessions <= 1 s. The store is filled with made-up sessions of the shape a real run stores
-(7 metrics, 2 merged histograms, 5 rounds, 2 labels), 8 scenarios. Appends are timed one
-transaction each (as a run stores them), on the filled store; ``history`` is timed as a
-whole command (a new process: start-up, imports, query, table) and as the query and
-table alone. Prints medians with min..max and the number of runs.
+sessions <= 1 s (``perfcheck changes`` is timed beside it, without a goal). The store is
+filled with made-up sessions of the shape a real run stores (7 metrics, 2 merged
+histograms, 5 rounds, 2 labels), 8 scenarios. Appends are timed one transaction each (as
+a run stores them), on the filled store; ``history`` is timed as a whole command (a new
+process: start-up, imports, query, table) and as the query and table alone. Prints
+medians with min..max and the number of runs, and the load average: on a shared machine
+other work stretches wall times, so the command's own CPU time is printed too.
 """
 
 from __future__ import annotations
@@ -148,6 +150,12 @@ def measure(label: str, url: str, args: argparse.Namespace, sqlite: bool) -> Non
     # On a shared machine other work stretches wall time; the command's own CPU time is
     # what it costs when it has a CPU to itself (a lower bound of its wall time).
     show("  its CPU time (user + system)", cpu)
+    changes = [sys.executable, "-m", "perfcheck", "changes", "--store", url]
+
+    def changes_command() -> None:
+        subprocess.run(changes, check=True, stdout=subprocess.DEVNULL, env=env)
+
+    show(f"perfcheck changes on {args.sessions} sessions", timed(changes_command, args.repeats))
 
 
 def main(argv: list[str]) -> int:
