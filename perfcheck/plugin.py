@@ -964,7 +964,7 @@ def _store_results(session: pytest.Session, harness: Harness, results: Results |
     where = settings.location.display
     try:
         count = append_sessions(settings.location, sessions)
-    except PerfcheckError as exc:
+    except (PerfcheckError, ValueError, TypeError) as exc:  # a value JSON cannot hold too
         messages.append(f"perfcheck: {OPT_STORE} failed: {exc}")
         if settings.explicit and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
