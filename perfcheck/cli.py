@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from perfcheck import __version__, cli_ab, cli_probe, cli_results
 from perfcheck.errors import PerfcheckError
+from perfcheck.resultstore import cli_store
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,25 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         help="compare two set-ups (commands A and B) measured alternately in one run",
         add_arguments=cli_ab.add_ab_arguments,
         run=cli_ab.cmd_ab,
+    ),
+    # Results store commands (perfcheck/resultstore/cli_store.py).
+    Subcommand(
+        name="upload",
+        help="add results files and baseline files' sessions to the results store",
+        add_arguments=cli_store.add_upload_arguments,
+        run=cli_store.cmd_upload,
+    ),
+    Subcommand(
+        name="history",
+        help="each series in the results store: a table with a trend sparkline",
+        add_arguments=cli_store.add_history_arguments,
+        run=cli_store.cmd_history,
+    ),
+    Subcommand(
+        name="changes",
+        help="change points per scenario, metric and machine class in the results store",
+        add_arguments=cli_store.add_changes_arguments,
+        run=cli_store.cmd_changes,
     ),
     # Probe commands (perfcheck/cli_probe.py).
     Subcommand(
