@@ -54,13 +54,14 @@ sys.path.insert(0, str(HERE.parent))
 from bench.toggle import CLOCK_PAIR_C, EMPTY_PAIR_C  # noqa: E402
 from perfcheck.probes import (  # noqa: E402
     CATALOG,
+    BlockBioLatencyProbe,
     BlockLatencyProbe,
     BlockQueueLatencyProbe,
     BlockSizeProbe,
     partition_available,
 )
 from perfcheck.probes.base import Probe  # noqa: E402
-from perfcheck.probes.session import build_program, load_program  # noqa: E402
+from perfcheck.probes.session import attach_only, build_program, load_program  # noqa: E402
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.system.targets import ScratchLoopDevice  # noqa: E402
 
@@ -223,8 +224,8 @@ class Loaded:
     """A configuration attached to the kernel; ``close`` removes it."""
 
     def bpf_statistics(self) -> tuple[int, int] | None:
-        """(BPF run time in ns, block_rq_issue runs) so far, with statistics on; None if
-        unknown (bpftrace's programs are not ours to read)."""
+        """(BPF run time in ns, block_rq_complete runs: requests) so far, with statistics
+        on; None if unknown (bpftrace's programs are not ours to read)."""
         return None
 
     def close(self) -> None: ...
@@ -235,13 +236,15 @@ class LoadedProgram(Loaded):
         self.bpf = bpf
 
     def bpf_statistics(self) -> tuple[int, int] | None:
-        total = issues = 0
+        # Requests are counted at completion: every configuration has that handler, and
+        # some (block.bio_latency) have no block_rq_issue one.
+        total = requests = 0
         for name, function in self.bpf.funcs.items():
             run_time, runs = program_statistics(function.fd)
             total += run_time
-            if name.endswith(b"block_rq_issue"):
-                issues += runs
-        return total, issues
+            if name.endswith(b"block_rq_complete"):
+                requests += runs
+        return total, requests
 
     def close(self) -> None:
         self.bpf.cleanup()
@@ -274,6 +277,8 @@ def load_probes(probes: Sequence[Probe], dev: int, sample: int = 1) -> Loaded:
     bpf = load_program(probes)
     for probe in probes:
         probe.configure(bpf, {"dev": dev, "block_sample": sample})
+    # As a session does: the handlers follow the variant configure chose.
+    attach_only(bpf, probes, probes, release=False)
     return LoadedProgram(bpf)
 
 
@@ -319,6 +324,38 @@ def load_reference(text: str) -> Callable[[int], Loaded]:
     return load
 
 
+#: The least a completion-only timer does: one program reading the clock.
+CLOCK_ONLY_C = """
+BPF_ARRAY(pc_clock_only, u64, 1);
+
+RAW_TRACEPOINT_PROBE(block_rq_complete)
+{
+    u32 key = 0;
+    u64 *last = pc_clock_only.lookup(&key);
+    if (last)
+        *last = bpf_ktime_get_ns();
+    return 0;
+}
+"""
+
+#: The same plus the one read of the request the completion-only block.latency makes
+#: (128 bytes from its start: q, cmd_flags, __data_len and both stamps).
+CLOCK_AND_READ_C = """
+BPF_ARRAY(pc_clock_read, u64, 1);
+
+RAW_TRACEPOINT_PROBE(block_rq_complete)
+{
+    u32 key = 0;
+    u64 w[16];
+    bpf_probe_read_kernel(w, sizeof(w), (void *)ctx->args[0]);
+    u64 *last = pc_clock_read.lookup(&key);
+    if (last)
+        *last = bpf_ktime_get_ns() - w[14];
+    return 0;
+}
+"""
+
+
 def bpf_time_only(repeats: int, seconds: float) -> str:
     """BPF time per block request of the empty pair (the floor) and of block.latency, at
     each setting, ``repeats`` runs each, alternating: a quick look at what the program
@@ -326,8 +363,18 @@ def bpf_time_only(repeats: int, seconds: float) -> str:
     configs: dict[str, Callable[[int], Loaded]] = {
         "empty raw-tracepoint pair (floor)": load_reference(EMPTY_PAIR_C),
         "clock-read pair (floor of any issue-to-completion timer)": load_reference(CLOCK_PAIR_C),
-        "block.latency": lambda dev: load_probes([BlockLatencyProbe()], dev),
-        "block.latency, 1 in 8 sampled": lambda dev: load_probes([BlockLatencyProbe()], dev, 8),
+        "one program, clock read (floor of a completion-only timer)": load_reference(CLOCK_ONLY_C),
+        "one program, clock read and the 128-byte request read": load_reference(CLOCK_AND_READ_C),
+        "block.latency, two programs": lambda dev: load_probes(
+            [BlockLatencyProbe(kernel_stamps=False)], dev
+        ),
+        "block.latency, two programs, 1 in 8 sampled": lambda dev: load_probes(
+            [BlockLatencyProbe(kernel_stamps=False)], dev, 8
+        ),
+        "block.bio_latency": lambda dev: load_probes([BlockBioLatencyProbe()], dev),
+        "block.latency, completion-only (the request's own stamp)": lambda dev: load_probes(
+            [BlockLatencyProbe()], dev
+        ),
     }
     found: dict[str, dict[str, list[float]]] = {
         name: {setting: [] for setting in FIO_SETTINGS} for name in configs
@@ -558,7 +605,7 @@ def main(argv: Sequence[str]) -> int:
         "--bpf-time-only",
         type=int,
         metavar="N",
-        help="only BPF time per request of an empty program pair and block.latency, N runs",
+        help="only BPF time per request of the floors and the block probes' variants, N runs",
     )
     args = parser.parse_args(argv)
     if args.quick:

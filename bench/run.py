@@ -24,8 +24,14 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ),
     # Does the loop-device noise control (workqueue affinity scope) steady rounds here?
     ("affinity_scope.py", ["--pairs", "12"], ["--pairs", "2", "--rounds", "3"]),
+    # Where the wait for a request tag shows: fio, block.bio_latency, block.queue_latency.
+    ("tag_wait.py", [], ["--repeats", "1", "--seconds", "1"]),
     # Does the drift control follow the machine's drift of the disk path?
     ("control_tracking.py", ["--minutes", "10"], ["--minutes", "2"]),
+    # The results store: appending a session, perfcheck history on 10,000 sessions.
+    ("store_cost.py", [], ["--sessions", "2000", "--appends", "20", "--repeats", "3"]),
+    # perfcheck changes replayed on the scorecard's recorded sessions.
+    ("changes_quality.py", [], []),
     # The detection scorecard, recomputed from the recorded rounds in detection/data/
     # (recording new ones takes 20-40 minutes: python -m bench.detection.record).
     ("detection/score.py", [], []),

@@ -40,7 +40,7 @@ from perfcheck.probes import (  # noqa: E402
     BlockSizeProbe,
 )
 from perfcheck.probes.base import Probe  # noqa: E402
-from perfcheck.probes.session import build_program, load_program  # noqa: E402
+from perfcheck.probes.session import attach_only, build_program, load_program  # noqa: E402
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402
 from perfcheck.system.processes import stop_process  # noqa: E402
 from perfcheck.system.targets import BlockTarget, ScratchLoopDevice  # noqa: E402
@@ -127,6 +127,8 @@ def load(text: str, probes: Sequence[Probe], dev: int, sample: int = 1) -> Toggl
     bpf = load_program(probes, text)
     for probe in probes:
         probe.configure(bpf, {"dev": dev, "block_sample": sample})
+    # As a session does: the handlers follow the variant configure chose.
+    attach_only(bpf, probes, probes, release=False)
     return Toggled(bpf)
 
 
@@ -159,6 +161,9 @@ CONFIGURATIONS: dict[str, Callable[[int], Toggled]] = {
     "clock-read pair": lambda dev: load(CLOCK_PAIR_C, [], dev),
     "block.latency": lambda dev: load(
         build_program([BlockLatencyProbe()]), [BlockLatencyProbe()], dev
+    ),
+    "block.latency, two programs": lambda dev: load(
+        build_program([BlockLatencyProbe()]), [BlockLatencyProbe(kernel_stamps=False)], dev
     ),
     "block.latency, idle handlers attached too": lambda dev: load_all(
         build_program([BlockLatencyProbe()]), [BlockLatencyProbe()], dev

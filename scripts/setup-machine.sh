@@ -35,6 +35,7 @@ PACKAGES=(
   iperf3
   stress-ng
   chromium      # renders the HTML report in tests
+  postgresql    # the results store's PostgreSQL tests run a private server
 )
 
 DEBUGFS_DIR=/sys/kernel/debug

@@ -15,10 +15,17 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# pytester's in-process runs drop the modules a run imported when it ends, but compiled
+# extension modules cannot be imported twice: SQLAlchemy's (the results store opens it at
+# the end of every run) would break the second run. Imported here, they stay loaded.
+import psycopg  # noqa: E402, F401
+
+import perfcheck.resultstore.sqlstore  # noqa: E402, F401
+
 # --- real-capability tests must not skip when PERFCHECK_REQUIRE_REAL=1 -----------------
 
 REQUIRE_REAL_ENV = "PERFCHECK_REQUIRE_REAL"
-REAL_CAPABILITY_MARKERS: tuple[str, ...] = ("realbpf", "realfio")
+REAL_CAPABILITY_MARKERS: tuple[str, ...] = ("realbpf", "realfio", "realpostgres")
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -20,6 +20,7 @@ from perfcheck.cli import ab as cli_ab
 from perfcheck.cli import probe as cli_probe
 from perfcheck.cli import results as cli_results
 from perfcheck.errors import PerfcheckError
+from perfcheck.resultstore import cli_store
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,10 @@ COMMANDS: dict[str, str] = {
 }
 
 # The one place subcommands are registered: the results commands (each exits 2 on an
-# unreadable file), interleaved A/B runs, the probe commands.
+# unreadable file), interleaved A/B runs, the results store's, the probe commands.
 SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
     command
-    for module in (sys.modules[__name__], cli_results, cli_ab, cli_probe)
+    for module in (sys.modules[__name__], cli_results, cli_ab, cli_store, cli_probe)
     for command in commands_of(module)
 )
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -36,6 +36,9 @@ from perfcheck.stats.verdict import format_comparison
 from perfcheck.system.lock import HostLock
 from perfcheck.system.targets import QUEUE_SETTING_NAME
 from perfcheck.workloads.scenario import SCENARIO_DIR_NAME, Scenario, load_scenario, threshold_for
+
+if TYPE_CHECKING:
+    from perfcheck.report.results import Results
 
 OPT_ENABLE = "--perfcheck"
 OPT_UPDATE = "--perfcheck-update"
@@ -62,6 +65,8 @@ OPT_BASELINE_SESSIONS = "--perfcheck-baseline-sessions"
 OPT_CONTROL = "--perfcheck-control"
 OPT_AB_A = "--perfcheck-ab-a"
 OPT_AB_B = "--perfcheck-ab-b"
+OPT_STORE = "--perfcheck-store"
+OPT_LABEL = "--perfcheck-label"
 
 MARKER = "perfcheck"
 SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc and fio)"
@@ -71,6 +76,8 @@ RUN_KEY = pytest.StashKey["PerfcheckRun"]()
 RUN_PLUGIN_NAME = "perfcheck-run"
 GATE_KEY = pytest.StashKey["PendingGate"]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
+STORE_KEY = pytest.StashKey["StoreSettings"]()
+SCENARIO_HASHES_KEY = pytest.StashKey[dict[str, str | None]]()
 
 
 def queue_setting_arg(text: str) -> tuple[str, str]:
@@ -261,6 +268,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="CMD",
         help="interleaved A/B: set-up command of side B, judged against A (see perfcheck ab)",
     )
+    _add_store_options(parser, group)
     parser.addini(
         "perfcheck_control", "measure the drift control (as --perfcheck-control)", type="bool"
     )
@@ -369,6 +377,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(run, RUN_PLUGIN_NAME)
     _check_output_paths(config)
+    _configure_store(config)
 
 
 def _interrupt_on_sigterm() -> Any:
@@ -437,6 +446,7 @@ class ScenarioItem(pytest.Item):
         harness = self.config.stash[RUN_KEY].harness
         try:
             scenario = self.load()
+            _note_scenario(self.config, scenario.name, scenario)
             ab = harness.settings.ab_commands
             if ab is not None:
                 commands = ABCommands(*ab)
@@ -604,6 +614,7 @@ def block_latency(request: pytest.FixtureRequest) -> BlockLatencyRounds:
     except PerfcheckError as exc:
         pytest.fail(str(exc), pytrace=False)
     name = kwargs.get("baseline") or baseline_name_for(request.node.nodeid.split("::", 1)[-1])
+    _note_scenario(request.config, name, scenario)
     thresholds = {**scenario.thresholds, **dict(kwargs.get("thresholds") or {})}
     request.node.stash[GATE_KEY] = PendingGate(
         name,
@@ -682,7 +693,10 @@ class PerfcheckRun:
                 harness.flush()
             else:
                 harness.discard()  # an interrupted run records nothing
-            self.saved += _save_results(session, harness)
+            # Built once, so the results file and the results store share session ids.
+            results = harness.results() if harness.outcomes else None
+            self.saved += _save_results(session, harness, results)
+            self.saved += _store_results(session, harness, results)
         finally:
             harness.close()
 
@@ -829,7 +843,7 @@ def _percentile_properties(outcome: ScenarioOutcome) -> list[tuple[str, object]]
     return list(percentile_properties(outcome.measurement))
 
 
-def _save_results(session: pytest.Session, harness: Harness) -> list[str]:
+def _save_results(session: pytest.Session, harness: Harness, results: Results | None) -> list[str]:
     """Write --perfcheck-save and --perfcheck-report (after baselines were flushed); what
     was written or failed, one line each."""
     paths = _output_paths(session.config)
@@ -838,7 +852,7 @@ def _save_results(session: pytest.Session, harness: Harness) -> list[str]:
     from perfcheck.report.html import write_report
     from perfcheck.report.results import write_results
 
-    results = harness.results()
+    results = results if results is not None else harness.results()
     messages: list[str] = []
     for option, path in paths:
         try:
@@ -890,3 +904,121 @@ def pytest_runtest_makereport(
         extras = [*getattr(report, "extras", []), html_plugin.extras.html(fragment)]
         setattr(report, "extras", extras)  # noqa: B010 - an attribute pytest-html reads
     return report
+
+
+# -- results store: every run's sessions appended at the end (perfcheck.resultstore) ---------
+
+STORE_ENV = "PERFCHECK_STORE"
+
+
+@dataclass
+class StoreSettings:
+    location: Any  # perfcheck.resultstore.sqlstore.StoreLocation, or None: switched off
+    #: Named by option, environment or ini: a failure to store fails the run.
+    explicit: bool
+    labels: dict[str, str]
+
+
+def _label_arg(text: str) -> tuple[str, str]:
+    from perfcheck.resultstore.records import parse_label
+
+    try:
+        return parse_label(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_store_options(parser: pytest.Parser, group: Any) -> None:
+    group.addoption(
+        OPT_STORE,
+        metavar="URL",
+        help="results store every run appends its sessions to: a SQLite file (default"
+        " .perfcheck/results.sqlite under the rootdir, or $PERFCHECK_STORE), postgresql://..."
+        " for a fleet, or 'none' to store nothing",
+    )
+    group.addoption(
+        OPT_LABEL,
+        action="append",
+        type=_label_arg,
+        metavar="KEY=VALUE",
+        help="label this run's sessions in the store (kernel commit, build id, branch);"
+        " repeatable; also $PERFCHECK_LABELS='k=v,k2=v2'",
+    )
+    parser.addini("perfcheck_store", "results store URL or path (as --perfcheck-store)", default="")
+
+
+def _configure_store(config: pytest.Config) -> None:
+    """Check the store URL and labels before measuring; the store is opened at the end."""
+    from perfcheck.errors import PerfcheckError as Error
+    from perfcheck.resultstore.records import labels_from_env
+    from perfcheck.resultstore.sqlstore import store_location
+
+    if config.stash[RUN_KEY].harness.settings.ab_commands is not None:
+        return  # A/B sides are two set-ups of one run, not sessions of a series
+    named = (
+        config.getoption("perfcheck_store")
+        or os.environ.get(STORE_ENV)
+        or config.getini("perfcheck_store")
+    )
+    try:
+        labels = labels_from_env()
+        location = store_location(named, config.rootpath)
+    except (ValueError, Error) as exc:
+        raise pytest.UsageError(f"{OPT_STORE}: {exc}") from None
+    labels.update(dict(config.getoption("perfcheck_label") or ()))
+    if named and location is not None:
+        # A store the user named must work: find out before minutes of measuring.
+        from perfcheck.resultstore.sqlstore import open_store
+
+        try:
+            open_store(location, create=True).close()
+        except Error as exc:
+            raise pytest.UsageError(f"{OPT_STORE}: {exc}") from None
+    config.stash[STORE_KEY] = StoreSettings(location, bool(named), labels)
+    config.stash[SCENARIO_HASHES_KEY] = {}
+
+
+def _note_scenario(config: pytest.Config, name: str, scenario: Scenario) -> None:
+    hashes = config.stash.get(SCENARIO_HASHES_KEY, None)
+    if hashes is not None:
+        from perfcheck.resultstore.records import scenario_hash
+
+        hashes[name] = scenario_hash(scenario)
+
+
+def _store_results(session: pytest.Session, harness: Harness, results: Results | None) -> list[str]:
+    """Append the run's sessions to the results store, one transaction each; what was
+    stored or failed, one line."""
+    settings = session.config.stash.get(STORE_KEY, None)
+    if settings is None or settings.location is None or results is None:
+        return []
+    from perfcheck.resultstore.records import (
+        SOURCE_RUN,
+        git_commit,
+        host_name,
+        sessions_from_results,
+    )
+    from perfcheck.resultstore.sqlstore import append_sessions
+
+    messages: list[str] = []
+    sessions = sessions_from_results(
+        results,
+        source=SOURCE_RUN,
+        labels=settings.labels,
+        host=host_name(),
+        commit=git_commit(session.config.rootpath),
+        scenario_hashes=session.config.stash.get(SCENARIO_HASHES_KEY, {}),
+    )
+    where = settings.location.display
+    try:
+        count = append_sessions(settings.location, sessions)
+    except (PerfcheckError, ValueError, TypeError) as exc:  # a value JSON cannot hold too
+        messages.append(f"perfcheck: {OPT_STORE} failed: {exc}")
+        if settings.explicit and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        return messages
+    already = f" ({count.present} already there)" if count.present else ""
+    messages.append(
+        f"perfcheck: {count.added} session(s) appended to {where}{already}; see perfcheck history"
+    )
+    return messages

@@ -13,7 +13,12 @@ Nothing here imports bcc; :mod:`perfcheck.probes.session` does, lazily.
 from __future__ import annotations
 
 from perfcheck.probes.base import Probe, ProbeCounters
-from perfcheck.probes.block import BlockLatencyProbe, BlockQueueLatencyProbe, BlockSizeProbe
+from perfcheck.probes.block import (
+    BlockBioLatencyProbe,
+    BlockLatencyProbe,
+    BlockQueueLatencyProbe,
+    BlockSizeProbe,
+)
 from perfcheck.probes.catalog import CatalogProbe
 from perfcheck.probes.features import Unavailable, partition_available
 from perfcheck.probes.func import FuncLatencyProbe, UserFuncLatencyProbe
@@ -28,6 +33,7 @@ CATALOG: dict[str, type[Probe]] = {
         BlockLatencyProbe,
         BlockQueueLatencyProbe,
         BlockSizeProbe,
+        BlockBioLatencyProbe,
         SchedRunqLatencyProbe,
         NetSoftirqProbe,
         TcpSrttProbe,
@@ -49,6 +55,7 @@ def filter_on(names: tuple[str, ...] | list[str], setting: str) -> bool:
 
 __all__ = [
     "CATALOG",
+    "BlockBioLatencyProbe",
     "BlockLatencyProbe",
     "BlockQueueLatencyProbe",
     "BlockSizeProbe",

@@ -211,6 +211,10 @@ class KernelBTF:
             return self.size_of(int(elem)) * int(count)
         raise BTFError(f"{self.source}: type id {type_id} (kind {t.kind}) has no size")
 
+    def struct_size(self, struct_name: str) -> int:
+        """Bytes of ``struct struct_name``."""
+        return self.size_of(self._find(struct_name, frozenset({KIND_STRUCT, KIND_UNION})))
+
     def _members(self, type_id: int) -> Iterator[tuple[str, int, int, int]]:
         """(name, type id, bit offset, bitfield size) of a struct's or union's members."""
         t = self._type(type_id)

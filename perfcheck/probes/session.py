@@ -80,18 +80,22 @@ def _detach(bpf: Any, handler: Handler) -> None:
         bpf.detach_tracepoint(tp=tp.encode())
 
 
-def attach_only(bpf: Any, probes: Sequence[Probe], active: Sequence[Probe]) -> None:
+def attach_only(
+    bpf: Any, probes: Sequence[Probe], active: Sequence[Probe], release: bool = True
+) -> None:
     """Leave attached exactly the handlers of ``active`` (some of ``probes``, the
-    program's probes) and release what the others' ``configure`` started."""
+    program's probes) and, with ``release``, release what the others' ``configure``
+    started."""
     needed = {handler for probe in active for handler in probe.handlers()}
     attached = attached_handlers(bpf)
     for handler in sorted(attached - needed):
         _detach(bpf, handler)
     for handler in sorted(needed - attached):
         _attach(bpf, handler)
-    for probe in probes:
-        if probe not in active:
-            probe.release(bpf)
+    if release:
+        for probe in probes:
+            if probe not in active:
+                probe.release(bpf)
 
 
 def load_program(probes: Sequence[Probe], text: str | None = None) -> Any:
@@ -220,6 +224,16 @@ class ProbeSession:
         bpf = self._require()
         for probe in self.probes:
             probe.configure(bpf, settings)
+        # A probe's handlers may depend on what configure found: block.latency times
+        # from the request's own timestamp, with no issue handler, where the disk has it.
+        active = [probe for probe in self.probes if probe.name in self._active]
+        try:
+            attach_only(bpf, self.probes, active, release=False)
+        except Exception as exc:  # bcc raises bare Exceptions
+            raise ProbeError(
+                f"probes {', '.join(self._active) or '(none)'}: cannot attach or detach"
+                f" ({exc}); run `perfcheck doctor`"
+            ) from exc
 
     def snapshot(self) -> ProbeCounters:
         bpf = self._require()

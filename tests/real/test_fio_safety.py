@@ -78,7 +78,7 @@ READ = "[attack]\nrw=randread\nbs=4k\ndirect=1\n"
 def test_randtrimwrite_is_a_write(tmp_path: Path, ext4: Ext4Device) -> None:
     job = "[attack]\nrw=randtrimwrite\nbs=4k\n"
     message = refused(tmp_path, job, ext4.device)
-    assert "refusing to write, it holds ext4" in message
+    assert "refusing to write, blkid finds ext4 on it" in message
     ext4.assert_intact()
 
 
@@ -112,7 +112,7 @@ def test_an_included_filename_cannot_retarget_fio(tmp_path: Path, ext4: Ext4Devi
 
 def test_a_write_mode_in_workload_options_is_a_write(tmp_path: Path, ext4: Ext4Device) -> None:
     message = refused(tmp_path, "[attack]\nbs=4k\n", ext4.device, 'rw = "randwrite"')
-    assert "refusing to write, it holds ext4" in message
+    assert "refusing to write, blkid finds ext4 on it" in message
     ext4.assert_intact()
 
 

@@ -32,16 +32,23 @@ from perfcheck.probes import features as features_module
 from perfcheck.probes.base import Probe
 from perfcheck.probes.block import (
     BLOCK_PROGRAM_C,
+    FEATURE_BIO,
+    FEATURE_DETECT,
     FEATURE_LATENCY,
     FEATURE_QUEUE,
     FEATURE_SIZE,
+    FEATURE_STAMPED,
+    BioLayout,
+    BlockBioLatencyProbe,
     BlockConfigStruct,
     BlockLatencyProbe,
     BlockLayout,
     BlockQueueLatencyProbe,
     BlockSizeProbe,
+    bio_window,
     configure_block_program,
     request_window,
+    stamp_window,
 )
 from perfcheck.probes.btf import BTFError, KernelBTF, Member
 from perfcheck.probes.catalog import CatalogProbe, setting
@@ -182,6 +189,18 @@ LAYOUT = BlockLayout(
     # The kernel's REQ_OP_* numbers under the op mask.
     **{"op_mask": 255, "op_read": 0, "op_write": 1, "op_flush": 2, "op_discard": 3},
     op_secure_erase=5,
+)
+
+
+BIO_LAYOUT = BioLayout(
+    **bio_window(Member(8, 8), Member(16, 4), Member(40, 4), struct_size=120),
+    off_bio_bdev=8,
+    off_bio_opf=16,
+    off_bio_size=40,
+    off_bdev_disk=16,
+    off_rq_bio=56,
+    off_bio_next=0,
+    flag_preflush=1 << 18,
 )
 
 
@@ -389,6 +408,16 @@ def test_request_fields_far_apart_are_read_one_by_one() -> None:
     assert request_window(Member(0, 8), Member(26, 4), Member(44, 4))["windowed"] == 0
 
 
+def test_bio_fields_are_read_in_one_window_that_stays_inside_the_bio() -> None:
+    # bi_bdev, bi_opf and bi_iter.bi_size as in a 6.18 bio of 120 bytes.
+    assert (BIO_LAYOUT.bio_windowed, BIO_LAYOUT.off_bio_window) == (1, 8)
+    words = (BIO_LAYOUT.bio_word_bdev, BIO_LAYOUT.bio_word_opf, BIO_LAYOUT.bio_word_size)
+    assert words == (0, 1, 4)
+    # A 64-byte read from offset 8 of a 64-byte struct would run past its end.
+    short = bio_window(Member(8, 8), Member(16, 4), Member(40, 4), struct_size=64)
+    assert short["bio_windowed"] == 0
+
+
 def test_block_config_struct_matches_the_c_declaration() -> None:
     program = FakeProgram(BLOCK_PROGRAM_C)
     c_fields = [field[0] for field in program[b"pc_blk_config"].Leaf._fields_]
@@ -417,6 +446,13 @@ def test_each_probe_names_the_handlers_its_numbers_come_from() -> None:
     # needs it, so a session of block.latency alone runs two programs per request.
     assert (raw, "block_rq_insert") in BlockQueueLatencyProbe().handlers()
     assert (raw, "block_rq_insert") not in BlockLatencyProbe().handlers()
+    # A blk-mq bio ends with its request: block_bio_complete fires only for bio-based
+    # disks and bios that never became a request.
+    assert BlockBioLatencyProbe().handlers() == (
+        (raw, "block_bio_queue"),
+        (raw, "block_rq_complete"),
+        (raw, "block_bio_complete"),
+    )
     assert SyscallLatencyProbe().handlers() == ((raw, "sys_enter"), (raw, "sys_exit"))
     assert TcpSrttProbe().handlers() == (("tracepoint", "tcp:tcp_probe"),)
     assert FuncLatencyProbe().handlers() == ()  # attached by configure, not on load
@@ -511,7 +547,10 @@ def test_block_sampling_is_configured_and_recorded_in_provenance(
 ) -> None:
     probe = BlockLatencyProbe()
     assert probe.provenance() == probe.events()
-    with patch("perfcheck.probes.block.block_layout", return_value=LAYOUT):
+    with (
+        patch("perfcheck.probes.block.block_layout", return_value=LAYOUT),
+        patch("perfcheck.probes.block.stamp_layout", return_value=None),
+    ):
         probe.configure(block_program, {"dev": 0x700001, "block_sample": 8})
         assert block_program[b"pc_blk_config"].values[0].sample_every == 8
         assert probe.provenance() == [*probe.events(), "sample:1/8"]
@@ -593,6 +632,107 @@ def test_block_provenance_names_the_raw_tracepoints_each_probe_uses() -> None:
     ]
     assert "raw_tracepoint:block:block_rq_insert" in BlockQueueLatencyProbe().provenance()
     assert BlockSizeProbe().provenance() == ["raw_tracepoint:block:block_rq_issue"]
+    assert BlockBioLatencyProbe().provenance()[0] == "raw_tracepoint:block:block_bio_queue"
+
+
+def test_the_bio_probe_writes_its_offsets_and_switches_its_own_feature_on(
+    block_program: FakeProgram, fixed_layouts: None
+) -> None:
+    configure_block_program(block_program, 0x700001, FEATURE_LATENCY, LAYOUT)
+    config = block_program[b"pc_blk_config"].values[0]
+    config.bdev, config.other_bdev = 0x1000, 0x2000
+    BlockBioLatencyProbe().configure(block_program, {"dev": 0x700001})
+    config = block_program[b"pc_blk_config"].values[0]
+    assert config.features == FEATURE_LATENCY | FEATURE_BIO
+    assert (config.off_rq_bio, config.off_bio_size, config.flag_preflush) == (56, 40, 1 << 18)
+    assert config.bdev == 0x1000  # same disk: the learned block_device is kept ...
+    BlockBioLatencyProbe().configure(block_program, {"dev": 0x700002})
+    config = block_program[b"pc_blk_config"].values[0]
+    assert (config.bdev, config.other_bdev, config.features) == (0, 0, FEATURE_BIO)  # ... not
+    BlockBioLatencyProbe().release(block_program)
+    assert block_program[b"pc_blk_config"].values[0].features == 0
+
+
+STAMP_LAYOUT = stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(112, 8))
+
+
+def test_request_stamps_are_read_with_the_filter_fields_in_one_window() -> None:
+    assert STAMP_LAYOUT is not None
+    assert (STAMP_LAYOUT.off_stamp_window, STAMP_LAYOUT.stamp_word_q) == (0, 0)
+    assert (STAMP_LAYOUT.stamp_word_data_len, STAMP_LAYOUT.stamp_word_io_start) == (5, 14)
+    # Past 128 bytes from the first field, or misaligned: no completion-only variant.
+    assert stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(136, 8)) is None
+    assert stamp_window(Member(0, 8), Member(24, 4), Member(44, 4), Member(100, 8)) is None
+
+
+@pytest.mark.parametrize(
+    ("seen", "variant"),
+    [
+        ((16, 0), "io_start_time_ns"),  # every request with data stamped
+        ((20, 0), "io_start_time_ns"),  # other reads of the disk too
+        ((0, 16), None),  # the queue collects no statistics: two programs
+        ((15, 1), None),  # one request without: two programs
+        ((0, 0), None),  # no request seen
+    ],
+)
+def test_the_run_time_check_picks_a_stamp_every_request_carried(
+    monkeypatch: pytest.MonkeyPatch,
+    fixed_layouts: None,
+    seen: tuple[int, int],
+    variant: str | None,
+) -> None:
+    probe = BlockLatencyProbe()
+    program = FakeProgram(build_program([probe]))
+    program.raw_tracepoint_fds = {b"block_rq_complete": 3}
+    monkeypatch.setattr("perfcheck.probes.block.stamp_layout", lambda: STAMP_LAYOUT)
+    monkeypatch.setattr("perfcheck.probes.block.disk_node", lambda dev: Path("/dev/fake"))
+
+    def reads(node: Path) -> int:
+        # The check switched counting on, and only counting: nothing is timed meanwhile.
+        config = program[b"pc_blk_config"].values[0]
+        assert config.features & FEATURE_DETECT and not config.features & FEATURE_STAMPED
+        table = program[b"pc_blk_stamps_seen"]
+        for i, n in enumerate(seen):
+            table[table.Key(i)] = table.Leaf(n)
+        return 16
+
+    monkeypatch.setattr("perfcheck.probes.block.read_directly", reads)
+    probe.configure(program, {"dev": 0x700001})
+    config = program[b"pc_blk_config"].values[0]
+    assert probe.stamp == variant
+    assert not config.features & FEATURE_DETECT
+    raw = "raw_tracepoint"
+    if variant is None:
+        assert config.features == FEATURE_LATENCY
+        assert probe.handlers() == ((raw, "block_rq_issue"), (raw, "block_rq_complete"))
+        assert probe.provenance() == [
+            f"{raw}:block:block_rq_issue",
+            f"{raw}:block:block_rq_complete",
+        ]
+    else:
+        assert config.features == FEATURE_STAMPED
+        assert config.stamp_word_io_start == 14
+        assert probe.handlers() == ((raw, "block_rq_complete"),)
+        assert probe.provenance() == [f"{raw}:block:block_rq_complete", f"request.{variant}"]
+    # Checked once per disk: a second configure reads nothing.
+    monkeypatch.setattr("perfcheck.probes.block.read_directly", lambda node: pytest.fail("read"))
+    probe.configure(program, {"dev": 0x700001, "block_sample": 4})
+    assert probe.stamp == variant
+    assert probe.provenance()[-1] == "sample:1/4"
+    BlockLatencyProbe().release(program)
+    assert not program[b"pc_blk_config"].values[0].features & (FEATURE_LATENCY | FEATURE_STAMPED)
+
+
+def test_the_bio_probe_has_no_block_counters_for_the_request_cross_check(
+    block_program: FakeProgram, fixed_layouts: None
+) -> None:
+    # rounds.cross_check compares block.* counters with fio's I/O count: a bio-only
+    # session must not enter it with zero requests.
+    program = FakeProgram(build_program([BlockBioLatencyProbe()]))
+    BlockBioLatencyProbe().configure(program, {"dev": 0x700001})
+    seen = BlockBioLatencyProbe().read(program)
+    assert seen.counters == {}
+    assert set(seen.histograms) == {f"block.bio_latency.{op}" for op in BLOCK_OPS_NAMES}
 
 
 # --- every probe configures and reads against its own C -------------------------------------
@@ -602,6 +742,9 @@ def test_block_provenance_names_the_raw_tracepoints_each_probe_uses() -> None:
 def fixed_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Offsets without a kernel: the fake maps only check names and sizes."""
     monkeypatch.setattr("perfcheck.probes.block.block_layout", lambda: LAYOUT)
+    monkeypatch.setattr("perfcheck.probes.block.bio_layout", lambda: BIO_LAYOUT)
+    # No run-time check of the request timestamps without a kernel: two programs.
+    monkeypatch.setattr("perfcheck.probes.block.stamp_layout", lambda: None)
     monkeypatch.setattr(
         "perfcheck.probes.sched.task_layout", lambda: TaskLayout(1264, 1268, 2376, 112, 256, 96)
     )
@@ -860,6 +1003,7 @@ def test_catalog_covers_the_issue_table() -> None:
         "block.latency",
         "block.queue_latency",
         "block.size",
+        "block.bio_latency",
         "sched.runqlat",
         "net.softirq",
         "tcp.srtt",
