@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.detection.score import INITIAL_ROUNDS, Session, load_sessions  # noqa: E402
-from perfcheck.resultstore.changes import change_points  # noqa: E402
+from perfcheck.stats.changes import change_points  # noqa: E402
 
 DATA = ROOT / "bench" / "detection" / "data"
 

@@ -31,13 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perfcheck.resultstore.history_view import history_table  # noqa: E402
-from perfcheck.resultstore.records import (  # noqa: E402
-    SOURCE_RUN,
-    StoredSession,
-    sessions_from_results,
-)
-from perfcheck.resultstore.sqlstore import StoreLocation, open_store, store_location  # noqa: E402
+from perfcheck.report.history import history_table  # noqa: E402
+from perfcheck.run.sessions import sessions_from_results  # noqa: E402
+from perfcheck.store.sessions.records import SOURCE_RUN, StoredSession  # noqa: E402
+from perfcheck.store.sessions.sqlstore import StoreLocation, open_store, store_location  # noqa: E402
 from tests import pgserver  # noqa: E402
 from tests.storedata import make_results  # noqa: E402
 

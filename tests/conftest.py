@@ -20,7 +20,7 @@ pytest_plugins = ["pytester"]
 # the end of every run) would break the second run. Imported here, they stay loaded.
 import psycopg  # noqa: E402, F401
 
-import perfcheck.resultstore.sqlstore  # noqa: E402, F401
+import perfcheck.store.sessions.sqlstore  # noqa: E402, F401
 
 # --- real-capability tests must not skip when PERFCHECK_REQUIRE_REAL=1 -----------------
 

@@ -19,8 +19,8 @@ from perfcheck import __version__
 from perfcheck.cli import ab as cli_ab
 from perfcheck.cli import probe as cli_probe
 from perfcheck.cli import results as cli_results
+from perfcheck.cli import store as cli_store
 from perfcheck.errors import PerfcheckError
-from perfcheck.resultstore import cli_store
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
 
 
 def _label(text: str) -> tuple[str, str]:
-    from perfcheck.resultstore.records import parse_label
+    from perfcheck.store.sessions.records import parse_label
 
     try:
         return parse_label(text)
@@ -40,8 +40,8 @@ def _add_store_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _location(args: argparse.Namespace) -> object:
-    from perfcheck.resultstore import StoreError
-    from perfcheck.resultstore.sqlstore import store_location
+    from perfcheck.store.sessions import StoreError
+    from perfcheck.store.sessions.sqlstore import store_location
 
     location = store_location(args.store or os.environ.get(STORE_ENV), Path.cwd())
     if location is None:
@@ -71,9 +71,9 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_upload(args: argparse.Namespace) -> int:
     """Every file is read first (a bad one stores nothing); then one transaction per session,
     skipped when its id is stored already. Exit 0, 1 on a store error, 2 on a bad file."""
-    from perfcheck.resultstore.records import labels_from_env
-    from perfcheck.resultstore.sqlstore import StoreLocation, open_store
-    from perfcheck.resultstore.upload import read_all
+    from perfcheck.run.upload import read_all
+    from perfcheck.store.sessions.records import labels_from_env
+    from perfcheck.store.sessions.sqlstore import StoreLocation, open_store
 
     try:
         labels = {**labels_from_env(), **dict(args.label)}
@@ -125,8 +125,8 @@ def add_history_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Exit 0 with series shown, 1 when nothing matched or on a store error."""
-    from perfcheck.resultstore.history_view import history_json, history_table
-    from perfcheck.resultstore.sqlstore import StoreLocation, open_store
+    from perfcheck.report.history import history_json, history_table
+    from perfcheck.store.sessions.sqlstore import StoreLocation, open_store
 
     if not 1 <= args.last <= 10_000:
         print(f"perfcheck history: --last {args.last}: give 1 to 10000", file=sys.stderr)
@@ -157,7 +157,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-#: As perfcheck.resultstore.changes.DEFAULT_ALPHA, which imports numpy (0.2 s of start-up).
+#: As perfcheck.stats.changes.DEFAULT_ALPHA, which imports numpy (0.2 s of start-up).
 CHANGES_ALPHA = 0.01
 
 
@@ -221,9 +221,9 @@ def _since_text(text: str) -> str:
 def cmd_changes(args: argparse.Namespace) -> int:
     """Exit 0 (with or without change points), 1 when no sessions match or on a store
     error, 2 on bad usage."""
-    from perfcheck.resultstore.changes import change_points
-    from perfcheck.resultstore.history_view import changes_json, changes_table
-    from perfcheck.resultstore.sqlstore import StoreLocation, open_store
+    from perfcheck.report.history import changes_json, changes_table
+    from perfcheck.stats.changes import change_points
+    from perfcheck.store.sessions.sqlstore import StoreLocation, open_store
 
     problems = []
     if not 0 < args.alpha < 1:

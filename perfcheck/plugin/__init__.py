@@ -906,21 +906,21 @@ def pytest_runtest_makereport(
     return report
 
 
-# -- results store: every run's sessions appended at the end (perfcheck.resultstore) ---------
+# -- results store: every run's sessions appended at the end (perfcheck.store.sessions) ---------
 
 STORE_ENV = "PERFCHECK_STORE"
 
 
 @dataclass
 class StoreSettings:
-    location: Any  # perfcheck.resultstore.sqlstore.StoreLocation, or None: switched off
+    location: Any  # perfcheck.store.sessions.sqlstore.StoreLocation, or None: switched off
     #: Named by option, environment or ini: a failure to store fails the run.
     explicit: bool
     labels: dict[str, str]
 
 
 def _label_arg(text: str) -> tuple[str, str]:
-    from perfcheck.resultstore.records import parse_label
+    from perfcheck.store.sessions.records import parse_label
 
     try:
         return parse_label(text)
@@ -950,8 +950,8 @@ def _add_store_options(parser: pytest.Parser, group: Any) -> None:
 def _configure_store(config: pytest.Config) -> None:
     """Check the store URL and labels before measuring; the store is opened at the end."""
     from perfcheck.errors import PerfcheckError as Error
-    from perfcheck.resultstore.records import labels_from_env
-    from perfcheck.resultstore.sqlstore import store_location
+    from perfcheck.store.sessions.records import labels_from_env
+    from perfcheck.store.sessions.sqlstore import store_location
 
     if config.stash[RUN_KEY].harness.settings.ab_commands is not None:
         return  # A/B sides are two set-ups of one run, not sessions of a series
@@ -968,7 +968,7 @@ def _configure_store(config: pytest.Config) -> None:
     labels.update(dict(config.getoption("perfcheck_label") or ()))
     if named and location is not None:
         # A store the user named must work: find out before minutes of measuring.
-        from perfcheck.resultstore.sqlstore import open_store
+        from perfcheck.store.sessions.sqlstore import open_store
 
         try:
             open_store(location, create=True).close()
@@ -981,7 +981,7 @@ def _configure_store(config: pytest.Config) -> None:
 def _note_scenario(config: pytest.Config, name: str, scenario: Scenario) -> None:
     hashes = config.stash.get(SCENARIO_HASHES_KEY, None)
     if hashes is not None:
-        from perfcheck.resultstore.records import scenario_hash
+        from perfcheck.run.sessions import scenario_hash
 
         hashes[name] = scenario_hash(scenario)
 
@@ -992,13 +992,9 @@ def _store_results(session: pytest.Session, harness: Harness, results: Results |
     settings = session.config.stash.get(STORE_KEY, None)
     if settings is None or settings.location is None or results is None:
         return []
-    from perfcheck.resultstore.records import (
-        SOURCE_RUN,
-        git_commit,
-        host_name,
-        sessions_from_results,
-    )
-    from perfcheck.resultstore.sqlstore import append_sessions
+    from perfcheck.run.sessions import sessions_from_results
+    from perfcheck.store.sessions.records import SOURCE_RUN, git_commit, host_name
+    from perfcheck.store.sessions.sqlstore import append_sessions
 
     messages: list[str] = []
     sessions = sessions_from_results(

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from perfcheck.resultstore.changes import ChangePoint
-    from perfcheck.resultstore.sqlstore import Series
+    from perfcheck.stats.changes import ChangePoint
+    from perfcheck.store.sessions.sqlstore import Series
 
 SPARK_BARS: Final[str] = "▁▂▃▄▅▆▇█"
 SHORT_ID: Final[int] = 12

@@ -12,13 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfcheck.report.results import MAX_RESULTS_BYTES, RECREATE_HINT, Results
-from perfcheck.resultstore.records import (
-    SOURCE_RESULTS_FILE,
-    StoredSession,
-    sessions_from_baseline,
-    sessions_from_results,
-)
+from perfcheck.run.sessions import sessions_from_baseline, sessions_from_results
 from perfcheck.store.baseline import BASELINE_KIND, MAX_BASELINE_BYTES, Baseline, read_json_file
+from perfcheck.store.sessions.records import SOURCE_RESULTS_FILE, StoredSession
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ import psycopg
 import pytest
 
 from perfcheck.report.results import write_results
-from perfcheck.resultstore import StoreError
-from perfcheck.resultstore.records import SOURCE_RUN, sessions_from_results
-from perfcheck.resultstore.sqlstore import open_store, store_location
+from perfcheck.run.sessions import sessions_from_results
+from perfcheck.store.sessions import StoreError
+from perfcheck.store.sessions.records import SOURCE_RUN
+from perfcheck.store.sessions.sqlstore import open_store, store_location
 from tests import pgserver
 from tests.storedata import make_results
 

@@ -1,4 +1,4 @@
-"""Change points in session medians (perfcheck.resultstore.changes) and `perfcheck changes`."""
+"""Change points in session medians (perfcheck.stats.changes) and `perfcheck changes`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from perfcheck.cli import main
-from perfcheck.resultstore import cli_store
-from perfcheck.resultstore.changes import DEFAULT_ALPHA, best_split, change_points
-from perfcheck.resultstore.records import MetricRecord, StoredSession
-from perfcheck.resultstore.sqlstore import open_store, store_location
+from perfcheck.cli import store as cli_store
+from perfcheck.stats.changes import DEFAULT_ALPHA, best_split, change_points
+from perfcheck.store.sessions.records import MetricRecord, StoredSession
+from perfcheck.store.sessions.sqlstore import open_store, store_location
 
 
 def noise(rng: np.random.Generator, median: float, n: int, spread: float = 0.05) -> list[float]:

@@ -14,18 +14,14 @@ from pathlib import Path
 import pytest
 
 from perfcheck.cli import main
+from perfcheck.report.history import sparkline
 from perfcheck.report.results import write_results
-from perfcheck.resultstore import StoreError
-from perfcheck.resultstore.history_view import sparkline
-from perfcheck.resultstore.records import (
-    SOURCE_RUN,
-    labels_from_env,
-    parse_label,
-    sessions_from_results,
-)
-from perfcheck.resultstore.sqlstore import open_store, store_location
+from perfcheck.run.sessions import sessions_from_results
 from perfcheck.stats.history import SessionSummary
 from perfcheck.store.baseline import Baseline, write_json_atomic
+from perfcheck.store.sessions import StoreError
+from perfcheck.store.sessions.records import SOURCE_RUN, labels_from_env, parse_label
+from perfcheck.store.sessions.sqlstore import open_store, store_location
 from tests.storedata import make_results
 from tests.test_plugin_workflow import FAKE_CONFTEST, project, run  # noqa: F401 - the fixture
 
@@ -164,7 +160,7 @@ def test_reading_never_creates_a_store(tmp_path: Path) -> None:
 
 
 def test_values_shown_as_the_gate_shows_them() -> None:
-    from perfcheck.resultstore.history_view import format_value as shown
+    from perfcheck.report.history import format_value as shown
     from perfcheck.stats.verdict import format_value
 
     cases = [

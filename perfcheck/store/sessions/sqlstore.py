@@ -8,7 +8,7 @@ file take the write lock at the start of their transaction and wait for each oth
 (:data:`SQLITE_BUSY_SECONDS`); on PostgreSQL, ``INSERT ... ON CONFLICT DO NOTHING`` makes
 concurrent uploads of one session store it once.
 
-Every failure is a :class:`~perfcheck.resultstore.StoreError`: one line naming the file or
+Every failure is a :class:`~perfcheck.store.sessions.StoreError`: one line naming the file or
 URL (password hidden) and what to do.
 """
 
@@ -27,9 +27,9 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, Connection, Engine
 
-from perfcheck.resultstore import StoreError
-from perfcheck.resultstore import schema as s
-from perfcheck.resultstore.records import StoredSession
+from perfcheck.store.sessions import StoreError
+from perfcheck.store.sessions import schema as s
+from perfcheck.store.sessions.records import StoredSession
 
 #: The default store, relative to the rootdir (pytest) or the current directory (CLI).
 DEFAULT_STORE_PATH: Final[str] = ".perfcheck/results.sqlite"

@@ -1,0 +1,176 @@
+"""A run's, a results file's or a baseline's sessions as the results store keeps them
+(:class:`~perfcheck.store.sessions.records.StoredSession`): the conversion from what a
+run reports to what the store holds."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from perfcheck import __version__
+from perfcheck.model.outcome import Status
+from perfcheck.model.session import SOURCE_RECORD
+from perfcheck.report.results import Results, ScenarioResult
+from perfcheck.store.baseline import Baseline
+from perfcheck.store.sessions.records import (
+    SOURCE_BASELINE,
+    SOURCE_BASELINE_HISTORY,
+    MetricRecord,
+    StoredSession,
+    content_id,
+    measurement_id,
+)
+
+if TYPE_CHECKING:
+    from perfcheck.workloads.scenario import Scenario
+
+
+def scenario_hash(scenario: Scenario) -> str | None:
+    """SHA-256 of the scenario file and its job file, or None if one cannot be read."""
+    digest = hashlib.sha256()
+    paths = [scenario.path]
+    job = scenario.workload.job
+    if job is not None:
+        paths.append(job if job.is_absolute() else scenario.path.parent / job)
+    try:
+        for path in paths:
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def metric_records(result: ScenarioResult) -> dict[str, MetricRecord]:
+    """Each metric of a result's measurement, with its comparison's verdict when it has one."""
+    compared = {c.metric: c for c in result.comparisons}
+    records: dict[str, MetricRecord] = {}
+    for metric, values in result.measurement.metric_series().items():
+        if not values:
+            continue
+        comparison = compared.get(metric)
+        records[metric] = MetricRecord(
+            metric=metric,
+            median=float(statistics.median(values)),
+            rounds=tuple(float(v) for v in values),
+            verdict=None if comparison is None else comparison.verdict.value,
+            change=None if comparison is None else _finite(comparison.change),
+            p_value=None if comparison is None else comparison.p_value,
+        )
+    return records
+
+
+def session_from_result(
+    result: ScenarioResult,
+    *,
+    machine_class: str,
+    recorded_at: str,
+    source: str,
+    perfcheck_version: str = __version__,
+    labels: Mapping[str, str] | None = None,
+    host: str | None = None,
+    commit: str | None = None,
+    scenario_digest: str | None = None,
+) -> StoredSession:
+    measurement = result.measurement
+    return StoredSession(
+        session_id=measurement_id(machine_class, recorded_at, measurement),
+        recorded_at=recorded_at,
+        scenario=result.name,
+        machine_class=machine_class,
+        status=result.status.value,
+        source=source,
+        kernel_release=str(measurement.environment.get("kernel.release", "unknown")),
+        rounds=len(measurement.rounds),
+        perfcheck_version=perfcheck_version,
+        host=host,
+        git_commit=commit,
+        scenario_hash=scenario_digest,
+        labels=dict(labels or {}),
+        environment=dict(measurement.environment),
+        provenance={k: list(v) for k, v in measurement.provenance.items()},
+        metrics=metric_records(result),
+        histograms={k: h.to_dict() for k, h in sorted(measurement.merged_histograms().items())},
+        decision=result.decision,
+    )
+
+
+def sessions_from_results(
+    results: Results,
+    *,
+    source: str,
+    labels: Mapping[str, str] | None = None,
+    host: str | None = None,
+    commit: str | None = None,
+    scenario_hashes: Mapping[str, str | None] | None = None,
+) -> list[StoredSession]:
+    """One session per scenario of a run or a results file, stamped with the run's time."""
+    hashes = scenario_hashes or {}
+    return [
+        session_from_result(
+            result,
+            machine_class=results.machine_class,
+            recorded_at=results.created_at,
+            source=source,
+            perfcheck_version=results.perfcheck_version,
+            labels=labels,
+            host=host,
+            commit=commit,
+            scenario_digest=hashes.get(name),
+        )
+        for name, result in sorted(results.scenarios.items())
+    ]
+
+
+def sessions_from_baseline(
+    baseline: Baseline, labels: Mapping[str, str] | None = None
+) -> list[StoredSession]:
+    """A baseline file's sessions: each session of its history (medians only; the baseline's
+    own rounds are one of them), or, for a file without history, its one measurement."""
+    if not baseline.history:
+        result = ScenarioResult(baseline.scenario, Status.RECORDED, baseline.measurement)
+        return [
+            session_from_result(
+                result,
+                machine_class=baseline.machine_class,
+                recorded_at=baseline.recorded_at,
+                source=SOURCE_BASELINE,
+                perfcheck_version=baseline.perfcheck_version,
+                labels=labels,
+            )
+        ]
+    sessions = []
+    for summary in baseline.history:
+        sessions.append(
+            StoredSession(
+                session_id=content_id(
+                    "summary", baseline.machine_class, baseline.scenario, summary.to_dict()
+                ),
+                recorded_at=summary.recorded_at,
+                scenario=baseline.scenario,
+                machine_class=baseline.machine_class,
+                # Sessions --perfcheck-record added had PASSed; a refresh's were recorded.
+                status=(
+                    Status.PASS.value if summary.source == SOURCE_RECORD else Status.RECORDED.value
+                ),
+                source=SOURCE_BASELINE_HISTORY,
+                kernel_release=summary.kernel,
+                rounds=summary.rounds,
+                perfcheck_version=baseline.perfcheck_version,
+                labels=dict(labels or {}),
+                # A history entry keeps no environment: the baseline's may be another kernel's.
+                provenance={k: list(v) for k, v in baseline.measurement.provenance.items()},
+                metrics={
+                    m: MetricRecord(metric=m, median=float(v))
+                    for m, v in sorted(summary.medians.items())
+                },
+            )
+        )
+    return sessions
