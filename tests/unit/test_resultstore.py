@@ -22,8 +22,8 @@ from perfcheck.store.baseline import Baseline, write_json_atomic
 from perfcheck.store.sessions import StoreError
 from perfcheck.store.sessions.records import SOURCE_RUN, labels_from_env, parse_label
 from perfcheck.store.sessions.sqlstore import open_store, store_location
+from tests.fakeproject import FAKE_CONFTEST, run
 from tests.storedata import make_results
-from tests.test_plugin_workflow import FAKE_CONFTEST, project, run  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -243,7 +243,7 @@ def test_history_on_a_missing_store_is_one_line(tmp_path: Path) -> None:
 
 
 def test_every_run_appends_to_the_default_store(
-    project: pytest.Pytester,  # noqa: F811
+    project: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PERFCHECK_LABELS", "branch=main,build=41")
@@ -284,7 +284,7 @@ def test_every_run_appends_to_the_default_store(
 
 
 def test_a_named_store_that_cannot_be_opened_stops_the_run_before_measuring(
-    project: pytest.Pytester,  # noqa: F811
+    project: pytest.Pytester,
 ) -> None:
     project.makefile(".sqlite", bad="garbage " * 200)
     bad = project.path / "bad.sqlite"
@@ -297,7 +297,7 @@ def test_a_named_store_that_cannot_be_opened_stops_the_run_before_measuring(
 
 
 def test_a_store_that_breaks_during_the_run_fails_it_in_one_line(
-    project: pytest.Pytester,  # noqa: F811
+    project: pytest.Pytester,
 ) -> None:
     # The store is fine when the run starts and corrupt by its end.
     store = project.path / "store.sqlite"
@@ -320,7 +320,7 @@ def test_a_store_that_breaks_during_the_run_fails_it_in_one_line(
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
 
 
-def test_bad_label_is_a_usage_error(project: pytest.Pytester) -> None:  # noqa: F811
+def test_bad_label_is_a_usage_error(project: pytest.Pytester) -> None:
     result = run(project, "--perfcheck", "--perfcheck-label", "nope")
     result.stderr.fnmatch_lines(["*label 'nope': give KEY=VALUE*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
