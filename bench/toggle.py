@@ -34,11 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from perfcheck.probes import (  # noqa: E402
-    BlockLatencyProbe,
-    BlockQueueLatencyProbe,
-    BlockSizeProbe,
-)
+from perfcheck.probes import BlockLatencyProbe, BlockQueueLatencyProbe, BlockSizeProbe  # noqa: E402
 from perfcheck.probes.base import Probe  # noqa: E402
 from perfcheck.probes.session import attach_only, build_program, load_program  # noqa: E402
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, sysfs_setting  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,21 @@ from perfcheck.model.outcome import Status
 from perfcheck.report.results import Results, write_results
 from perfcheck.stats.gate import ScenarioOutcome, judge
 from perfcheck.store.baseline import Baseline, BaselineStore
+
+
+def read_round(
+    index: int, block: Iterable[float], clat: Iterable[float], iops: float
+) -> RoundResult:
+    """One round of a read workload: the block probe's and fio's latencies (ns), IOPS."""
+    return RoundResult(
+        index=index,
+        duration_s=1.0,
+        histograms={
+            "block.latency.read": LogLinearHistogram.from_values(block),
+            "fio.clat.read": LogLinearHistogram.from_values(clat),
+        },
+        scalars={"fio.iops.read": iops},
+    )
 
 
 def make_measurement(
@@ -31,17 +47,7 @@ def make_measurement(
         wobble = scale * (1.0 + rng.uniform(-0.02, 0.02))
         block = [rng.lognormvariate(math.log(20_000 * wobble), 0.25) for _ in range(samples)]
         clat = [v + 2_000 for v in block]
-        result.append(
-            RoundResult(
-                index=index,
-                duration_s=1.0,
-                histograms={
-                    "block.latency.read": LogLinearHistogram.from_values(block),
-                    "fio.clat.read": LogLinearHistogram.from_values(clat),
-                },
-                scalars={"fio.iops.read": 40_000.0 / wobble},
-            )
-        )
+        result.append(read_round(index, block, clat, 40_000.0 / wobble))
     env: dict[str, object] = {"kernel.release": "6.1.0", "cpu.model": "Test CPU"}
     env.update(environment or {})
     return Measurement(

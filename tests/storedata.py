@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import random
 
-from perfcheck.model.histogram import LogLinearHistogram
-from perfcheck.model.measurement import Measurement, RoundResult
+from perfcheck.model.measurement import Measurement
 from perfcheck.report.results import Results, ScenarioResult
 from perfcheck.run.harness import Status
+from tests.records import read_round
 
 
 def make_measurement(scenario: str, rng: random.Random, rounds: int = 5) -> Measurement:
     made = []
     for index in range(rounds):
         values = [rng.lognormvariate(9.2, 0.2) for _ in range(200)]
-        made.append(
-            RoundResult(
-                index=index,
-                duration_s=1.0,
-                histograms={
-                    "block.latency.read": LogLinearHistogram.from_values(values),
-                    "fio.clat.read": LogLinearHistogram.from_values(v * 1.5 for v in values),
-                },
-                scalars={"fio.iops.read": rng.gauss(30_000, 1_000)},
-            )
-        )
+        made.append(read_round(index, values, [v * 1.5 for v in values], rng.gauss(30_000, 1_000)))
     return Measurement(
         scenario=scenario,
         rounds=made,

@@ -7,8 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perfcheck.errors import BaselineError
+
+if TYPE_CHECKING:
+    from perfcheck.store.sessions.sqlstore import Series, StoreLocation
 
 STORE_ENV = "PERFCHECK_STORE"
 
@@ -58,13 +62,8 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
         help="results files (--perfcheck-save) or baseline files (their history sessions)",
     )
     _add_store_argument(parser)
-    parser.add_argument(
-        "--label",
-        action="append",
-        type=_label,
-        default=[],
-        metavar="KEY=VALUE",
-        help="label the uploaded sessions (repeatable; also $PERFCHECK_LABELS='k=v,k2=v2')",
+    _add_label_option(
+        parser, "label the uploaded sessions (repeatable; also $PERFCHECK_LABELS='k=v,k2=v2')"
     )
 
 
@@ -100,37 +99,35 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_history_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_label_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--label", action="append", type=_label, default=[], metavar="KEY=VALUE", help=help_text
+    )
+
+
+def _add_series_filters(parser: argparse.ArgumentParser) -> None:
+    """The options that pick series: scenario, metric, machine class, labels."""
     parser.add_argument("scenario", nargs="?", help="only this scenario")
     parser.add_argument("--metric", help="only this metric, e.g. fio.clat.read.p50")
     parser.add_argument("--machine-class", help="only this machine class")
+    _add_label_option(parser, "only sessions with this label (repeatable: all must match)")
+
+
+def _add_last_json_store(
+    parser: argparse.ArgumentParser, last: int, last_help: str, printed: str
+) -> None:
     parser.add_argument(
-        "--label",
-        action="append",
-        type=_label,
-        default=[],
-        metavar="KEY=VALUE",
-        help="only sessions with this label (repeatable: all must match)",
+        "--last", type=int, default=last, metavar="N", help=f"{last_help} (default {last})"
     )
-    parser.add_argument(
-        "--last",
-        type=int,
-        default=30,
-        metavar="N",
-        help="sessions shown per series, newest last (default 30)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the series as JSON")
+    parser.add_argument("--json", action="store_true", help=f"print {printed} as JSON")
     _add_store_argument(parser)
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    """Exit 0 with series shown, 1 when nothing matched or on a store error."""
-    from perfcheck.report.history import history_json, history_table
+def _matching_series(args: argparse.Namespace) -> tuple[StoreLocation, list[Series]]:
+    """The store the options name, and its series that match the filters (``--last``
+    sessions each)."""
     from perfcheck.store.sessions.sqlstore import StoreLocation, open_store
 
-    if not 1 <= args.last <= 10_000:
-        print(f"perfcheck history: --last {args.last}: give 1 to 10000", file=sys.stderr)
-        return 2
     location = _location(args)
     assert isinstance(location, StoreLocation)
     with open_store(location, create=False) as store:
@@ -141,17 +138,32 @@ def cmd_history(args: argparse.Namespace) -> int:
             labels=dict(args.label),
             last=args.last,
         )
+    return location, series
+
+
+def add_history_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_series_filters(parser)
+    _add_last_json_store(parser, 30, "sessions shown per series, newest last", "the series")
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Exit 0 with series shown, 1 when nothing matched or on a store error."""
+    from perfcheck.report.history import history_json, history_table
+
+    if not 1 <= args.last <= 10_000:
+        print(f"perfcheck history: --last {args.last}: give 1 to 10000", file=sys.stderr)
+        return 2
+    location, series = _matching_series(args)
     if args.json:
         print(json.dumps(history_json(series, location.display), indent=1, sort_keys=True))
         return 0 if series else 1
     if not series:
         print(f"perfcheck history: no sessions match in {location.display}", file=sys.stderr)
         return 1
-    from rich.console import Console
+    from perfcheck.cli.console import stdout_console, stdout_is_terminal
 
-    tty = sys.stdout.isatty()
-    # Piped: as wide as the table needs, so identifiers stay whole on one line.
-    console = Console(highlight=False, width=None if tty else 10_000)
+    tty = stdout_is_terminal()
+    console = stdout_console()  # piped: as wide as the table needs, identifiers whole
     title = f"{location.display}: last {args.last} sessions per series"
     console.print(history_table(series, whole_ids=not tty, title=title))
     return 0
@@ -162,17 +174,7 @@ CHANGES_ALPHA = 0.01
 
 
 def add_changes_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", nargs="?", help="only this scenario")
-    parser.add_argument("--metric", help="only this metric, e.g. fio.clat.read.p50")
-    parser.add_argument("--machine-class", help="only this machine class")
-    parser.add_argument(
-        "--label",
-        action="append",
-        type=_label,
-        default=[],
-        metavar="KEY=VALUE",
-        help="only sessions with this label (repeatable: all must match)",
-    )
+    _add_series_filters(parser)
     parser.add_argument(
         "--since",
         metavar="TIME",
@@ -192,15 +194,9 @@ def add_changes_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="only changes of the median by at least this fraction (e.g. 0.1 for 10%%)",
     )
-    parser.add_argument(
-        "--last",
-        type=int,
-        default=500,
-        metavar="N",
-        help="sessions searched per series, the newest (default 500)",
+    _add_last_json_store(
+        parser, 500, "sessions searched per series, the newest", "the change points"
     )
-    parser.add_argument("--json", action="store_true", help="print the change points as JSON")
-    _add_store_argument(parser)
 
 
 def _since_text(text: str) -> str:
@@ -223,7 +219,6 @@ def cmd_changes(args: argparse.Namespace) -> int:
     error, 2 on bad usage."""
     from perfcheck.report.history import changes_json, changes_table
     from perfcheck.stats.changes import change_points
-    from perfcheck.store.sessions.sqlstore import StoreLocation, open_store
 
     problems = []
     if not 0 < args.alpha < 1:
@@ -241,16 +236,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if problems:
         print(f"perfcheck changes: {problems[0]}", file=sys.stderr)
         return 2
-    location = _location(args)
-    assert isinstance(location, StoreLocation)
-    with open_store(location, create=False) as store:
-        series = store.series(
-            scenario=args.scenario,
-            metric=args.metric,
-            machine_class=args.machine_class,
-            labels=dict(args.label),
-            last=args.last,
-        )
+    location, series = _matching_series(args)
     if not series:
         print(f"perfcheck changes: no sessions match in {location.display}", file=sys.stderr)
         return 1
@@ -269,10 +255,10 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if not found:
         print(f"perfcheck changes: no change points in {searched} ({location.display})")
         return 0
-    from rich.console import Console
+    from perfcheck.cli.console import stdout_console, stdout_is_terminal
 
-    tty = sys.stdout.isatty()
-    console = Console(highlight=False, width=None if tty else 10_000)
+    tty = stdout_is_terminal()
+    console = stdout_console()
     title = f"{location.display}: {len(found)} change point(s) in {searched}"
     console.print(changes_table(found, whole_ids=not tty, title=title))
     return 0

@@ -183,9 +183,7 @@ LAYOUT = BlockLayout(
     off_rq_cmd_flags=24,
     off_rq_data_len=44,
     **request_window(Member(0, 8), Member(24, 4), Member(44, 4)),
-    off_q_disk=104,
-    off_disk_major=0,
-    off_disk_first_minor=4,
+    **{"off_q_disk": 104, "off_disk_major": 0, "off_disk_first_minor": 4},
     # The kernel's REQ_OP_* numbers under the op mask.
     **{"op_mask": 255, "op_read": 0, "op_write": 1, "op_flush": 2, "op_discard": 3},
     op_secure_erase=5,

@@ -64,15 +64,26 @@ sessions = Table(
     Index("perfcheck_sessions_time", "recorded_at"),
 )
 
-labels = Table(
-    "perfcheck_labels",
-    metadata,
-    Column(
+
+def _session_and(key: str) -> tuple[Column[str], Column[str]]:
+    """The primary key of a row per session and ``key`` (a metric, a histogram series)."""
+    return _session_id(), Column(key, String(200), primary_key=True)
+
+
+def _session_id() -> Column[str]:
+    """The key that ties a row to its session; deleting the session deletes the row."""
+    return Column(
         "session_id",
         String(64),
         ForeignKey("perfcheck_sessions.session_id", ondelete="CASCADE"),
         primary_key=True,
-    ),
+    )
+
+
+labels = Table(
+    "perfcheck_labels",
+    metadata,
+    _session_id(),
     Column("key", String(64), primary_key=True),
     Column("value", String(200), nullable=False),
     Index("perfcheck_labels_key_value", "key", "value"),
@@ -81,13 +92,7 @@ labels = Table(
 metrics = Table(
     "perfcheck_metrics",
     metadata,
-    Column(
-        "session_id",
-        String(64),
-        ForeignKey("perfcheck_sessions.session_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("metric", String(200), primary_key=True),
+    *_session_and("metric"),
     Column("median", Float, nullable=False),
     #: JSON list of per-round values; NULL when only the median was kept.
     Column("round_values", Text),
@@ -100,13 +105,7 @@ metrics = Table(
 histograms = Table(
     "perfcheck_histograms",
     metadata,
-    Column(
-        "session_id",
-        String(64),
-        ForeignKey("perfcheck_sessions.session_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("series", String(200), primary_key=True),
+    *_session_and("series"),
     #: ``LogLinearHistogram.to_dict()`` as JSON: sparse bucket counts, values in ns.
     Column("histogram", Text, nullable=False),
 )
