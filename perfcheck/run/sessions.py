@@ -135,17 +135,10 @@ def sessions_from_baseline(
     """A baseline file's sessions: each session of its history (medians only; the baseline's
     own rounds are one of them), or, for a file without history, its one measurement."""
     if not baseline.history:
-        result = ScenarioResult(baseline.scenario, Status.RECORDED, baseline.measurement)
-        return [
-            session_from_result(
-                result,
-                machine_class=baseline.machine_class,
-                recorded_at=baseline.recorded_at,
-                source=SOURCE_BASELINE,
-                perfcheck_version=baseline.perfcheck_version,
-                labels=labels,
-            )
-        ]
+        # The file seen as results: one RECORDED scenario stamped with its recording.
+        return sessions_from_results(
+            Results.from_baseline(baseline), source=SOURCE_BASELINE, labels=labels
+        )
     sessions = []
     for summary in baseline.history:
         sessions.append(
