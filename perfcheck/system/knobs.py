@@ -15,7 +15,8 @@ Two settings are changed:
   so a round lands in a fast mode (the worker shares fio's CPU) or a slow one
   (cross-CPU wake-ups), which on a small VM made per-round p50 vary 4x. With scope
   ``cpu`` the worker runs on the CPU that queued the I/O, fio's, and rounds agree
-  within about 10%.
+  within about 10% (kernel 6.18.44-fc-v595). On 6.18.44-fc-v1272 it neither steadied nor
+  unsteadied rounds in 24 interleaved pairs (bench/RESULTS.md, bench/affinity_scope.py).
 """
 
 from __future__ import annotations
