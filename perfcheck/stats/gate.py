@@ -126,12 +126,9 @@ def foreign_baseline_notice(verdicts: Sequence[ScenarioVerdict], paths: str) -> 
     stored = [v for v in verdicts if v.baseline_label is None]
     differing: dict[tuple[str, str, str], list[str]] = {}
     for v in stored:
-        before, after = v.baseline.measurement.environment, v.measurement.environment
-        for key in FOREIGN_KEYS:
-            if key in before and before.get(key) != after.get(key):
-                differing.setdefault((key, str(before[key]), str(after.get(key))), []).append(
-                    v.name
-                )
+        for key, was, now in v.environment_changes():
+            if key in FOREIGN_KEYS and was is not None:
+                differing.setdefault((key, str(was), str(now)), []).append(v.name)
     if not differing:
         return []
     what = "kernel" if all(k == "kernel.release" for k, _, _ in differing) else "kernel/machine"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
+from perfcheck.system.kernel_config import SYSFS_BLOCK, io_schedulers
 from perfcheck.system.knobs import sysfs_setting
 from perfcheck.system.processes import pid_alive, run_tool
 from perfcheck.system.statedir import parse_pid, private_dir, why_not_private
@@ -34,7 +35,6 @@ from perfcheck.system.statedir import parse_pid, private_dir, why_not_private
 #: later run can find what a killed run left behind.
 SCRATCH_MARKER = "perfcheck-scratch-"
 SCRATCH_DIR = Path("/dev/shm")
-SYSFS_BLOCK = Path("/sys/block")
 #: A queue attribute's name: one path component, as the block layer names them.
 QUEUE_SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
 SYSFS_DEV_BLOCK = Path("/sys/dev/block")
@@ -339,7 +339,7 @@ def io_scheduler(disk: str, name: str) -> Iterator[str]:
     """Set a disk's I/O scheduler for the duration of a block, then restore the old one
     (journalled, so a killed run's change is undone by the next run)."""
     knob = SYSFS_BLOCK / disk / "queue" / "scheduler"
-    available = knob.read_text().replace("[", "").replace("]", "").split()
+    available = io_schedulers(disk, SYSFS_BLOCK)
     if name not in available:
         raise TargetError(
             f"{knob}: scheduler {name!r} not available (have: {', '.join(available)});"
