@@ -91,6 +91,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
         for item in files:
             count = store.append_all(item.sessions)
             added, present = added + count.added, present + count.present
+            if item.note is not None:
+                print(item.note)
             print(
                 f"{item.path}: {count.added} session(s) added, {count.present} already there"
                 f" ({item.kind} file)"

@@ -693,10 +693,12 @@ class PerfcheckRun:
                 harness.flush()
             else:
                 harness.discard()  # an interrupted run records nothing
-            # Built once, so the results file and the results store share session ids.
-            results = harness.results() if harness.outcomes else None
+            # Built once, so the results file and the results store hold the same sessions.
+            results = _stamped(session.config, harness.results()) if harness.outcomes else None
+            # The store first: the HTML report's trend plot reads this run's sessions back.
+            stored = _store_results(session, results)
             self.saved += _save_results(session, harness, results)
-            self.saved += _store_results(session, harness, results)
+            self.saved += stored
         finally:
             harness.close()
 
@@ -986,25 +988,33 @@ def _note_scenario(config: pytest.Config, name: str, scenario: Scenario) -> None
         hashes[name] = scenario_hash(scenario)
 
 
-def _store_results(session: pytest.Session, harness: Harness, results: Results | None) -> list[str]:
+def _stamped(config: pytest.Config, results: Results) -> Results:
+    """``results`` with where the run was (host, checkout commit), its labels and each
+    scenario file's hash: what the results file carries and the store keeps."""
+    from perfcheck.store.sessions.records import git_commit, host_name
+
+    settings = config.stash.get(STORE_KEY, None)
+    results.host = host_name()
+    results.git_commit = git_commit(config.rootpath)
+    results.labels = dict(settings.labels) if settings is not None else {}
+    hashes = config.stash.get(SCENARIO_HASHES_KEY, {})
+    for name, result in results.scenarios.items():
+        result.scenario_hash = hashes.get(name)
+    return results
+
+
+def _store_results(session: pytest.Session, results: Results | None) -> list[str]:
     """Append the run's sessions to the results store, one transaction each; what was
     stored or failed, one line."""
     settings = session.config.stash.get(STORE_KEY, None)
     if settings is None or settings.location is None or results is None:
         return []
     from perfcheck.run.sessions import sessions_from_results
-    from perfcheck.store.sessions.records import SOURCE_RUN, git_commit, host_name
+    from perfcheck.store.sessions.records import SOURCE_RUN
     from perfcheck.store.sessions.sqlstore import append_sessions
 
     messages: list[str] = []
-    sessions = sessions_from_results(
-        results,
-        source=SOURCE_RUN,
-        labels=settings.labels,
-        host=host_name(),
-        commit=git_commit(session.config.rootpath),
-        scenario_hashes=session.config.stash.get(SCENARIO_HASHES_KEY, {}),
-    )
+    sessions = sessions_from_results(results, source=SOURCE_RUN)
     where = settings.location.display
     try:
         count = append_sessions(settings.location, sessions)

@@ -3,12 +3,14 @@
 ``pytest --perfcheck --perfcheck-save results.json`` writes one; ``perfcheck
 compare``, ``show`` and ``report`` read them (and baseline files, which hold a
 single measurement). The layout, checked on load against
-``perfcheck/store/schemas/results-v1.json`` (JSON Schema draft 2020-12)::
+``perfcheck/store/schemas/results-v2.json`` (JSON Schema draft 2020-12)::
 
     {
-     "schema_version": 1, "kind": "perfcheck-results",
+     "schema_version": 2, "kind": "perfcheck-results",
      "created_at": "2024-05-01T12:00:00Z", "perfcheck_version": "0.1.0",
      "machine_class": "x86_64-8cpu-...", "alpha": 0.01, "update": false,
+     "host": "ci-runner-3" | null, "git_commit": "<sha>" | null,   (where the run was, and
+     "labels": {"kernel_commit": "1a2b3c", ...},                    its CI labels)
      "scenarios": {
       "<name>": {
        "name": "<name>", "status": "PASS|FAIL|INCONCLUSIVE|RECORDED|NO BASELINE",
@@ -19,11 +21,17 @@ single measurement). The layout, checked on load against
        "comparisons": [{...MetricComparison.to_dict()...}, ...],
        "decision": {"looks", "baseline_rounds", "current_rounds",    (optional: how the
                     "environment_changes", "widened_thresholds",      verdict was reached)
-                    "drift"}
+                    "drift"},
+       "scenario_hash": "<sha256 of the scenario and job files>" | null,
+       "recording": {"baseline_session": 2,                    (optional: a baseline from
+                     "other_sessions": [measurement, ...]}     several sessions)
       }
      },
      "control": {"workload", "recorded_at", "rounds"}   (optional: the run's drift
     }                                                   control, --perfcheck-control)
+
+Version 1 files (before host, git commit, labels, scenario hashes and a recording's other
+sessions were kept) are still read: those fields are then None, empty or absent.
 
 JSON has no infinity, so a comparison's ``change`` and ``worse_by`` -- infinite
 when the baseline median is 0 and the current one is not -- are stored as the
@@ -74,7 +82,8 @@ from perfcheck.store.baseline import (
 )
 from perfcheck.text import change_text, clipped_repr, one_line, utc_timestamp
 
-RESULTS_SCHEMA_VERSION: Final[int] = 1
+RESULTS_SCHEMA_VERSION: Final[int] = 2
+READABLE_RESULTS_VERSIONS: Final[tuple[int, ...]] = (1, 2)
 RESULTS_KIND: Final[str] = "perfcheck-results"
 #: Larger files are refused before parsing; a results file holds a few baselines' worth.
 MAX_RESULTS_BYTES: Final[int] = 256 * 1024 * 1024
@@ -84,7 +93,6 @@ DISPLAY_PERCENTILES: Final[tuple[float, ...]] = (50.0, 90.0, 99.0, 99.9)
 
 RECREATE_HINT: Final[str] = "re-create it with `pytest --perfcheck --perfcheck-save FILE`"
 
-_SCHEMA_RESOURCE = f"schemas/results-v{RESULTS_SCHEMA_VERSION}.json"
 # Measurements are laid out as in baseline schema version 1 (unchanged since).
 _BASELINE_SCHEMA_RESOURCE = "schemas/baseline-v1.json"
 # The drift control is laid out as in baseline schema version 2.
@@ -233,6 +241,12 @@ class ScenarioResult:
     comparisons: list[MetricComparison] = field(default_factory=list)
     #: How the verdict was reached (:func:`decision_of`), None without a verdict.
     decision: dict[str, Any] | None = None
+    #: SHA-256 of the scenario file and its job file; None for a test or when unknown.
+    scenario_hash: str | None = None
+    #: A baseline recorded from several sessions: the others, in the order measured...
+    other_sessions: list[Measurement] = field(default_factory=list)
+    #: ...and the position (1-based, among all of them) of ``measurement``, the baseline.
+    baseline_session: int | None = None
 
     @classmethod
     def from_outcome(cls, outcome: ScenarioOutcome) -> ScenarioResult:
@@ -245,7 +259,20 @@ class ScenarioResult:
             baseline_path=outcome.baseline_path,
             comparisons=list(verdict.comparisons) if verdict is not None else [],
             decision=decision_of(verdict) if verdict is not None else None,
+            other_sessions=list(outcome.other_sessions),
+            baseline_session=outcome.baseline_session,
         )
+
+    def measured_sessions(self) -> list[tuple[Measurement, int | None]]:
+        """Every session measured for this scenario: ``measurement`` first, then a
+        recording's others, each with its position in the recording (None when alone)."""
+        if self.baseline_session is None:
+            return [(self.measurement, None)]
+        others = [i for i in range(1, len(self.other_sessions) + 2) if i != self.baseline_session]
+        return [
+            (self.measurement, self.baseline_session),
+            *zip(self.other_sessions, others, strict=True),
+        ]
 
     @property
     def worst(self) -> MetricComparison | None:
@@ -282,6 +309,12 @@ class ScenarioResult:
         }
         if self.decision is not None:
             data["decision"] = self.decision
+        data["scenario_hash"] = self.scenario_hash
+        if self.baseline_session is not None and self.other_sessions:
+            data["recording"] = {
+                "baseline_session": self.baseline_session,
+                "other_sessions": [m.to_dict() for m in self.other_sessions],
+            }
         return data
 
     @classmethod
@@ -303,6 +336,11 @@ class ScenarioResult:
                 path=None if stored["path"] is None else Path(stored["path"]),
             )
         path = data["baseline_path"]
+        recording = data.get("recording")
+        others = [] if recording is None else recording["other_sessions"]
+        chosen = None if recording is None else int(recording["baseline_session"])
+        if chosen is not None and chosen > len(others) + 1:
+            raise ValueError(f"baseline_session {chosen} of {len(others) + 1} sessions")
         return cls(
             name=name,
             status=Status(data["status"]),
@@ -311,6 +349,9 @@ class ScenarioResult:
             baseline_path=None if path is None else Path(path),
             comparisons=[comparison_from_json(c) for c in data["comparisons"]],
             decision=data.get("decision"),
+            scenario_hash=data.get("scenario_hash"),
+            other_sessions=[Measurement.from_dict(m) for m in others],
+            baseline_session=chosen,
         )
 
 
@@ -332,6 +373,13 @@ class Results:
     source_kind: str = RESULTS_KIND
     #: The run's drift control (--perfcheck-control), or a baseline file's.
     control: ControlMeasurement | None = None
+    #: Where the run was: its host, the git commit of its checkout (None when unknown).
+    host: str | None = None
+    git_commit: str | None = None
+    #: The labels CI gave the run (kernel commit, build id, branch).
+    labels: dict[str, str] = field(default_factory=dict)
+    #: The schema version of the file read (older files lack host, commit, labels, hashes).
+    schema_version: int = RESULTS_SCHEMA_VERSION
 
     @classmethod
     def from_outcomes(
@@ -378,6 +426,9 @@ class Results:
             "machine_class": self.machine_class,
             "alpha": self.alpha,
             "update": self.update,
+            "host": self.host,
+            "git_commit": self.git_commit,
+            "labels": dict(sorted(self.labels.items())),
             "scenarios": {name: s.to_dict() for name, s in sorted(self.scenarios.items())},
         }
         if self.control is not None:
@@ -419,6 +470,10 @@ class Results:
                 if data.get("control") is not None
                 else None
             ),
+            host=data.get("host"),
+            git_commit=data.get("git_commit"),
+            labels=dict(data.get("labels") or {}),
+            schema_version=int(data["schema_version"]),
         )
 
 
@@ -431,9 +486,13 @@ def _schema_resource(name: str) -> dict[str, Any]:
     return schema
 
 
+def _schema_name(version: int) -> str:
+    return f"schemas/results-v{version}.json"
+
+
 @cache
-def _results_validator() -> jsonschema.Draft202012Validator:
-    schema = _schema_resource(_SCHEMA_RESOURCE)
+def _results_validator(version: int = RESULTS_SCHEMA_VERSION) -> jsonschema.Draft202012Validator:
+    schema = _schema_resource(_schema_name(version))
     jsonschema.Draft202012Validator.check_schema(schema)
     # The measurement layout (and the drift control's) is defined once, in the baseline
     # schemas.
@@ -447,8 +506,8 @@ def _results_validator() -> jsonschema.Draft202012Validator:
 
 
 def results_schema() -> dict[str, Any]:
-    """The JSON schema (draft 2020-12) results files are checked against."""
-    return _schema_resource(_SCHEMA_RESOURCE)
+    """The JSON schema (draft 2020-12) results files are written and checked against."""
+    return _schema_resource(_schema_name(RESULTS_SCHEMA_VERSION))
 
 
 def check_results_data(data: Any, where: str) -> None:
@@ -464,14 +523,15 @@ def check_results_data(data: Any, where: str) -> None:
             f"{RESULTS_KIND!r}); {RECREATE_HINT}"
         )
     version = data.get("schema_version")
-    if version != RESULTS_SCHEMA_VERSION:
-        newer = isinstance(version, int) and version > RESULTS_SCHEMA_VERSION
+    if type(version) is not int or version not in READABLE_RESULTS_VERSIONS:
+        newer = type(version) is int and version > RESULTS_SCHEMA_VERSION
         fix = f"upgrade perfcheck, or {RECREATE_HINT}" if newer else RECREATE_HINT
+        readable = " and ".join(str(v) for v in READABLE_RESULTS_VERSIONS)
         raise BaselineError(
             f"{where}: results schema_version {clipped_repr(version)} is not one this perfcheck "
-            f"reads ({RESULTS_SCHEMA_VERSION}); {fix}"
+            f"reads ({readable}); {fix}"
         )
-    error = jsonschema.exceptions.best_match(_results_validator().iter_errors(data))
+    error = jsonschema.exceptions.best_match(_results_validator(version).iter_errors(data))
     if error is not None:
         at = "/".join(str(part) for part in error.absolute_path) or "(top level)"
         raise BaselineError(

@@ -104,6 +104,9 @@ class Harness(RunResources):
             outcome = ScenarioOutcome(
                 name, Status.RECORDED, measurement, baseline_path=path, note=note
             )
+            if others:
+                # Every session measured reaches the results store, not only the chosen one.
+                outcome.other_sessions, outcome.baseline_session = others, chosen + 1
         else:
             baseline = self.store.load(name, self.machine_class)
             if baseline is None:

@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from perfcheck import __version__
+from perfcheck.model.measurement import Measurement
 from perfcheck.model.outcome import Status
 from perfcheck.model.session import SOURCE_RECORD
 from perfcheck.report.results import Results, ScenarioResult
@@ -48,11 +48,15 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def metric_records(result: ScenarioResult) -> dict[str, MetricRecord]:
-    """Each metric of a result's measurement, with its comparison's verdict when it has one."""
-    compared = {c.metric: c for c in result.comparisons}
+def metric_records(
+    result: ScenarioResult, measurement: Measurement | None = None
+) -> dict[str, MetricRecord]:
+    """Each metric of ``measurement`` (default: the result's), with its comparison's verdict
+    when it has one (only the result's own measurement was compared)."""
+    measured = result.measurement if measurement is None else measurement
+    compared = {c.metric: c for c in result.comparisons} if measured is result.measurement else {}
     records: dict[str, MetricRecord] = {}
-    for metric, values in result.measurement.metric_series().items():
+    for metric, values in measured.metric_series().items():
         if not values:
             continue
         comparison = compared.get(metric)
@@ -67,66 +71,56 @@ def metric_records(result: ScenarioResult) -> dict[str, MetricRecord]:
     return records
 
 
-def session_from_result(
-    result: ScenarioResult,
-    *,
-    machine_class: str,
-    recorded_at: str,
-    source: str,
-    perfcheck_version: str = __version__,
-    labels: Mapping[str, str] | None = None,
-    host: str | None = None,
-    commit: str | None = None,
-    scenario_digest: str | None = None,
-) -> StoredSession:
-    measurement = result.measurement
-    return StoredSession(
-        session_id=measurement_id(machine_class, recorded_at, measurement),
-        recorded_at=recorded_at,
-        scenario=result.name,
-        machine_class=machine_class,
-        status=result.status.value,
-        source=source,
-        kernel_release=str(measurement.environment.get("kernel.release", "unknown")),
-        rounds=len(measurement.rounds),
-        perfcheck_version=perfcheck_version,
-        host=host,
-        git_commit=commit,
-        scenario_hash=scenario_digest,
-        labels=dict(labels or {}),
-        environment=dict(measurement.environment),
-        provenance={k: list(v) for k, v in measurement.provenance.items()},
-        metrics=metric_records(result),
-        histograms={k: h.to_dict() for k, h in sorted(measurement.merged_histograms().items())},
-        decision=result.decision,
-    )
-
-
 def sessions_from_results(
     results: Results,
     *,
     source: str,
     labels: Mapping[str, str] | None = None,
-    host: str | None = None,
-    commit: str | None = None,
-    scenario_hashes: Mapping[str, str | None] | None = None,
 ) -> list[StoredSession]:
-    """One session per scenario of a run or a results file, stamped with the run's time."""
-    hashes = scenario_hashes or {}
-    return [
-        session_from_result(
-            result,
-            machine_class=results.machine_class,
-            recorded_at=results.created_at,
-            source=source,
-            perfcheck_version=results.perfcheck_version,
-            labels=labels,
-            host=host,
-            commit=commit,
-            scenario_digest=hashes.get(name),
-        )
-        for name, result in sorted(results.scenarios.items())
-    ]
+    """Every session of a run or a results file, stamped with the run's time, host,
+    checkout commit and labels (``labels`` add to the file's and win over them): one per
+    scenario, and for a baseline recorded from several sessions, each of them."""
+    stored = []
+    for name, result in sorted(results.scenarios.items()):
+        measured = result.measured_sessions()
+        for measurement, position in measured:
+            decision = result.decision
+            if position is not None:
+                # How a recording's session was used (a recording has no verdict to keep).
+                decision = {
+                    "recording": {
+                        "session": position,
+                        "sessions": len(measured),
+                        "baseline": position == result.baseline_session,
+                    }
+                }
+            stored.append(
+                StoredSession(
+                    session_id=measurement_id(
+                        results.machine_class, results.created_at, measurement
+                    ),
+                    recorded_at=results.created_at,
+                    scenario=name,
+                    machine_class=results.machine_class,
+                    status=result.status.value,
+                    source=source,
+                    kernel_release=str(measurement.environment.get("kernel.release", "unknown")),
+                    rounds=len(measurement.rounds),
+                    perfcheck_version=results.perfcheck_version,
+                    host=results.host,
+                    git_commit=results.git_commit,
+                    scenario_hash=result.scenario_hash,
+                    labels={**results.labels, **(labels or {})},
+                    environment=dict(measurement.environment),
+                    provenance={k: list(v) for k, v in measurement.provenance.items()},
+                    metrics=metric_records(result, measurement),
+                    histograms={
+                        k: h.to_dict() for k, h in sorted(measurement.merged_histograms().items())
+                    },
+                    decision=decision,
+                )
+            )
+    return stored
 
 
 def sessions_from_baseline(

@@ -22,6 +22,8 @@ class FileSessions:
     path: Path
     kind: str
     sessions: list[StoredSession]
+    #: What the file could not tell the store, one line; None when it told everything.
+    note: str | None = None
 
 
 def read_sessions(path: Path, labels: Mapping[str, str] | None = None) -> FileSessions:
@@ -37,7 +39,13 @@ def read_sessions(path: Path, labels: Mapping[str, str] | None = None) -> FileSe
         return FileSessions(path, "baseline", sessions_from_baseline(baseline, labels))
     results = Results.from_dict(data, path=path)
     sessions = sessions_from_results(results, source=SOURCE_RESULTS_FILE, labels=labels)
-    return FileSessions(path, "results", sessions)
+    note = None
+    if results.schema_version < 2:
+        note = (
+            f"{path}: note: results schema version {results.schema_version} carries no host,"
+            " git commit, labels or scenario hash; stored as unknown (null)"
+        )
+    return FileSessions(path, "results", sessions, note)
 
 
 def read_all(paths: Sequence[Path], labels: Mapping[str, str] | None = None) -> list[FileSessions]:

@@ -257,6 +257,10 @@ class ScenarioOutcome:
     baseline_path: Path | None = None
     #: How a recording was made, e.g. which of several sessions became the baseline.
     note: str | None = None
+    #: A baseline from several sessions: the others, in the order measured, and the
+    #: position (1-based, among all of them) of ``measurement``, the one recorded.
+    other_sessions: list[Measurement] = field(default_factory=list)
+    baseline_session: int | None = None
 
 
 def status_of(verdict: ScenarioVerdict) -> Status:

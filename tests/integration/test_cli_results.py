@@ -328,10 +328,10 @@ def test_report_writes_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_report_bad_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text('{"kind": "perfcheck-results", "schema_version": 2}')
+    bad.write_text('{"kind": "perfcheck-results", "schema_version": 3}')
     out = tmp_path / "report.html"
     assert cli.main(["report", str(bad), "-o", str(out)]) == 2
-    assert "schema_version 2" in one_error_line(capsys, bad)
+    assert "schema_version 3" in one_error_line(capsys, bad)
     assert not out.exists()
 
 

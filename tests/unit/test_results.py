@@ -59,7 +59,7 @@ def test_file_is_sorted_reviewable_json(tmp_path: Path) -> None:
     write_results(path, make_results(tmp_path))
     text = path.read_text()
     data = json.loads(text)
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["kind"] == "perfcheck-results"
     assert list(data) == sorted(data)
     assert list(data["scenarios"]["slower"]) == sorted(data["scenarios"]["slower"])
@@ -144,7 +144,7 @@ def _corrupt(data: dict[str, object], change: str) -> str:
     scenarios = data["scenarios"]
     assert isinstance(scenarios, dict)
     if change == "version":
-        data["schema_version"] = 2
+        data["schema_version"] = 3
         return json.dumps(data)
     if change == "kind":
         data["kind"] = "something-else"
@@ -181,7 +181,7 @@ def _corrupt(data: dict[str, object], change: str) -> str:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ("version", "schema_version 2"),
+        ("version", "schema_version 3"),
         ("kind", "neither a perfcheck results file nor a baseline"),
         ("status", "scenarios/same/status"),
         ("change-text", "comparisons/0/change"),
