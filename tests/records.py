@@ -123,3 +123,38 @@ def write_baseline(root: Path, scale: float, seed: int, name: str = "randread-4k
     store.queue(make_baseline(make_measurement(name, scale, seed=seed)))
     [path] = store.flush()
     return path
+
+
+def runs_with_a_step(
+    count: int, step_at: int, factor: float, name: str = "randread-4k"
+) -> list[Results]:
+    """``count`` runs of one scenario an hour apart, each labelled ``build=<100 + i>``,
+    latencies ``factor`` times longer from run ``step_at`` on (oldest first)."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    runs = []
+    for i in range(count):
+        scale = factor if i >= step_at else 1.0
+        outcome = ScenarioOutcome(
+            name, Status.NO_BASELINE, make_measurement(name, scale, seed=i + 1)
+        )
+        results = Results.from_outcomes([outcome], "test-machine")
+        results.created_at = (start + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        results.labels = {"build": str(100 + i)}
+        runs.append(results)
+    return runs
+
+
+def store_of(path: Path, runs: Iterable[Results]) -> Any:
+    """A SQLite results store at ``path`` holding every session of ``runs``; its location."""
+    from perfcheck.run.sessions import sessions_from_results
+    from perfcheck.store.sessions.records import SOURCE_RUN
+    from perfcheck.store.sessions.sqlstore import append_sessions, store_location
+
+    location = store_location(str(path), path.parent)
+    assert location is not None
+    append_sessions(
+        location, [s for r in runs for s in sessions_from_results(r, source=SOURCE_RUN)]
+    )
+    return location

@@ -480,18 +480,45 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         help="HTML file to write (default: perfcheck-report.html)",
     )
     parser.add_argument("--title", default="perfcheck report", help="title of the page")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="the results store the trend plots read: a SQLite file or postgresql://..., or"
+        " 'none' (default $PERFCHECK_STORE, else .perfcheck/results.sqlite in the current"
+        " directory)",
+    )
+    parser.add_argument(
+        "--trend-sessions",
+        type=int,
+        default=50,
+        metavar="N",
+        help="sessions in each trend plot (default 50)",
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Write FILE's scenarios as one self-contained HTML report."""
+    """Write FILE's scenarios as one self-contained HTML report, with each scenario's trend
+    from the results store."""
 
     def body() -> int:
         from perfcheck.report.html import write_report
         from perfcheck.report.results import load_results
+        from perfcheck.report.trend import load_trends
+        from perfcheck.store.sessions import StoreError
+        from perfcheck.store.sessions.sqlstore import store_location
 
+        if not 2 <= args.trend_sessions <= 10_000:
+            raise BadRequest(f"--trend-sessions {args.trend_sessions}: give 2 to 10000")
         results = load_results(args.file)
         try:
-            write_report(args.output, results, title=args.title)
+            location = store_location(args.store or os.environ.get("PERFCHECK_STORE"), Path.cwd())
+        except StoreError as exc:
+            raise BadRequest(str(exc)) from None
+        trends = load_trends(
+            results, location, args.trend_sessions, off_reason="--store none: no history to plot"
+        )
+        try:
+            write_report(args.output, results, title=args.title, trends=trends)
         except OSError as exc:
             raise BadRequest(
                 f"{args.output}: cannot write the report ({exc.strerror or exc});"

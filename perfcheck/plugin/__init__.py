@@ -39,6 +39,7 @@ from perfcheck.workloads.scenario import SCENARIO_DIR_NAME, Scenario, load_scena
 
 if TYPE_CHECKING:
     from perfcheck.report.results import Results
+    from perfcheck.report.trend import TrendView
 
 OPT_ENABLE = "--perfcheck"
 OPT_UPDATE = "--perfcheck-update"
@@ -67,6 +68,7 @@ OPT_AB_A = "--perfcheck-ab-a"
 OPT_AB_B = "--perfcheck-ab-b"
 OPT_STORE = "--perfcheck-store"
 OPT_LABEL = "--perfcheck-label"
+OPT_TREND_SESSIONS = "--perfcheck-trend-sessions"
 
 MARKER = "perfcheck"
 SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc and fio)"
@@ -112,6 +114,7 @@ rounds_arg = in_range(int, 3, 100, "measured rounds")
 seconds_arg = in_range(float, 0.2, 3600, "seconds")
 max_rounds_arg = in_range(int, 3, 100, "rounds")
 sessions_arg = in_range(int, 1, 9, "sessions")
+trend_sessions_arg = in_range(int, 2, 10_000, "sessions")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -862,7 +865,7 @@ def _save_results(session: pytest.Session, harness: Harness, results: Results | 
                 write_results(path, results)
                 messages.append(f"perfcheck: results saved to {path}")
             else:
-                write_report(path, results)
+                write_report(path, results, trends=_trends(session.config, results))
                 messages.append(f"perfcheck: HTML report written to {path}")
         except (PerfcheckError, OSError) as exc:
             messages.append(f"perfcheck: {option} failed: {exc}")
@@ -919,6 +922,8 @@ class StoreSettings:
     #: Named by option, environment or ini: a failure to store fails the run.
     explicit: bool
     labels: dict[str, str]
+    #: Sessions in each trend plot of the HTML report.
+    trend_sessions: int
 
 
 def _label_arg(text: str) -> tuple[str, str]:
@@ -947,6 +952,18 @@ def _add_store_options(parser: pytest.Parser, group: Any) -> None:
         " repeatable; also $PERFCHECK_LABELS='k=v,k2=v2'",
     )
     parser.addini("perfcheck_store", "results store URL or path (as --perfcheck-store)", default="")
+    group.addoption(
+        OPT_TREND_SESSIONS,
+        type=trend_sessions_arg,
+        metavar="N",
+        help="sessions in each trend plot of the HTML report (--perfcheck-report), read from"
+        " the results store (default 50)",
+    )
+    parser.addini(
+        "perfcheck_trend_sessions",
+        "sessions in each trend plot of the HTML report (as --perfcheck-trend-sessions)",
+        default="",
+    )
 
 
 def _configure_store(config: pytest.Config) -> None:
@@ -968,6 +985,15 @@ def _configure_store(config: pytest.Config) -> None:
     except (ValueError, Error) as exc:
         raise pytest.UsageError(f"{OPT_STORE}: {exc}") from None
     labels.update(dict(config.getoption("perfcheck_label") or ()))
+    trend_sessions = config.getoption("perfcheck_trend_sessions")
+    if trend_sessions is None:
+        from perfcheck.report.trend import DEFAULT_TREND_SESSIONS
+
+        ini = config.getini("perfcheck_trend_sessions")
+        try:
+            trend_sessions = trend_sessions_arg(ini) if ini else DEFAULT_TREND_SESSIONS
+        except argparse.ArgumentTypeError as exc:
+            raise pytest.UsageError(f"perfcheck_trend_sessions in the ini file: {exc}") from None
     if named and location is not None:
         # A store the user named must work: find out before minutes of measuring.
         from perfcheck.store.sessions.sqlstore import open_store
@@ -976,7 +1002,7 @@ def _configure_store(config: pytest.Config) -> None:
             open_store(location, create=True).close()
         except Error as exc:
             raise pytest.UsageError(f"{OPT_STORE}: {exc}") from None
-    config.stash[STORE_KEY] = StoreSettings(location, bool(named), labels)
+    config.stash[STORE_KEY] = StoreSettings(location, bool(named), labels, trend_sessions)
     config.stash[SCENARIO_HASHES_KEY] = {}
 
 
@@ -1001,6 +1027,21 @@ def _stamped(config: pytest.Config, results: Results) -> Results:
     for name, result in results.scenarios.items():
         result.scenario_hash = hashes.get(name)
     return results
+
+
+def _trends(config: pytest.Config, results: Results) -> TrendView:
+    """The HTML report's trend plots, read back from the store this run appended to."""
+    from perfcheck.report.trend import load_trends
+
+    settings = config.stash.get(STORE_KEY, None)
+    if settings is None:
+        return load_trends(results, None, off_reason="an A/B run stores no sessions to plot")
+    return load_trends(
+        results,
+        settings.location,
+        settings.trend_sessions,
+        off_reason=f"the results store is off ({OPT_STORE}=none), so there is no history",
+    )
 
 
 def _store_results(session: pytest.Session, results: Results | None) -> list[str]:

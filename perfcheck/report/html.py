@@ -4,7 +4,8 @@ Per scenario it shows the verdict, a table of every gated metric (baseline,
 current, change, p-value, threshold, verdict), the percentiles of all rounds
 merged, a histogram overlay of baseline vs current on a log latency axis, and
 one small plot per key metric with a dot per round, which shows how noisy the
-rounds are and where the threshold lies.
+rounds are and where the threshold lies; and, from the results store, a trend plot of
+the scenario's last sessions with change points marked (:mod:`perfcheck.report.trend`).
 
 The plots are SVG drawn here in Python: the page has no script, loads nothing
 (a Content-Security-Policy forbids it) and reads the same with JavaScript off.
@@ -19,7 +20,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from perfcheck.model.histogram import LogLinearHistogram, bucket_bounds
 from perfcheck.model.measurement import environment_diff
@@ -86,6 +87,9 @@ _CSS: Final[str] = """
 .pc-plots figcaption { font-size: 0.85em; color: #444; max-width: 640px; }
 .pc-report mark { background: #fff1cc; }
 .pc-report details { margin: 0.6em 0; }
+.pc-trends { display: flex; flex-direction: column; gap: 12px; }
+.pc-trends figure { margin: 0; }
+.pc-trends figcaption { font-size: 0.85em; color: #444; }
 """
 
 
@@ -653,8 +657,24 @@ def _headline(result: ScenarioResult) -> str:
     return f"{top.metric}: {top.reason}."
 
 
-def scenario_section(result: ScenarioResult, heading_level: int = 2) -> str:
-    """One scenario's verdict, tables and plots as an HTML ``<section>``."""
+class TrendSections(Protocol):
+    """Each scenario's trend plots (:class:`perfcheck.report.trend.TrendView`)."""
+
+    def section(self, scenario: str, element_prefix: str, heading: str) -> str: ...
+
+
+#: What a report without a results store says where the trend plot would be.
+NO_STORE_READ: Final[str] = (
+    "Trend: no results store was read for this report (perfcheck report --store URL plots"
+    " the history)."
+)
+
+
+def scenario_section(
+    result: ScenarioResult, heading_level: int = 2, trends: TrendSections | None = None
+) -> str:
+    """One scenario's verdict, tables and plots as an HTML ``<section>``; with ``trends``,
+    its trend plots from the results store (or the one line saying why there are none)."""
     sid = section_id(result.name)
     h, sub = f"h{heading_level}", f"h{heading_level + 1}"
     measurement = result.measurement
@@ -715,6 +735,8 @@ def scenario_section(result: ScenarioResult, heading_level: int = 2) -> str:
                 f"<figure>{rounds_svg(series, element)}<figcaption>{caption}</figcaption></figure>"
             )
         parts.append("</div>")
+    if trends is not None:
+        parts.append(trends.section(result.name, sid, sub))
     parts.append(_environment_table(result))
     parts.append("</section>")
     return "".join(parts)
@@ -748,8 +770,11 @@ def _summary_table(scenarios: Iterable[ScenarioResult]) -> str:
     return "".join(rows)
 
 
-def render_report(results: Results, title: str = "perfcheck report") -> str:
-    """The whole report as one HTML document (no scripts, no external resources)."""
+def render_report(
+    results: Results, title: str = "perfcheck report", trends: TrendSections | None = None
+) -> str:
+    """The whole report as one HTML document (no scripts, no external resources); each
+    scenario's trend plots come from ``trends`` (:func:`perfcheck.report.trend.load_trends`)."""
     scenarios = sorted(
         results.scenarios.values(), key=lambda r: (_STATUS_ORDER.get(r.status.value, 9), r.name)
     )
@@ -768,7 +793,9 @@ def render_report(results: Results, title: str = "perfcheck report") -> str:
         body.append(_summary_table(scenarios))
     else:
         body.append("<p>This run measured no scenario.</p>")
-    body.extend(scenario_section(result) for result in scenarios)
+    if trends is None and scenarios:
+        body.append(f'<p class="pc-meta pc-trend-none">{_e(NO_STORE_READ)}</p>')
+    body.extend(scenario_section(result, trends=trends) for result in scenarios)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -780,9 +807,14 @@ def render_report(results: Results, title: str = "perfcheck report") -> str:
     )
 
 
-def write_report(path: Path, results: Results, title: str = "perfcheck report") -> None:
+def write_report(
+    path: Path,
+    results: Results,
+    title: str = "perfcheck report",
+    trends: TrendSections | None = None,
+) -> None:
     """Write the report to ``path`` (a temporary file renamed into place)."""
-    text = render_report(results, title)
+    text = render_report(results, title, trends)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
