@@ -8,6 +8,8 @@ or a log format that changed cannot make these tests pass vacuously.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import struct
@@ -15,6 +17,7 @@ import subprocess
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,3 +219,114 @@ def test_screenshot_check_fails_on_a_blank_page(tmp_path: Path) -> None:
     assert len(Counter(pixels)) < 5
     assert pixels_near(pixels, BASELINE_COLOUR) == 0
     assert pixels_near(pixels, CURRENT_COLOUR) == 0
+
+
+# -- the trend plots ---------------------------------------------------------------------------
+
+_TREND_PLOTS = 5  # block and fio latency p50 and p99, fio IOPS
+_SESSIONS = 30
+
+# Measures, in the rendered page, each trend plot and its marks and writes what it found
+# into the DOM. The report forbids scripts, so the probe runs in a copy without that policy.
+_LAYOUT_PROBE = """
+<script>
+function box(e) {
+  const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+  const shown = s.display !== "none" && s.visibility !== "hidden" && s.opacity !== "0";
+  return shown ? [Math.round(r.width), Math.round(r.height)] : [0, 0];
+}
+const figures = [...document.querySelectorAll("figure.pc-trend")].map(f => ({
+  svg: box(f.querySelector("svg")),
+  dots: [...f.querySelectorAll(".pc-trend-dot")].map(box),
+  current: [...f.querySelectorAll(".pc-trend-current")].map(box),
+  changes: [...f.querySelectorAll(".pc-change")].map(box),
+  labels: [...f.querySelectorAll(".pc-change-label")].map(e => [box(e), e.textContent]),
+  text: f.innerText,
+}));
+const out = document.createElement("pre");
+out.id = "layout";
+out.textContent = JSON.stringify(figures);
+document.body.appendChild(out);
+</script>
+"""
+
+
+@pytest.fixture
+def trend_report(tmp_path: Path) -> Path:
+    """A report whose scenario has 30 sessions in the store, latencies 1.5x from the 21st."""
+    from perfcheck.report.trend import load_trends
+    from tests.records import runs_with_a_step, store_of
+
+    runs = runs_with_a_step(_SESSIONS, step_at=20, factor=1.5)
+    trends = load_trends(runs[-1], store_of(tmp_path / "store.sqlite", runs))
+    path = tmp_path / "trend.html"
+    write_report(path, runs[-1], trends=trends)
+    return path
+
+
+def _probed(report: Path, tmp_path: Path, extra_style: str = "") -> list[dict[str, Any]]:
+    page = report.read_text()
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    page = page.replace("</head>", f"<style>{extra_style}</style></head>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", f"{_LAYOUT_PROBE}</body>"))
+    done = chromium(probed, tmp_path / "profile", "--dump-dom", "--window-size=1200,900")
+    found = re.search(r'<pre id="layout">(.*?)</pre>', done.stdout, re.S)
+    assert found is not None, "the layout probe did not run"
+    figures: list[dict[str, Any]] = json.loads(html.unescape(found.group(1)))
+    return figures
+
+
+def test_trend_plots_are_in_the_dom(tmp_path: Path, trend_report: Path) -> None:
+    done = chromium(trend_report, tmp_path / "profile", "--dump-dom")
+    assert console_messages(done.stderr) == []
+    dom = done.stdout
+    assert len(re.findall(r'<svg\b[^>]*id="scenario-randread-4k-trend-', dom)) == _TREND_PLOTS
+    assert dom.count('class="pc-trend-dot"') == _TREND_PLOTS * (_SESSIONS - 1)
+    assert dom.count('class="pc-trend-current"') == _TREND_PLOTS
+    assert dom.count('class="pc-change"') == _TREND_PLOTS
+
+
+def test_trend_plots_are_laid_out_with_marks_and_labels_visible(
+    tmp_path: Path, trend_report: Path
+) -> None:
+    figures = _probed(trend_report, tmp_path)
+    assert len(figures) == _TREND_PLOTS
+    for figure in figures:
+        width, height = figure["svg"]
+        assert width >= 600 and height >= 240
+        assert len(figure["dots"]) == _SESSIONS - 1
+        assert all(w > 0 and h > 0 for w, h in figure["dots"])
+        assert [w > 0 and h > 0 for w, h in figure["current"]] == [True]
+        (change,) = figure["changes"]
+        assert change[1] > 100  # the dashed line spans the plot's height
+        ((label_box, label_text),) = figure["labels"]
+        assert label_box[0] > 0 and "build=120" in label_text
+        # The marked sessions, as text a reader sees (not in a tooltip).
+        assert "build=120" in figure["text"] and "this run" in figure["text"]
+        assert "2026-12-01 20:00:00" in figure["text"]
+
+
+def test_trend_layout_check_fails_on_hidden_plots(tmp_path: Path, trend_report: Path) -> None:
+    figures = _probed(trend_report, tmp_path, ".pc-trends svg { display: none; }")
+    assert len(figures) == _TREND_PLOTS
+    assert all(f["svg"] == [0, 0] for f in figures)
+
+
+def test_screenshot_shows_the_trend_drawn(tmp_path: Path, trend_report: Path) -> None:
+    from perfcheck.report.trend import CHANGE_COLOUR, SERIES_COLOUR
+
+    # Everything but the trend plots hidden, so they are at the top of the screenshot.
+    page = trend_report.read_text().replace(
+        "</head>",
+        "<style>.pc-report > *, .pc-scenario > :not(.pc-trends) { display: none; }"
+        " .pc-scenario { display: block !important; }</style></head>",
+    )
+    only = tmp_path / "only-trend.html"
+    only.write_text(page)
+    shot = tmp_path / "trend.png"
+    chromium(only, tmp_path / "profile", f"--screenshot={shot}", "--window-size=800,600")
+    _, _, pixels = png_pixels(shot.read_bytes())
+    assert pixels_near(pixels, SERIES_COLOUR, tolerance=30) > 300  # the line and its dots
+    assert pixels_near(pixels, CURRENT_COLOUR) > 40  # this run's square
+    assert pixels_near(pixels, CHANGE_COLOUR, tolerance=30) > 80  # the change point
