@@ -663,13 +663,6 @@ class TrendSections(Protocol):
     def section(self, scenario: str, element_prefix: str, heading: str) -> str: ...
 
 
-#: What a report without a results store says where the trend plot would be.
-NO_STORE_READ: Final[str] = (
-    "Trend: no results store was read for this report (perfcheck report --store URL plots"
-    " the history)."
-)
-
-
 def scenario_section(
     result: ScenarioResult, heading_level: int = 2, trends: TrendSections | None = None
 ) -> str:
@@ -774,7 +767,8 @@ def render_report(
     results: Results, title: str = "perfcheck report", trends: TrendSections | None = None
 ) -> str:
     """The whole report as one HTML document (no scripts, no external resources); each
-    scenario's trend plots come from ``trends`` (:func:`perfcheck.report.trend.load_trends`)."""
+    scenario's trend plots come from ``trends`` (:func:`perfcheck.report.trend.load_trends`;
+    None: a report without them, as ``perfcheck compare --html`` writes)."""
     scenarios = sorted(
         results.scenarios.values(), key=lambda r: (_STATUS_ORDER.get(r.status.value, 9), r.name)
     )
@@ -793,8 +787,6 @@ def render_report(
         body.append(_summary_table(scenarios))
     else:
         body.append("<p>This run measured no scenario.</p>")
-    if trends is None and scenarios:
-        body.append(f'<p class="pc-meta pc-trend-none">{_e(NO_STORE_READ)}</p>')
     body.extend(scenario_section(result, trends=trends) for result in scenarios)
     return (
         "<!DOCTYPE html>\n"
