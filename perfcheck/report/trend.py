@@ -17,6 +17,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+# Labels, ids and changes shown as the history table shows them.
+from perfcheck.report.history import _labels_text, _relative, _short
 from perfcheck.report.html import (
     AXIS_COLOUR,
     CURRENT_COLOUR,
@@ -45,7 +47,6 @@ TREND_ALPHA: Final[float] = 0.01
 TREND_METRICS: Final[tuple[str, ...]] = ("*.p50", "*.p99", "fio.iops.*", "iperf3.bits_per_second")
 SERIES_COLOUR: Final[str] = "#4a5d7e"
 CHANGE_COLOUR: Final[str] = THRESHOLD_COLOUR
-_SHORT: Final[int] = 12
 
 
 def is_trend_metric(metric: str) -> bool:
@@ -81,21 +82,17 @@ class TrendView:
             return _one_line(
                 f"Trend: no sessions of {scenario} on {self.machine_class} in {self.store} yet."
             )
-        first = plots[0].series
-        parts = [
-            f"<{heading}>Trend: the last sessions in the results store</{heading}>",
-            f'<p class="pc-meta">{_e(_trend_meta(first, self.store))}</p>',
-            '<div class="pc-trends">',
-        ]
-        for index, plot in enumerate(plots):
-            element = f"{element_prefix}-trend-{index}"
-            parts.append(
-                f'<figure class="pc-trend">{trend_svg(plot, element)}<figcaption>'
-                f"{_e(plot.series.metric)}: median of each session, oldest to newest"
-                f"</figcaption>{trend_table(plot)}</figure>"
-            )
-        parts.append("</div>")
-        return "".join(parts)
+        figures = "".join(
+            f'<figure class="pc-trend">{trend_svg(plot, f"{element_prefix}-trend-{index}")}'
+            f"<figcaption>{_e(plot.series.metric)}: median of each session, oldest to newest"
+            f"</figcaption>{trend_table(plot)}</figure>"
+            for index, plot in enumerate(plots)
+        )
+        return (
+            f"<{heading}>Trend: the last sessions in the results store</{heading}>"
+            f'<p class="pc-meta">{_e(_trend_meta(plots[0].series, self.store))}</p>'
+            f'<div class="pc-trends">{figures}</div>'
+        )
 
 
 def _one_line(text: str) -> str:
@@ -169,30 +166,17 @@ def _time_text(recorded_at: str) -> str:
     return recorded_at.replace("T", " ").removesuffix("Z")
 
 
-def _short(text: str | None) -> str:
-    if not text:
-        return "-"
-    return text[:_SHORT]
-
-
-def _labels_text(point: SeriesPoint) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(point.labels.items())) or "-"
-
-
 def _change_text(change: ChangePoint) -> str:
-    relative = change.change
-    if relative in (float("inf"), float("-inf")):
-        return "+inf%" if relative > 0 else "-inf%"
-    return f"{relative * 100.0:+.1f}%"
+    return _relative(change.change)
 
 
 def _annotation(point: SeriesPoint) -> str:
     """What a change point's mark says: the first session after it, by its labels, else
     its commit, else its kernel."""
     if point.labels:
-        return _labels_text(point)
+        return _labels_text(point.labels)
     if point.git_commit:
-        return f"commit {_short(point.git_commit)}"
+        return f"commit {_short(point.git_commit, whole=False)}"
     return point.kernel_release
 
 
@@ -337,10 +321,10 @@ def trend_table(plot: TrendPlot) -> str:
     for mark, point, what in rows:
         body.append(
             f'<tr><td class="pc-left">{_e(mark)}</td><td>{_e(_time_text(point.recorded_at))}</td>'
-            f'<td>{_e(what)}</td><td class="pc-left">{_e(_labels_text(point))}</td>'
+            f'<td>{_e(what)}</td><td class="pc-left">{_e(_labels_text(point.labels))}</td>'
             f'<td class="pc-name">{_e(point.kernel_release)}</td>'
-            f'<td class="pc-name">{_e(_short(point.git_commit))}</td>'
-            f'<td class="pc-name">{_e(_short(point.session_id))}</td></tr>'
+            f'<td class="pc-name">{_e(_short(point.git_commit, whole=False))}</td>'
+            f'<td class="pc-name">{_e(_short(point.session_id, whole=False))}</td></tr>'
         )
     body.append("</tbody></table>")
     return "".join(body)
