@@ -233,7 +233,8 @@ def trend_svg(plot: TrendPlot, element_id: str) -> str:
             f' fill="{AXIS_COLOUR}">{_e(format_value(metric, tick))}</text>'
         )
     parts.append(_axes(box))
-    for index, anchor in ((0, "start"), (count - 1, "end")):
+    ends = ((0, "start"), (count - 1, "end")) if count > 1 else ((0, "middle"),)
+    for index, anchor in ends:
         parts.append(
             f'<text class="pc-trend-time" x="{_fmt(x_of(index))}" y="{_fmt(box.y0 + 14)}"'
             f' text-anchor="{anchor}" font-size="10" fill="{AXIS_COLOUR}">'

@@ -105,6 +105,15 @@ def test_a_series_without_change_points_or_this_run(stepped: tuple[TrendView, Pa
     assert len(classes(svg, "pc-trend-dot")) == 30
 
 
+def test_the_first_session_alone(tmp_path: Path) -> None:
+    (first,) = runs_with_a_step(1, step_at=9, factor=1.0)
+    view = load_trends(first, store_of(tmp_path / "s.sqlite", [first]))
+    for plot in view.plots["randread-4k"]:
+        svg = ET.fromstring(trend_svg(plot, "one"))
+        assert len(classes(svg, "pc-trend-current")) == 1 and plot.changes == []
+        assert len(classes(svg, "pc-trend-time")) == 1
+
+
 def test_no_store_no_series_unreadable_store_each_one_line(tmp_path: Path) -> None:
     runs = runs_with_a_step(3, step_at=9, factor=1.0)
     off = load_trends(runs[-1], None, off_reason="the results store is off")
