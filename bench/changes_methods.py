@@ -1,7 +1,10 @@
 """Change-point methods compared on the detection scorecard's recorded sessions and on long
 series simulated from their noise (no root, fio or BPF needed).
 
-    .venv/bin/python bench/changes_methods.py [--series 200] [--seed 1]
+    .venv/bin/python bench/changes_methods.py [--series 300] [--long-series 6] [--seed 1]
+
+``pelt-mw`` needs ``ruptures`` 1.1.10 (``.venv/bin/pip install ruptures==1.1.10``), which
+perfcheck itself does not depend on; without it that method is skipped.
 
 Methods (each returns the indices of the sessions that start a new segment):
 
@@ -17,9 +20,10 @@ Methods (each returns the indices of the sessions that start a new segment):
 - ``pelt-mw``: a penalised segmentation (``ruptures`` PELT, L2 cost on the logarithm,
   standardised by a robust noise estimate, penalty 3 log n), then the weakest boundary
   merged away until every adjacent pair passes Mann-Whitney at alpha / boundaries;
-- ``rank-binseg+tail``: ``rank-binseg`` for the inside of the series plus the tail rule of
-  ``perfcheck.stats.changes`` for its last sessions (a step just before the newest
-  session, where a split statistic has no power);
+- ``rank-binseg+tail`` (what ``perfcheck changes`` does): ``rank-binseg`` for the
+  inside of the series plus the tail rule of ``perfcheck.stats.changes`` (``tail3``,
+  ``tail4``, ``tail-level5e-9``: other thresholds of it) for its last sessions (a step
+  just before the newest session, where a split statistic has no power);
 - ``tail`` alone, to show what it adds.
 
 Figures, per method, all at alpha 0.01:
@@ -43,6 +47,7 @@ Figures, per method, all at alpha 0.01:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import sys
 import time
@@ -239,6 +244,44 @@ def tail_only(values: Floats) -> list[int]:
     return [] if point is None else [point.index]
 
 
+def with_tail(threshold: float | None, level: float = changes.TAIL_LEVEL) -> Method:
+    def method(values: Floats) -> list[int]:
+        found = changes.change_points(
+            values, alpha=ALPHA, tail_threshold=threshold, tail_level=level
+        )
+        return [p.index for p in found]
+
+    return method
+
+
+def tail_mw(values: Floats, alpha: float = 0.001, window: int = 20) -> int | None:
+    """The last k (4-8) sessions against the ``window`` before them, Mann-Whitney,
+    Bonferroni over the k's: the longest significant k."""
+    n = len(values)
+    found = None
+    ks = range(4, 9)
+    for k in ks:
+        reference = values[max(0, n - k - window) : n - k]
+        if len(reference) < 8:
+            break
+        if _mw_p(values[n - k :], reference) * len(ks) <= alpha:
+            found = n - k
+    return found
+
+
+def with_tail_mw(alpha: float) -> Method:
+    def method(values: Floats) -> list[int]:
+        found = [p.index for p in changes.change_points(values, alpha=ALPHA)]
+        if found and found[-1] >= len(values) - 8:
+            return found
+        extra = tail_mw(values, alpha)
+        if extra is None:
+            return found
+        return [p for p in found if p < extra - 1] + [extra]
+
+    return method
+
+
 METHODS: dict[str, Method] = {
     "rank-binseg": rank_binseg,
     "edivisive-perm": edivisive_perm,
@@ -246,6 +289,11 @@ METHODS: dict[str, Method] = {
     "pelt-mw": pelt_mw,
     "tail": tail_only,
     "rank-binseg+tail": rank_binseg_tail,
+    "rank-binseg+tail3": with_tail(3.0),
+    "rank-binseg+tail4": with_tail(4.0),
+    "rank-binseg+tail-level5e-9": with_tail(None, 4.9e-9),
+    "rank-binseg+tail+mw.001": with_tail_mw(0.001),
+    "rank-binseg+tail+mw.01": with_tail_mw(0.01),
 }
 
 
@@ -316,7 +364,15 @@ def summary(delays: list[int | None]) -> str:
     within8 = sum(1 for d in delays if d is not None and d <= 8)
     found = sorted(d for d in delays if d is not None)
     med = f"median {found[len(found) // 2]}" if found else "none found"
-    return f"<=3: {100.0 * within3 / n:5.1f}% <=8: {100.0 * within8 / n:5.1f}% ({med}, {n} series)"
+    return f"<=3: {share(within3, n)} <=8: {share(within8, n)} ({med}, {n} series)"
+
+
+def share(count: int, n: int) -> str:
+    """``count`` of ``n`` as a percentage with its 95% Wilson interval."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(count, n).proportion_ci(0.95, method="wilson")
+    return f"{100.0 * count / n:5.1f}% [{100 * interval.low:.0f}-{100 * interval.high:.0f}]"
 
 
 def main(argv: list[str]) -> int:
@@ -354,8 +410,13 @@ def main(argv: list[str]) -> int:
         )
     for name in args.methods.split(","):
         method = METHODS[name]
+        if name == "pelt-mw" and importlib.util.find_spec("ruptures") is None:
+            print(f"\n== {name}: skipped, ruptures is not installed")
+            continue
         began = time.monotonic()
-        rng = np.random.default_rng(args.seed)
+        # Separate streams: the step series stay the same whatever --long-series is.
+        rng = np.random.default_rng([args.seed, 1])
+        step_rng = np.random.default_rng([args.seed, 2])
         metric_sessions = sum(m.size for m in a_mats)
         per_rec_off_each = [offline_false(method, m) for m in a_mats]
         per_rec_on_each = [online_false(method, m) for m in a_mats]
@@ -373,8 +434,8 @@ def main(argv: list[str]) -> int:
         sim_bfq = []
         sim_15 = []
         for _ in range(args.series):
-            series = resample(noise, HISTORY + MAX_DELAY, rng)
-            effect = bfq_effect[int(rng.integers(len(bfq_effect)))]
+            series = resample(noise, HISTORY + MAX_DELAY, step_rng)
+            effect = bfq_effect[int(step_rng.integers(len(bfq_effect)))]
             sim_bfq.append(delay(method, series[:HISTORY], series[HISTORY:] * effect))
             sim_15.append(delay(method, series[:HISTORY], series[HISTORY:] * 1.15))
         print(f"\n== {name} ({time.monotonic() - began:.0f} s)")

@@ -1,20 +1,31 @@
 """Change points in a series of session medians: where a scenario's metric stepped.
 
-The method, chosen to match the gate's statistics (ranks, never means): binary
-segmentation with a rank test. In a segment of ``m`` sessions, every split ``t`` (at
-least :data:`MIN_SEGMENT` sessions on each side) gets the Mann-Whitney U of the
-sessions before it against those after, standardised,
-``z(t) = (U(t) - t(m-t)/2) / sqrt(t(m-t)(m+1)/12)``; the split with the largest
-``|z|`` is the candidate. Its significance is a permutation test of that maximum: the
-same statistic on the segment's sessions in random orders (999 by default), so the
-p-value already pays for having looked at every split. A significant split divides the
-segment and both halves are searched again. Ranks make one outlying session (a few in
-twenty run 1.5-2x off on a shared machine, bench/RESULTS.md) count no more than any
-other. Each change point's magnitude is the relative change between the medians of the
-segments on either side of it.
+Two parts, chosen on the recorded sessions against E-Divisive means (as Apache Otava
+does it), Otava's default windowed pipeline and a penalised segmentation (PELT) with
+rank tests of adjacent segments (``bench/changes_methods.py``, bench/RESULTS.md):
 
-The permutations are drawn from a fixed seed, so the same series always gives the same
-answer.
+- **Inside the series: binary segmentation with a rank test.** In a segment of ``m``
+  sessions, every split ``t`` (at least :data:`MIN_SEGMENT` sessions on each side) gets
+  the Mann-Whitney U of the sessions before it against those after, standardised,
+  ``z(t) = (U(t) - t(m-t)/2) / sqrt(t(m-t)(m+1)/12)``; the split with the largest
+  ``|z|`` is the candidate. Its significance is a permutation test of that maximum: the
+  same statistic on the segment's sessions in random orders (999 by default), so the
+  p-value already pays for having looked at every split. A significant split divides
+  the segment and both halves are searched again. Ranks make one outlying session (a
+  few in twenty run 1.5-2x off on a shared machine) count no more than any other.
+- **At the end of the series: the tail rule** (:func:`tail_change`). A step 3 sessions
+  before the newest one is what CI needs to see, and there a split statistic has
+  almost no power (3 sessions against 20 give a permutation p of 0.03 at best, before
+  paying for every split). The last ``k`` (3-8) sessions are a step when each of them
+  lies beyond ``c_k`` robust standard deviations from the median of the 20 sessions
+  before them, all on the same side, where ``2 * sf(c_k) ** k`` is :data:`TAIL_LEVEL`
+  (``c_3`` = 2.68, ``c_8`` = 1.16: a longer tail needs each session less far out).
+  Median and MAD ignore the reference's outlying sessions, and asking it of every
+  tail session keeps one or two outlying new sessions from making a step.
+
+Each change point's magnitude is the relative change between the medians of the
+segments on either side of it. The permutations are drawn from a fixed seed, so the
+same series always gives the same answer.
 """
 
 from __future__ import annotations
@@ -37,8 +48,11 @@ TAIL_MAX: Final[int] = 8
 #: Sessions before the tail its reference takes, at most, and at least.
 TAIL_WINDOW: Final[int] = 20
 TAIL_REFERENCE_MIN: Final[int] = 8
-#: Every tail session must lie this many robust standard deviations out.
-TAIL_THRESHOLD: Final[float] = 3.0
+#: How unlikely ``k`` tail sessions all that far out on one side must be under normal
+#: noise: every one lies beyond 2.68 robust standard deviations for k = 3, 2.17 for 4,
+#: 1.82 for 5 ... 1.16 for 8 (chosen on bench/changes_methods.py: a 15% step is then
+#: found within 8 sessions in 81% of simulated series, at 0.73 false points per 100).
+TAIL_LEVEL: Final[float] = 1e-7
 #: 1 / the normal's 0.75 quantile: MAD -> standard deviation for normal noise.
 _MAD_TO_SD: Final[float] = 1.4826
 _SEED: Final[int] = 20261204
@@ -129,17 +143,23 @@ def best_split(
 
 def tail_change(
     values: Sequence[float] | npt.NDArray[np.float64],
-    threshold: float = TAIL_THRESHOLD,
+    level: float = TAIL_LEVEL,
     window: int = TAIL_WINDOW,
     alpha: float = DEFAULT_ALPHA,
+    threshold: float | None = None,
 ) -> ChangePoint | None:
     """A step in the last :data:`TAIL_MIN`-:data:`TAIL_MAX` sessions, or None.
 
     The last ``k`` sessions are a step when every one of them lies more than
-    ``threshold`` robust standard deviations (1.4826 MAD) from the median of the
-    ``window`` sessions before them, all on the same side; the longest such ``k`` places
-    the step. Its p-value is what normal noise of the reference's spread would give for
-    ``k`` sessions all at least that far out on one side, ``2 * sf(z_min) ** k``.
+    ``c_k`` robust standard deviations (1.4826 MAD) from the median of the
+    ``window`` sessions before them, all on the same side. Of the ``k`` that qualify,
+    the split that leaves both sides closest to their medians places the step; when even
+    the longest tail's previous session is out on the same side, the step is older and
+    left to the split search. Its p-value is what normal noise of the reference's spread
+    would give for ``k`` sessions all at least that far out on one side,
+    ``2 * sf(z_min) ** k``; ``c_k`` is where that equals ``level`` (or ``threshold`` for
+    every ``k``, when given). The level, not alpha, is what keeps real noise (heavier
+    tailed than normal) from making steps.
     """
     from scipy.stats import norm
 
@@ -158,11 +178,12 @@ def tail_change(
         else:
             z = np.where(tail == centre, 0.0, np.copysign(np.inf, tail - centre))
         nearest = float(max(np.min(z), -np.max(z)))
-        if nearest <= threshold:
+        limit = threshold if threshold is not None else float(norm.isf((level / 2) ** (1 / k)))
+        if nearest <= limit:
             continue
         # A step older than the tail is the split search's.
-        side = 1.0 if np.min(z) > threshold else -1.0
-        if k == TAIL_MAX and n > k and side * (x[n - k - 1] - centre) > threshold * spread:
+        side = 1.0 if np.min(z) > limit else -1.0
+        if k == TAIL_MAX and n > k and side * (x[n - k - 1] - centre) > limit * spread:
             return None
         p_value = min(1.0, 2.0 * float(norm.sf(nearest)) ** k)
         if p_value <= alpha:
@@ -189,6 +210,8 @@ def change_points(
     min_size: int = MIN_SEGMENT,
     permutations: int = DEFAULT_PERMUTATIONS,
     tail: bool = True,
+    tail_level: float = TAIL_LEVEL,
+    tail_threshold: float | None = None,
 ) -> list[ChangePoint]:
     """The significant change points of ``values`` (oldest first), in order.
 
@@ -200,7 +223,12 @@ def change_points(
     found: dict[int, float] = {}
     searched = len(values)
     if tail:
-        step = tail_change(np.asarray(values, dtype=np.float64), alpha=alpha)
+        step = tail_change(
+            np.asarray(values, dtype=np.float64),
+            tail_level,
+            alpha=alpha,
+            threshold=tail_threshold,
+        )
         if step is not None:
             searched = step.index
             found[step.index] = step.p_value
