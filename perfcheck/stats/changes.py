@@ -96,6 +96,16 @@ def _abs_z(
 _NEAR_BEST: Final[float] = 0.05
 
 
+def _separating(values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Per split ``t`` (index ``t - 1``): do the sessions before it all lie above, or
+    all below, every session after it?"""
+    head_max = np.maximum.accumulate(values)[:-1]
+    head_min = np.minimum.accumulate(values)[:-1]
+    tail_max = np.maximum.accumulate(values[::-1])[::-1][1:]
+    tail_min = np.minimum.accumulate(values[::-1])[::-1][1:]
+    return np.asarray((head_max < tail_min) | (head_min > tail_max))
+
+
 def _tied_split(values: npt.NDArray[np.float64], candidates: npt.NDArray[np.int64]) -> int:
     """Of splits the ranks barely tell apart, the one whose segments lie closest to their
     own medians. Near a segment's end a session on either side of a clean step leaves
@@ -131,14 +141,27 @@ def best_split(
     z, splits = _abs_z(ranks[np.newaxis, :], min_size)
     observed = float(np.max(z))
     best = int(np.argmax(z[0]))
-    near = splits[max(0, best - 1) : best + 2]
-    split = _tied_split(x, near[z[0][near - min_size] >= observed * (1.0 - _NEAR_BEST)])
+    # A split that leaves every session on one side above every one on the other is
+    # where a clean step is; the statistic's lean towards the middle would miss it.
+    clean = splits[_separating(x)[splits - 1]]
+    if len(clean):
+        split = _tied_split(x, clean)
+    else:
+        near = splits[max(0, best - 1) : best + 2]
+        split = _tied_split(x, near[z[0][near - min_size] >= observed * (1.0 - _NEAR_BEST)])
     generator = rng if rng is not None else np.random.default_rng(_SEED)
     shuffled = generator.permuted(np.tile(ranks, (permutations, 1)), axis=1)
     null = np.max(_abs_z(shuffled, min_size)[0], axis=1)
     # A tie with the observed maximum counts against it (exact for the permutation test).
     p_value = (1.0 + float(np.sum(null >= observed - 1e-12))) / (1.0 + permutations)
     return split, p_value
+
+
+def _tail_limit(k: int, level: float, threshold: float | None) -> float:
+    """How many robust standard deviations out each of ``k`` tail sessions must be."""
+    from scipy.stats import norm
+
+    return threshold if threshold is not None else float(norm.isf((level / 2) ** (1 / k)))
 
 
 def tail_change(
@@ -178,13 +201,15 @@ def tail_change(
         else:
             z = np.where(tail == centre, 0.0, np.copysign(np.inf, tail - centre))
         nearest = float(max(np.min(z), -np.max(z)))
-        limit = threshold if threshold is not None else float(norm.isf((level / 2) ** (1 / k)))
+        limit = _tail_limit(k, level, threshold)
         if nearest <= limit:
             continue
-        # A step older than the tail is the split search's.
-        side = 1.0 if np.min(z) > limit else -1.0
-        if k == TAIL_MAX and n > k and side * (x[n - k - 1] - centre) > limit * spread:
-            return None
+        # A step older than the tail is the split search's: the session before the
+        # longest tail lies nearer the tail's median than the reference's.
+        if k == TAIL_MAX and n > k:
+            previous = x[n - k - 1]
+            if abs(previous - np.median(tail)) < abs(previous - centre):
+                return None
         p_value = min(1.0, 2.0 * float(norm.sf(nearest)) ** k)
         if p_value <= alpha:
             found[n - k] = ChangePoint(
