@@ -176,10 +176,10 @@ def tail_change(
     The last ``k`` sessions are a step when every one of them lies more than
     ``c_k`` robust standard deviations (1.4826 MAD) from the median of the
     ``window`` sessions before them, all on the same side. Of the ``k`` that qualify,
-    the split that leaves both sides closest to their medians places the step; when even
-    the longest tail's previous session is out on the same side, the step is older and
-    left to the split search. Its p-value is what normal noise of the reference's spread
-    would give for ``k`` sessions all at least that far out on one side,
+    the split that leaves both sides closest to their medians places the step; when
+    the longest tail's previous session lies nearer the tail than the reference, the step
+    is older and left to the split search. Its p-value is what normal noise of the
+    reference's spread would give for ``k`` sessions all at least that far out on one side,
     ``2 * sf(z_min) ** k``; ``c_k`` is where that equals ``level`` (or ``threshold`` for
     every ``k``, when given). The level, not alpha, is what keeps real noise (heavier
     tailed than normal) from making steps.
