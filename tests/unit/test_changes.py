@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perfcheck.cli import main
 from perfcheck.cli import store as cli_store
-from perfcheck.stats.changes import DEFAULT_ALPHA, best_split, change_points
+from perfcheck.stats.changes import DEFAULT_ALPHA, best_split, change_points, tail_change
 from perfcheck.store.sessions.records import MetricRecord, StoredSession
 from perfcheck.store.sessions.sqlstore import open_store, store_location
 
@@ -112,3 +114,95 @@ def test_changes_command_names_the_first_session_after_a_step(
     assert json.loads(capsys.readouterr().out)["changes"] == []
     assert main(["changes", "--store", store, "--since", "yesterday"]) == 2
     assert "--since 'yesterday'" in capsys.readouterr().err
+
+
+# -- the tail rule: a step just before the newest session ------------------------------------
+
+
+def test_a_step_three_sessions_before_the_end_is_found() -> None:
+    rng = np.random.default_rng(6)
+    values = noise(rng, 10.0, 20) + noise(rng, 13.0, 3)
+    (point,) = change_points(values)
+    assert point.index == 20
+    assert point.p_value <= DEFAULT_ALPHA
+    assert (point.before_sessions, point.after_sessions) == (20, 3)
+    assert point.change == pytest.approx(0.3, abs=0.1)
+    # Without the tail rule the split statistic cannot call it yet.
+    assert change_points(values, tail=False) == []
+
+
+def test_two_outlying_sessions_at_the_end_are_not_a_step() -> None:
+    rng = np.random.default_rng(7)
+    values = [*noise(rng, 10.0, 20), 25.0, 24.0]
+    assert change_points(values) == []
+    # ... nor once the next session is back to normal.
+    assert change_points([*values, 10.0]) == []
+
+
+def test_the_tail_is_judged_against_sessions_after_the_last_change_point() -> None:
+    rng = np.random.default_rng(9)
+    values = noise(rng, 10.0, 20, 0.02) + noise(rng, 15.0, 20, 0.02) + noise(rng, 20.0, 4, 0.02)
+    points = change_points(values)
+    assert [p.index for p in points] == [20, 40]
+    assert points[1].before_median == pytest.approx(15.0, rel=0.05)
+
+
+def test_tail_change_needs_a_reference() -> None:
+    assert tail_change([1.0] * 7 + [2.0] * 3) is None
+    assert tail_change([1.0] * 8 + [2.0] * 3) is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    value=st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    length=st.integers(min_value=0, max_value=80),
+)
+def test_a_constant_series_has_no_change_point(value: float, length: int) -> None:
+    assert change_points([value] * length) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    before=st.integers(min_value=10, max_value=40),
+    after=st.integers(min_value=3, max_value=40),
+    factor=st.floats(min_value=1.5, max_value=10.0),
+    up=st.booleans(),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_a_clean_large_step_is_found_at_its_index(
+    before: int, after: int, factor: float, up: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    level = 100.0 * (factor if up else 1.0 / factor)
+    values = noise(rng, 100.0, before, 0.02) + noise(rng, level, after, 0.02)
+    (point,) = [p for p in change_points(values) if p.index == before]
+    assert (point.change > 0) == up
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    scale=st.floats(min_value=1e-3, max_value=1e3),
+    shift=st.floats(min_value=-1e3, max_value=1e3),
+)
+def test_positive_affine_transforms_keep_the_change_points(
+    seed: int, scale: float, shift: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    values = noise(rng, 10.0, 15, 0.1) + noise(rng, 12.0, 15, 0.1) + noise(rng, 14.0, 3, 0.1)
+    moved = [scale * v + shift for v in values]
+    assert [p.index for p in change_points(moved)] == [p.index for p in change_points(values)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1))
+def test_the_split_search_tests_only_ranks(seed: int) -> None:
+    # Any increasing transform (here log and cube) leaves the ranks, so the splits'
+    # significance; only where near-equal splits fall may move, by a session at most.
+    rng = np.random.default_rng(seed)
+    values = noise(rng, 10.0, 20, 0.1) + noise(rng, 12.0, 20, 0.1)
+    found = change_points(values, tail=False)
+    for moved in (np.log(values), np.asarray(values) ** 3):
+        again = change_points(moved.tolist(), tail=False)
+        assert [p.p_value for p in again] == [p.p_value for p in found]
+        assert all(abs(a.index - b.index) <= 1 for a, b in zip(again, found, strict=True))
