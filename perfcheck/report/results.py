@@ -19,7 +19,7 @@ single measurement). The layout, checked on load against
        "comparisons": [{...MetricComparison.to_dict()...}, ...],
        "decision": {"looks", "baseline_rounds", "current_rounds",    (optional: how the
                     "environment_changes", "widened_thresholds",      verdict was reached)
-                    "drift"}
+                    "drift", "repeat", "gate", "history"}
       }
      },
      "control": {"workload", "recorded_at", "rounds"}   (optional: the run's drift
@@ -215,6 +215,8 @@ def decision_of(verdict: ScenarioVerdict) -> dict[str, Any]:
         if drift is None
         else {"drifted": drift.drifted, "slowdown": drift.slowdown, "text": drift.text},
         "repeat": verdict.repeat,
+        "gate": verdict.gate,
+        "history": None if verdict.history is None else verdict.history.to_dict(),
     }
 
 

@@ -1,0 +1,173 @@
+"""The history gate and the bisect exit statuses, through pytest runs on the fake backend:
+a run judged by the recent sessions of its series in the results store PASSes, a lasting
+slow-down FAILs naming the first session after the step (its labels), too short a history
+falls back to the stored baseline saying so, and --perfcheck-bisect exits 0/1/125."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fakeproject import run
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+STORE = "results.sqlite"
+
+
+def measure(p: pytest.Pytester, mp: pytest.MonkeyPatch, seed: int, *args: str) -> pytest.RunResult:
+    """One run storing its session in the project's store; each seed is another session."""
+    mp.setenv("FAKE_SEED", str(seed))
+    return run(p, "--perfcheck", f"--perfcheck-store={STORE}", *args, "scenarios/")
+
+
+def build_history(p: pytest.Pytester, mp: pytest.MonkeyPatch, sessions: int) -> None:
+    for seed in range(sessions):
+        measure(p, mp, 100 + seed, f"--perfcheck-label=build={seed}")
+
+
+def test_history_gate_passes_a_run_like_its_history_and_fails_a_step_naming_its_first_build(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_history(project, monkeypatch, 7)
+    like = measure(project, monkeypatch, 7, "--perfcheck-gate=history", "--perfcheck-save=r.json")
+    like.assert_outcomes(passed=1)
+    like.stdout.fnmatch_lines(
+        ["*gate history: 1 scenario(s) judged by the last 20 sessions of their series, 0 by*"]
+    )
+    decision = json.loads((project.path / "r.json").read_text())["scenarios"]["fake-reads"][
+        "decision"
+    ]
+    assert (decision["gate"], decision["history"]["sessions"]) == ("history", 7)
+    assert decision["history"]["new_sessions"] == 1
+
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    first = measure(
+        project, monkeypatch, 50, "--perfcheck-gate=history", "--perfcheck-label=build=slow-1"
+    )
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(
+        [
+            "*block.latency.read.p50: * -> * (+*%, threshold +10%, p=*) FAIL*",
+            "*suspect: the first session was outside the history on *; 2 fresh session(s)*",
+            "*step first seen in: this run (build=slow-1)*",
+            "*--perfcheck-gate baseline*",
+        ]
+    )
+    # The next build is still slow: the step is named at the build that brought it.
+    second = measure(
+        project, monkeypatch, 51, "--perfcheck-gate=history", "--perfcheck-label=build=slow-2"
+    )
+    second.assert_outcomes(failed=1)
+    second.stdout.fnmatch_lines(["*step first seen in: * (build=slow-1, kernel *"])
+
+
+def test_too_short_a_history_falls_back_to_the_stored_baseline_saying_so(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project, "--perfcheck-update", f"--perfcheck-store={STORE}").assert_outcomes(passed=1)
+    build_history(project, monkeypatch, 2)
+    result = measure(project, monkeypatch, 9, "--perfcheck-gate=history", "--perfcheck-save=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*gate history: 0 scenario(s) judged by the last 20 sessions of their series,"
+            " 1 by the stored baseline",
+            "  fake-reads: history gate: 3 session(s) of its series on * (5 needed);"
+            " judged against the stored baseline",
+        ]
+    )
+    decision = json.loads((project.path / "r.json").read_text())["scenarios"]["fake-reads"][
+        "decision"
+    ]
+    assert decision["gate"] == "baseline"
+
+
+def test_no_history_and_no_baseline_skips_as_a_missing_baseline_does(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = measure(project, monkeypatch, 1, "--perfcheck-gate=history")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no baseline for fake-reads on machine class*"])
+
+
+def test_the_ini_key_chooses_the_gate(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makeini("[pytest]\nperfcheck_gate = sideways\n")
+    result = measure(project, monkeypatch, 1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*perfcheck_gate = 'sideways' in the ini file: use baseline or history*"]
+    )
+
+
+# -- --perfcheck-bisect ----------------------------------------------------------------------
+
+
+def bisect(p: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return run(p, "--perfcheck-bisect", "--perfcheck-store=none", *args, "scenarios/")
+
+
+def test_bisect_exits_0_when_every_scenario_passes(project: pytest.Pytester) -> None:
+    run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    result = bisect(project)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--perfcheck-bisect: exit 0 (1 scenario(s) PASS*"])
+
+
+def test_bisect_exits_1_on_a_fail(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    result = bisect(project)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*--perfcheck-bisect: exit 1 (1 scenario(s) FAIL*"])
+
+
+def test_bisect_skips_an_inconclusive_run(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    # Only the first session is slow: the repeat does not FAIL again, so INCONCLUSIVE.
+    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
+    monkeypatch.setenv("FAKE_SLOW_SESSIONS", "0")
+    result = bisect(project, "--perfcheck-strict")
+    assert result.ret == 125
+    result.stdout.fnmatch_lines(["*--perfcheck-bisect: exit 125 (1 scenario(s) INCONCLUSIVE*"])
+
+
+def test_bisect_skips_a_missing_baseline(project: pytest.Pytester) -> None:
+    result = bisect(project, "--perfcheck-missing=fail")
+    assert result.ret == 125
+    result.stdout.fnmatch_lines(["*exit 125 (1 scenario(s) NO BASELINE*"])
+
+
+def test_bisect_skips_a_broken_scenario(project: pytest.Pytester) -> None:
+    run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    (project.path / "scenarios" / "broken.toml").write_text("probes = [\n")
+    result = bisect(project)
+    assert result.ret == 125
+    result.stdout.fnmatch_lines(["*exit 125 (an error (pytest exit status 1)*"])
+
+
+def test_bisect_skips_a_collection_error(project: pytest.Pytester) -> None:
+    run(project, "--perfcheck-update").assert_outcomes(passed=1)
+    (project.path / "scenarios" / "test_broken.py").write_text("import nowhere_to_be_found\n")
+    result = bisect(project)
+    assert result.ret == 125
+
+
+def test_bisect_skips_a_usage_error(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\nperfcheck_missing = sometimes\n")
+    result = bisect(project)
+    assert result.ret == 125
+    result.stderr.fnmatch_lines(["*perfcheck_missing = 'sometimes'*", "*exit 125 (a usage error)*"])
+
+
+def test_without_bisect_a_usage_error_is_pytests_own(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\nperfcheck_missing = sometimes\n")
+    result = run(project, "--perfcheck", "scenarios/")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
