@@ -823,13 +823,15 @@ def summary_lines(harness: Harness) -> list[str]:
     if harness.settings.update:
         out.append(f"perfcheck: baselines written to {where}/")
     elif harness.settings.gate == GATE_HISTORY:
-        judged = [o.verdict.gate for o in harness.outcomes if o.verdict is not None]
-        by_history = judged.count(GATE_HISTORY)
-        out.append(
-            f"perfcheck: gate history: {by_history} scenario(s) judged by the last"
-            f" {harness.settings.history_window} sessions of their series,"
-            f" {len(judged) - by_history} by the stored baseline"
+        judged = [o.verdict.gate if o.verdict is not None else None for o in harness.outcomes]
+        line = (
+            f"perfcheck: gate history (the last {harness.settings.history_window} sessions of"
+            f" each series): {judged.count(GATE_HISTORY)} judged by their history,"
+            f" {judged.count(GATE_BASELINE)} by the stored baseline"
         )
+        if None in judged:
+            line += f", {judged.count(None)} by neither (no history, no baseline)"
+        out.append(line)
     for outcome in harness.outcomes:
         if outcome.note is not None:
             out.append(f"  {outcome.name}: {outcome.note}")
@@ -869,7 +871,13 @@ def summary_lines(harness: Harness) -> list[str]:
             + "; if B's cost is expected, nothing needs updating"
         )
     elif counts.get(Status.FAIL):
-        out.append(f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}")
+        failed = [o.verdict for o in harness.outcomes if o.status is Status.FAIL]
+        if all(v is not None and v.history is not None for v in failed):
+            out.append(f"perfcheck: {HISTORY_HINT}")
+        else:
+            out.append(
+                f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"
+            )
     return out
 
 

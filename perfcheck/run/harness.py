@@ -153,6 +153,8 @@ class Harness(RunResources):
         path = self.store.path_for(name, self.machine_class)
         baseline = self.store.load(name, self.machine_class)
         if baseline is None:
+            if note is not None:
+                note = f"{note.rsplit(';', 1)[0]}; no stored baseline either"
             return ScenarioOutcome(name, Status.NO_BASELINE, measurement, None, path, note)
         verdict = self.decide(name, measurement, baseline, thresholds, measure_more)
         if verdict.verdict is Verdict.FAIL and measure_again is not None:

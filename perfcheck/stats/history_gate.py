@@ -41,6 +41,7 @@ The rule, per gated metric, with ``n`` history sessions (the newest ``window``, 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -185,6 +186,8 @@ def judge_confirmed(
             continue
         values = [*h.values, *new]
         at = step_start(values, len(h.values), h.rule.direction)
+        if at is not None:
+            at = first_outside(values, at, len(h.values), h)
         steps[metric] = at
         if at is not None and at >= MIN_HISTORY:
             before[metric] = replace(h, values=h.values[:at], sessions=h.sessions[:at])
@@ -202,6 +205,24 @@ def step_start(values: Sequence[float], new_from: int, direction: Direction) -> 
     if not points or not _worse(points[-1].change, direction):
         return None
     return points[-1].index
+
+
+def first_outside(values: Sequence[float], at: int, new_from: int, history: MetricHistory) -> int:
+    """``at`` moved forward past sessions that are not themselves outside what the sessions
+    before them predict (their median and limit; the whole history's while fewer than
+    :data:`MIN_HISTORY` precede them): the session a step is named at must show it. A
+    rank statistic can place a step one session early, when the last session before it is
+    the slowest of its segment; at ``new_from`` the step is the new sessions'."""
+    sign = 1.0 if history.rule.direction is Direction.HIGHER_IS_WORSE else -1.0
+    while at < new_from:
+        before = history
+        if at >= MIN_HISTORY:
+            before = replace(history, values=tuple(values[:at]), sessions=())
+        center = statistics.median(before.values)
+        if center != 0 and sign * (values[at] - center) / abs(center) > before.limit:
+            return at
+        at += 1
+    return at
 
 
 @dataclass

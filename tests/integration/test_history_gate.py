@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from perfcheck.model.outcome import Status
+from perfcheck.report.results import load_results
 from tests.fakeproject import run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -31,10 +33,25 @@ def test_history_gate_passes_a_run_like_its_history_and_fails_a_step_naming_its_
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build_history(project, monkeypatch, 7)
-    like = measure(project, monkeypatch, 7, "--perfcheck-gate=history", "--perfcheck-save=r.json")
+    like = measure(
+        project,
+        monkeypatch,
+        7,
+        "--perfcheck-gate=history",
+        "--perfcheck-save=r.json",
+        "--junitxml=junit.xml",
+    )
     like.assert_outcomes(passed=1)
+    assert (
+        '<property name="perfcheck.gate" value="history"'
+        in (project.path / "junit.xml").read_text()
+    )
+    assert load_results(project.path / "r.json").scenarios["fake-reads"].status is Status.PASS
     like.stdout.fnmatch_lines(
-        ["*gate history: 1 scenario(s) judged by the last 20 sessions of their series, 0 by*"]
+        [
+            "perfcheck: gate history (the last 20 sessions of each series): 1 judged by their"
+            " history, 0 by the stored baseline"
+        ]
     )
     decision = json.loads((project.path / "r.json").read_text())["scenarios"]["fake-reads"][
         "decision"
@@ -53,6 +70,7 @@ def test_history_gate_passes_a_run_like_its_history_and_fails_a_step_naming_its_
             "*suspect: the first session was outside the history on *; 2 fresh session(s)*",
             "*step first seen in: this run (build=slow-1)*",
             "*--perfcheck-gate baseline*",
+            "perfcheck: the history gate FAILs this series until the step is most of its*",
         ]
     )
     # The next build is still slow: the step is named at the build that brought it.
@@ -72,8 +90,8 @@ def test_too_short_a_history_falls_back_to_the_stored_baseline_saying_so(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*gate history: 0 scenario(s) judged by the last 20 sessions of their series,"
-            " 1 by the stored baseline",
+            "perfcheck: gate history (the last 20 sessions of each series): 0 judged by their"
+            " history, 1 by the stored baseline",
             "  fake-reads: history gate: 3 session(s) of its series on * (5 needed);"
             " judged against the stored baseline",
         ]
@@ -89,7 +107,15 @@ def test_no_history_and_no_baseline_skips_as_a_missing_baseline_does(
 ) -> None:
     result = measure(project, monkeypatch, 1, "--perfcheck-gate=history")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*no baseline for fake-reads on machine class*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*gate history (*): 0 judged by their history, 0 by the stored baseline,"
+            " 1 by neither (no history, no baseline)",
+            "  fake-reads: history gate: 0 session(s) of its series * (5 needed);"
+            " no stored baseline either",
+            "*no baseline for fake-reads on machine class*",
+        ]
+    )
 
 
 def test_the_ini_key_chooses_the_gate(

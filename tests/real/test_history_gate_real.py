@@ -16,8 +16,8 @@ from tests.realcaps import REAL_BPF_AND_FIO
 
 pytestmark = REAL_BPF_AND_FIO
 
-#: Short sessions: five half-second rounds each.
-SHORT = ("--perfcheck-rounds", "5", "--perfcheck-seconds", "0.5", "-p", "no:cacheprovider")
+#: Short sessions: five rounds of 0.3 s each.
+SHORT = ("--perfcheck-rounds", "5", "--perfcheck-seconds", "0.3", "-p", "no:cacheprovider")
 #: A slowed run that is not confirmed (a session of this VM is now and then an outlier)
 #: is measured again; the next run then sees the first slowed session in its history.
 ATTEMPTS = 2
@@ -34,7 +34,7 @@ def slowdown() -> QueueSlowdown:
 def test_a_real_slowdown_fails_the_history_gate_and_the_same_settings_do_not(
     pytester: pytest.Pytester, tmp_path: Path, slowdown: QueueSlowdown
 ) -> None:
-    scenario = slowdown.write_scenario(tmp_path / "scenarios", rounds=5)
+    scenario = slowdown.write_scenario(tmp_path / "scenarios", rounds=5, seconds=0.3)
     store = tmp_path / "results.sqlite"
 
     def perfcheck(label: str, *args: str) -> pytest.RunResult:
@@ -82,6 +82,6 @@ def test_a_real_slowdown_fails_the_history_gate_and_the_same_settings_do_not(
     same.stdout.fnmatch_lines(
         [
             "perfcheck: 1 measured on *: 1 [PI]*",
-            "*gate history: 1 scenario(s) judged by the last 20 sessions*",
+            "*gate history (the last 20 sessions of each series): 1 judged by their history*",
         ]
     )

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from perfcheck.stats.history_gate import (
     MIN_HISTORY,
     MetricHistory,
+    first_outside,
     is_suspect,
     judge_confirmed,
     judge_sessions,
@@ -163,3 +164,17 @@ def test_the_limit_widens_with_the_sessions_spread(spread: float) -> None:
     values = tuple(10_000.0 * (1 + spread * ((i % 3) - 1)) for i in range(20))
     limit = MetricHistory(P50, values, default_rule(P50)).limit
     assert limit == pytest.approx(0.10) if spread == 0.0 else limit > 0.5
+
+
+def test_a_step_is_named_at_the_first_session_that_shows_it() -> None:
+    """The last session before the step is the slowest of its segment: a rank change point
+    may put the step there; the session named must itself be outside the history."""
+    history = [10_000.0, 10_200.0, 9_800.0, 10_100.0, 9_900.0, 10_300.0, 15_000.0]
+    new = [15_200.0, 14_900.0, 15_100.0]
+    values = [*history, *new]
+    histories = history_of(history)
+    assert first_outside(values, 5, len(history), histories[P50]) == 6
+    assert first_outside(values, 4, len(history), histories[P50]) == 6
+    assert first_outside(values, 7, len(history), histories[P50]) == 7
+    _, steps = judge_confirmed(histories, {P50: new}, ALPHA)
+    assert steps[P50] == 6
