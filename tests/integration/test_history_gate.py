@@ -136,33 +136,33 @@ def bisect(p: pytest.Pytester, *args: str) -> pytest.RunResult:
     return run(p, "--perfcheck-bisect", "--perfcheck-store=none", *args, "scenarios/")
 
 
-def test_bisect_exits_0_when_every_scenario_passes(project: pytest.Pytester) -> None:
-    run(project, "--perfcheck-update").assert_outcomes(passed=1)
-    result = bisect(project)
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["*--perfcheck-bisect: exit 0 (1 scenario(s) PASS*"])
-
-
-def test_bisect_exits_1_on_a_fail(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("environment", "code", "said"),
+    [
+        ({}, 0, "exit 0 (1 scenario(s) PASS: this commit is good)"),
+        ({"FAKE_SLOWDOWN": "1.5"}, 1, "exit 1 (1 scenario(s) FAIL: this commit is bad)"),
+        # Only the first session is slow: its repeat does not FAIL, so INCONCLUSIVE.
+        (
+            {"FAKE_SLOWDOWN": "1.5", "FAKE_SLOW_SESSIONS": "0"},
+            125,
+            "exit 125 (1 scenario(s) INCONCLUSIVE: this commit cannot be judged)",
+        ),
+    ],
+    ids=["pass", "fail", "inconclusive"],
+)
+def test_bisect_exit_status_follows_the_verdict(
+    project: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    code: int,
+    said: str,
 ) -> None:
     run(project, "--perfcheck-update").assert_outcomes(passed=1)
-    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
-    result = bisect(project)
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(["*--perfcheck-bisect: exit 1 (1 scenario(s) FAIL*"])
-
-
-def test_bisect_skips_an_inconclusive_run(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run(project, "--perfcheck-update").assert_outcomes(passed=1)
-    # Only the first session is slow: the repeat does not FAIL again, so INCONCLUSIVE.
-    monkeypatch.setenv("FAKE_SLOWDOWN", "1.5")
-    monkeypatch.setenv("FAKE_SLOW_SESSIONS", "0")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     result = bisect(project, "--perfcheck-strict")
-    assert result.ret == 125
-    result.stdout.fnmatch_lines(["*--perfcheck-bisect: exit 125 (1 scenario(s) INCONCLUSIVE*"])
+    assert result.ret == code
+    result.stdout.fnmatch_lines([f"perfcheck: --perfcheck-bisect: {said}"])
 
 
 def test_bisect_skips_a_missing_baseline(project: pytest.Pytester) -> None:
@@ -171,19 +171,17 @@ def test_bisect_skips_a_missing_baseline(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*exit 125 (1 scenario(s) NO BASELINE*"])
 
 
-def test_bisect_skips_a_broken_scenario(project: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("broken.toml", "probes = [\n"), ("test_broken.py", "import nowhere_to_be_found\n")],
+    ids=["broken-scenario", "collection-error"],
+)
+def test_bisect_skips_an_error(project: pytest.Pytester, name: str, text: str) -> None:
     run(project, "--perfcheck-update").assert_outcomes(passed=1)
-    (project.path / "scenarios" / "broken.toml").write_text("probes = [\n")
+    (project.path / "scenarios" / name).write_text(text)
     result = bisect(project)
     assert result.ret == 125
-    result.stdout.fnmatch_lines(["*exit 125 (an error (pytest exit status 1)*"])
-
-
-def test_bisect_skips_a_collection_error(project: pytest.Pytester) -> None:
-    run(project, "--perfcheck-update").assert_outcomes(passed=1)
-    (project.path / "scenarios" / "test_broken.py").write_text("import nowhere_to_be_found\n")
-    result = bisect(project)
-    assert result.ret == 125
+    result.stdout.fnmatch_lines(["*--perfcheck-bisect: exit 125 (an error (pytest exit status *"])
 
 
 def test_bisect_skips_a_usage_error(project: pytest.Pytester) -> None:

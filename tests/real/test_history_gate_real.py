@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from perfcheck.stats.history_gate import MIN_HISTORY
-from perfcheck.system.kernel_config import scratch_io_schedulers
-from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
+from perfcheck.system.slowdowns import QueueSlowdown
 from tests.realcaps import REAL_BPF_AND_FIO
 
 pytestmark = REAL_BPF_AND_FIO
@@ -21,14 +20,6 @@ SHORT = ("--perfcheck-rounds", "5", "--perfcheck-seconds", "0.3", "-p", "no:cach
 #: A slowed run that is not confirmed (a session of this VM is now and then an outlier)
 #: is measured again; the next run then sees the first slowed session in its history.
 ATTEMPTS = 2
-
-
-@pytest.fixture
-def slowdown() -> QueueSlowdown:
-    offered = choose_slowdown(scratch_io_schedulers())
-    if offered is None:
-        pytest.skip("no blk-mq loop device here: no queue setting can slow one down")
-    return offered
 
 
 def test_a_real_slowdown_fails_the_history_gate_and_the_same_settings_do_not(

@@ -347,14 +347,7 @@ class ResultStore:
             .group_by(ss.c.scenario, ss.c.machine_class)
             .order_by(ss.c.scenario, ss.c.machine_class)
         )
-        columns = (
-            ss.c.session_id,
-            ss.c.recorded_at,
-            ss.c.status,
-            ss.c.kernel_release,
-            ss.c.host,
-            ss.c.git_commit,
-        )
+        columns = _naming_columns()
         result: list[Series] = []
         with self.transaction() as conn:
             for group_scenario, group_class, count in conn.execute(groups_query):
@@ -430,16 +423,7 @@ class ResultStore:
         )
         with self.transaction() as conn:
             rows = conn.execute(
-                sa.select(
-                    ss.c.session_id,
-                    ss.c.recorded_at,
-                    ss.c.status,
-                    ss.c.kernel_release,
-                    ss.c.host,
-                    ss.c.git_commit,
-                    ss.c.environment,
-                    ss.c.provenance,
-                )
+                sa.select(*_naming_columns(), ss.c.environment, ss.c.provenance)
                 .where(ss.c.scenario == scenario, ss.c.machine_class == machine_class, same_hash)
                 .order_by(ss.c.recorded_at.desc(), ss.c.session_id.desc())
                 .limit(max(1, last))
@@ -470,6 +454,19 @@ class ResultStore:
             )
             for row in reversed(rows)
         ]
+
+
+def _naming_columns() -> tuple[sa.Column[Any], ...]:
+    """A session's columns that name it in a series: id, time, status, kernel, host, commit."""
+    ss = s.sessions
+    return (
+        ss.c.session_id,
+        ss.c.recorded_at,
+        ss.c.status,
+        ss.c.kernel_release,
+        ss.c.host,
+        ss.c.git_commit,
+    )
 
 
 def utc_timestamp() -> str:
