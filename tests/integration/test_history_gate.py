@@ -5,7 +5,10 @@ falls back to the stored baseline saying so, and --perfcheck-bisect exits 0/1/12
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +24,21 @@ STORE = "results.sqlite"
 def measure(p: pytest.Pytester, mp: pytest.MonkeyPatch, seed: int, *args: str) -> pytest.RunResult:
     """One run storing its session in the project's store; each seed is another session."""
     mp.setenv("FAKE_SEED", str(seed))
-    return run(p, "--perfcheck", f"--perfcheck-store={STORE}", *args, "scenarios/")
+    result = run(p, "--perfcheck", f"--perfcheck-store={STORE}", *args, "scenarios/")
+    space_out(p.path / STORE)
+    return result
+
+
+def space_out(store: Path) -> None:
+    """Sessions a minute apart, in the order they were stored: CI builds are, but fake runs
+    in one process take well under a second, and a series is ordered by the second."""
+    if not store.exists():
+        return
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        db.execute(
+            "UPDATE perfcheck_sessions SET recorded_at ="
+            " strftime('%Y-%m-%dT%H:%M:%SZ', '2026-12-01', '+' || rowid || ' minutes')"
+        )
 
 
 def build_history(p: pytest.Pytester, mp: pytest.MonkeyPatch, sessions: int) -> None:

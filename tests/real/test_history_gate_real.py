@@ -25,7 +25,7 @@ ATTEMPTS = 2
 def test_a_real_slowdown_fails_the_history_gate_and_the_same_settings_do_not(
     pytester: pytest.Pytester, tmp_path: Path, slowdown: QueueSlowdown
 ) -> None:
-    scenario = slowdown.write_scenario(tmp_path / "scenarios", rounds=5, seconds=0.3)
+    scenario = slowdown.write_scenario(tmp_path / "scenarios", rounds=5)
     store = tmp_path / "results.sqlite"
 
     def perfcheck(label: str, *args: str) -> pytest.RunResult:
