@@ -129,7 +129,8 @@ def judge_sessions(
 ) -> list[MetricComparison]:
     """The new sessions' medians (``current``, per metric, one or more) against each
     metric's history, at its :attr:`~MetricHistory.limit` (see the module docstring)."""
-    rules = {m: MetricRule(h.rule.direction, h.limit) for m, h in histories.items()}
+    # The limit to 0.1%, as reports show it.
+    rules = {m: MetricRule(h.rule.direction, round(h.limit, 3)) for m, h in histories.items()}
     history_values = {m: h.values for m, h in histories.items()}
     compared = compare_series(history_values, current, rules, alpha, holm=holm)
     return [_in_sessions(c, histories[c.metric]) for c in compared]
