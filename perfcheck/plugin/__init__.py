@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,14 @@ from perfcheck.run.harness import Harness
 from perfcheck.run.settings import HarnessSettings, MissingBaseline
 from perfcheck.stats.gate import ScenarioOutcome, failure_text, foreign_baseline_notice
 from perfcheck.stats.history import DEFAULT_BASELINE_SESSIONS
+from perfcheck.stats.history_gate import (
+    DEFAULT_WINDOW,
+    GATE_BASELINE,
+    GATE_HISTORY,
+    GATES,
+    HISTORY_HINT,
+    MIN_HISTORY,
+)
 from perfcheck.stats.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
 from perfcheck.stats.verdict import format_comparison
 from perfcheck.system.lock import HostLock
@@ -69,6 +78,9 @@ OPT_AB_B = "--perfcheck-ab-b"
 OPT_STORE = "--perfcheck-store"
 OPT_LABEL = "--perfcheck-label"
 OPT_TREND_SESSIONS = "--perfcheck-trend-sessions"
+OPT_GATE = "--perfcheck-gate"
+OPT_HISTORY_SESSIONS = "--perfcheck-history-sessions"
+OPT_BISECT = "--perfcheck-bisect"
 
 MARKER = "perfcheck"
 SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc and fio)"
@@ -76,6 +88,7 @@ SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc an
 # The one place stash keys are declared: the run on the config, per-test state on items.
 RUN_KEY = pytest.StashKey["PerfcheckRun"]()
 RUN_PLUGIN_NAME = "perfcheck-run"
+BISECT_PLUGIN_NAME = "perfcheck-bisect"
 GATE_KEY = pytest.StashKey["PendingGate"]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
 STORE_KEY = pytest.StashKey["StoreSettings"]()
@@ -115,6 +128,7 @@ seconds_arg = in_range(float, 0.2, 3600, "seconds")
 max_rounds_arg = in_range(int, 3, 100, "rounds")
 sessions_arg = in_range(int, 1, 9, "sessions")
 trend_sessions_arg = in_range(int, 2, 10_000, "sessions")
+history_sessions_arg = in_range(int, MIN_HISTORY, 500, "sessions")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -272,6 +286,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="interleaved A/B: set-up command of side B, judged against A (see perfcheck ab)",
     )
     _add_store_options(parser, group)
+    group.addoption(
+        OPT_GATE,
+        choices=GATES,
+        help="what a scenario is judged against: its stored baseline (default), or the recent"
+        " sessions of its series in the results store (history; the stored baseline while"
+        f" the series has fewer than {MIN_HISTORY} sessions)",
+    )
+    group.addoption(
+        OPT_HISTORY_SESSIONS,
+        type=history_sessions_arg,
+        metavar="N",
+        help=f"the history gate reads the newest N sessions of a series (default {DEFAULT_WINDOW})",
+    )
+    group.addoption(
+        OPT_BISECT,
+        action="store_true",
+        help="exit status for git bisect run (implies --perfcheck): 0 all PASS, 1 a FAIL,"
+        " 125 (skip) INCONCLUSIVE, no baseline or an error",
+    )
+    parser.addini("perfcheck_gate", "baseline or history (as --perfcheck-gate)", default="")
+    parser.addini("perfcheck_history_sessions", "as --perfcheck-history-sessions", default="")
     parser.addini(
         "perfcheck_control", "measure the drift control (as --perfcheck-control)", type="bool"
     )
@@ -301,6 +336,11 @@ def _settings(config: pytest.Config) -> HarnessSettings:
     if (ab_a is None) != (ab_b is None):
         raise pytest.UsageError(f"{OPT_AB_A} and {OPT_AB_B} go together: give both commands")
     update, record = bool(opt(OPT_UPDATE)), bool(opt(OPT_RECORD))
+    gate, window = _gate_settings(config, opt(OPT_GATE), opt(OPT_HISTORY_SESSIONS))
+    if update and opt(OPT_BISECT):
+        raise pytest.UsageError(
+            f"{OPT_BISECT} judges each commit; {OPT_UPDATE} records baselines: drop one"
+        )
     if ab_a is not None and (update or record):
         raise pytest.UsageError(
             f"{OPT_AB_A}/{OPT_AB_B} compare two set-ups in one run and store nothing: drop"
@@ -334,11 +374,33 @@ def _settings(config: pytest.Config) -> HarnessSettings:
         ),
         control=bool(opt(OPT_CONTROL) or config.getini("perfcheck_control")),
         ab_commands=(ab_a, ab_b) if ab_a is not None and ab_b is not None else None,
+        gate=gate,
+        history_window=window,
     )
 
 
+def _gate_settings(config: pytest.Config, gate: str | None, window: int | None) -> tuple[str, int]:
+    """--perfcheck-gate and --perfcheck-history-sessions, or their ini keys (checked)."""
+    gate = gate or config.getini("perfcheck_gate") or GATE_BASELINE
+    if gate not in GATES:
+        raise pytest.UsageError(
+            f"perfcheck_gate = {gate!r} in the ini file: use {' or '.join(GATES)}"
+        )
+    if window is None:
+        text = config.getini("perfcheck_history_sessions")
+        try:
+            window = history_sessions_arg(text) if text else DEFAULT_WINDOW
+        except argparse.ArgumentTypeError as exc:
+            raise pytest.UsageError(f"perfcheck_history_sessions in the ini file: {exc}") from None
+    return gate, int(window)
+
+
 def _enabled(config: pytest.Config) -> bool:
-    return bool(config.getoption("perfcheck") or config.getoption("perfcheck_update"))
+    return bool(
+        config.getoption("perfcheck")
+        or config.getoption("perfcheck_update")
+        or config.getoption("perfcheck_bisect")
+    )
 
 
 def _lock_timeout(text: str) -> float:
@@ -362,6 +424,10 @@ def pytest_configure(config: pytest.Config) -> None:
         " baseline name (default: the test id), thresholds maps metric names or patterns"
         " to relative thresholds, e.g. {'block.latency.read.p99': 0.3}",
     )
+    if config.getoption("perfcheck_bisect"):
+        from perfcheck.plugin.bisect import BisectMode
+
+        config.pluginmanager.register(BisectMode(lambda: _statuses(config)), BISECT_PLUGIN_NAME)
     if not _enabled(config):
         return
     if hasattr(config, "workerinput"):
@@ -381,6 +447,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(run, RUN_PLUGIN_NAME)
     _check_output_paths(config)
     _configure_store(config)
+
+
+def _statuses(config: pytest.Config) -> list[Status]:
+    harness = _harness(config)
+    return [o.status for o in harness.outcomes] if harness is not None else []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
+    """Under --perfcheck-bisect, a usage error found while starting (a bad ini value, an
+    unreachable store, the host lock) exits 125: git bisect skips the commit."""
+    try:
+        return (yield)
+    except pytest.UsageError as exc:
+        if not config.getoption("perfcheck_bisect", False):
+            raise
+        from perfcheck.plugin.bisect import SKIP
+
+        sys.stderr.write(f"ERROR: {exc}\nperfcheck: {OPT_BISECT}: exit {SKIP} (a usage error)\n")
+        return SKIP
 
 
 def _interrupt_on_sigterm() -> Any:
@@ -511,6 +597,7 @@ def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
     item.user_properties.extend(_percentile_properties(outcome))
     item.stash[OUTCOME_KEY] = outcome
     if outcome.verdict is not None:
+        item.user_properties.append(("perfcheck.gate", outcome.verdict.gate))
         for c in outcome.verdict.comparisons:
             item.user_properties.append((f"perfcheck.{c.metric}", format_comparison(c)))
     harness = item.config.stash[RUN_KEY].harness
@@ -523,6 +610,8 @@ def _apply_outcome(item: pytest.Item, outcome: ScenarioOutcome) -> None:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     hint = AB_HINT if harness.settings.ab_commands is not None else None
+    if outcome.verdict is not None and outcome.verdict.history is not None:
+        hint = HISTORY_HINT
     if outcome.status is Status.FAIL and outcome.verdict is not None:
         pytest.fail(failure_text(outcome.verdict, _refresh_command(item), hint), pytrace=False)
     strict = harness.settings.strict
@@ -738,9 +827,19 @@ def summary_lines(harness: Harness) -> list[str]:
     ]
     if harness.settings.update:
         out.append(f"perfcheck: baselines written to {where}/")
-        for outcome in harness.outcomes:
-            if outcome.note is not None:
-                out.append(f"  {outcome.name}: {outcome.note}")
+    elif harness.settings.gate == GATE_HISTORY:
+        judged = [o.verdict.gate if o.verdict is not None else None for o in harness.outcomes]
+        line = (
+            f"perfcheck: gate history (the last {harness.settings.history_window} sessions of"
+            f" each series): {judged.count(GATE_HISTORY)} judged by their history,"
+            f" {judged.count(GATE_BASELINE)} by the stored baseline"
+        )
+        if None in judged:
+            line += f", {judged.count(None)} by neither (no history, no baseline)"
+        out.append(line)
+    for outcome in harness.outcomes:
+        if outcome.note is not None:
+            out.append(f"  {outcome.name}: {outcome.note}")
     for outcome in harness.outcomes:
         if outcome.status is Status.INCONCLUSIVE and outcome.verdict is not None:
             for c in outcome.verdict.inconclusive():
@@ -777,7 +876,13 @@ def summary_lines(harness: Harness) -> list[str]:
             + "; if B's cost is expected, nothing needs updating"
         )
     elif counts.get(Status.FAIL):
-        out.append(f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}")
+        failed = [o.verdict for o in harness.outcomes if o.status is Status.FAIL]
+        if all(v is not None and v.history is not None for v in failed):
+            out.append(f"perfcheck: {HISTORY_HINT}")
+        else:
+            out.append(
+                f"perfcheck: if a change is intended, re-record its baseline with {OPT_UPDATE}"
+            )
     return out
 
 
@@ -1003,7 +1108,13 @@ def _configure_store(config: pytest.Config) -> None:
         except Error as exc:
             raise pytest.UsageError(f"{OPT_STORE}: {exc}") from None
     config.stash[STORE_KEY] = StoreSettings(location, bool(named), labels, trend_sessions)
-    config.stash[SCENARIO_HASHES_KEY] = {}
+    hashes: dict[str, str | None] = {}
+    config.stash[SCENARIO_HASHES_KEY] = hashes
+    harness = config.stash[RUN_KEY].harness
+    if harness.settings.gate == GATE_HISTORY and location is not None:
+        from perfcheck.run.sessions import SeriesHistory
+
+        harness.history_source = SeriesHistory(location, labels, hashes)
 
 
 def _note_scenario(config: pytest.Config, name: str, scenario: Scenario) -> None:

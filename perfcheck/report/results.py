@@ -21,7 +21,7 @@ single measurement). The layout, checked on load against
        "comparisons": [{...MetricComparison.to_dict()...}, ...],
        "decision": {"looks", "baseline_rounds", "current_rounds",    (optional: how the
                     "environment_changes", "widened_thresholds",      verdict was reached)
-                    "drift"},
+                    "drift", "repeat", "gate", "history"},
        "scenario_hash": "<sha256 of the scenario and job files>" | null,
        "recording": {"baseline_session": 2,                    (optional: a baseline from
                      "other_sessions": [measurement, ...]}     several sessions)
@@ -223,6 +223,8 @@ def decision_of(verdict: ScenarioVerdict) -> dict[str, Any]:
         if drift is None
         else {"drifted": drift.drifted, "slowdown": drift.slowdown, "text": drift.text},
         "repeat": verdict.repeat,
+        "gate": verdict.gate,
+        "history": None if verdict.history is None else verdict.history.to_dict(),
     }
 
 

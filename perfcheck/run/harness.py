@@ -7,22 +7,43 @@ Nothing here knows pytest; :mod:`perfcheck.plugin` maps options onto
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from perfcheck import __version__
 from perfcheck.errors import BaselineError
-from perfcheck.model.measurement import Measurement
+from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.model.outcome import Status
 from perfcheck.model.session import SOURCE_RECORD, SOURCE_REFRESH, summarize
 from perfcheck.report.results import Results
 from perfcheck.run.resources import RunResources
+from perfcheck.run.sessions import SeriesHistory
 from perfcheck.stats.drift import check_drift, downgrade_for_drift
-from perfcheck.stats.gate import ScenarioOutcome, ScenarioVerdict, is_gated, judge, status_of
+from perfcheck.stats.gate import (
+    ScenarioOutcome,
+    ScenarioVerdict,
+    is_gated,
+    judge,
+    rule_for,
+    status_of,
+)
 from perfcheck.stats.history import (
     appended,
     central_session,
     same_target,
+)
+from perfcheck.stats.history_gate import (
+    GATE_HISTORY,
+    MIN_HISTORY,
+    HistoryJudgement,
+    MetricHistory,
+    comparable,
+    is_suspect,
+    judge_confirmed,
+    judge_sessions,
+    metric_histories,
+    sessions_to_confirm,
 )
 from perfcheck.stats.sequential import (
     SequentialPlan,
@@ -30,6 +51,7 @@ from perfcheck.stats.sequential import (
 )
 from perfcheck.stats.verdict import MetricComparison, Verdict
 from perfcheck.store.baseline import Baseline, BaselineStore
+from perfcheck.store.sessions.records import RecentSession
 from perfcheck.system import environment
 from perfcheck.text import utc_timestamp
 
@@ -45,6 +67,8 @@ class Harness(RunResources):
     sequential rounds, the drift control and a FAIL repeated in a fresh session."""
 
     outcomes: list[ScenarioOutcome] = field(default_factory=list)
+    #: Where the history gate reads each scenario's series (set with the results store).
+    history_source: SeriesHistory | None = None
 
     def __post_init__(self) -> None:
         self.store = BaselineStore(self.settings.baseline_dir)
@@ -79,7 +103,8 @@ class Harness(RunResources):
         measure_more: Callable[[int], None] | None = None,
         measure_again: MeasureAgain | None = None,
     ) -> ScenarioOutcome:
-        """Record the measurement (update mode) or judge it against its baseline.
+        """Record the measurement (update mode) or judge it: against the recent sessions of
+        its series under the history gate, when there are enough, else its baseline.
 
         ``measure_more(n)`` appends n current rounds to ``measurement``; with it, an
         INCONCLUSIVE verdict gets more rounds (perfcheck.stats.sequential) before it stands.
@@ -88,8 +113,8 @@ class Harness(RunResources):
         (:meth:`repeat_fail`).
         """
         measurement.scenario = name
-        path = self.store.path_for(name, self.machine_class)
         if self.settings.update:
+            path = self.store.path_for(name, self.machine_class)
             sessions = self._sessions_to_record(name, measurement, measure_again)
             chosen = central_session([_medians(m) for m in sessions])
             measurement = sessions[chosen]
@@ -108,19 +133,112 @@ class Harness(RunResources):
                 # Every session measured reaches the results store, not only the chosen one.
                 outcome.other_sessions, outcome.baseline_session = others, chosen + 1
         else:
-            baseline = self.store.load(name, self.machine_class)
-            if baseline is None:
-                outcome = ScenarioOutcome(name, Status.NO_BASELINE, measurement, baseline_path=path)
-            else:
-                verdict = self.decide(name, measurement, baseline, thresholds, measure_more)
-                if verdict.verdict is Verdict.FAIL and measure_again is not None:
-                    verdict = self.repeat_fail(verdict, thresholds, measure_again)
-                    measurement = verdict.measurement
-                outcome = ScenarioOutcome(name, status_of(verdict), measurement, verdict, path)
-                if self.settings.record and outcome.status is Status.PASS:
-                    self._queue_history(baseline, measurement)
+            outcome = self._judged(name, measurement, thresholds, measure_more, measure_again)
         self.outcomes.append(outcome)
         return outcome
+
+    def _judged(
+        self,
+        name: str,
+        measurement: Measurement,
+        thresholds: ThresholdLookup | None,
+        measure_more: Callable[[int], None] | None,
+        measure_again: MeasureAgain | None,
+    ) -> ScenarioOutcome:
+        """The measurement judged by the history gate, when it is asked for and the series
+        has history enough, else against the stored baseline (saying why in its note)."""
+        note = None
+        if self.settings.gate == GATE_HISTORY:
+            history, note = self._history_of(name, measurement)
+            if history is not None:
+                verdict = self.decide_history(name, measurement, history, thresholds, measure_again)
+                return ScenarioOutcome(name, status_of(verdict), measurement, verdict)
+        path = self.store.path_for(name, self.machine_class)
+        baseline = self.store.load(name, self.machine_class)
+        if baseline is None:
+            if note is not None:
+                note = f"{note.rsplit(';', 1)[0]}; no stored baseline either"
+            return ScenarioOutcome(name, Status.NO_BASELINE, measurement, None, path, note)
+        verdict = self.decide(name, measurement, baseline, thresholds, measure_more)
+        if verdict.verdict is Verdict.FAIL and measure_again is not None:
+            verdict = self.repeat_fail(verdict, thresholds, measure_again)
+            measurement = verdict.measurement
+        outcome = ScenarioOutcome(name, status_of(verdict), measurement, verdict, path, note)
+        if self.settings.record and outcome.status is Status.PASS:
+            self._queue_history(baseline, measurement)
+        return outcome
+
+    def _history_of(
+        self, name: str, measurement: Measurement
+    ) -> tuple[list[RecentSession] | None, str | None]:
+        """The series' recent sessions when there are enough, else None and why not."""
+        source = self.history_source
+        if source is None:
+            return None, "history gate: no results store; judged against the stored baseline"
+        window = self.settings.history_window
+        history = comparable(
+            source.recent(name, self.machine_class, window), measurement.provenance
+        )
+        if len(history) >= MIN_HISTORY:
+            return history, None
+        return None, (
+            f"history gate: {len(history)} session(s) of its series on {self.machine_class}"
+            f" in {source.location.display} ({MIN_HISTORY} needed); judged against the stored"
+            " baseline"
+        )
+
+    def decide_history(
+        self,
+        name: str,
+        measurement: Measurement,
+        history: list[RecentSession],
+        thresholds: ThresholdLookup | None,
+        measure_again: MeasureAgain | None,
+    ) -> ScenarioVerdict:
+        """``measurement``'s session judged against the series' ``history`` (see
+        perfcheck.stats.history_gate): when it is outside, fresh sessions are measured to
+        confirm it, and a FAIL names the first session after the step."""
+        source = self.history_source
+        assert source is not None
+        alpha, holm = self.settings.alpha, self.settings.holm
+        first = _medians(measurement)
+        rules = {metric: rule_for(metric, thresholds) for metric in first}
+        histories = metric_histories([s.medians for s in history], rules)
+        current = {metric: [first[metric]] for metric in histories if metric in first}
+        comparisons = judge_sessions(histories, current, alpha, holm)
+        judgement = HistoryJudgement(
+            history, self.settings.history_window, source.location.display, labels=source.labels
+        )
+        if is_suspect(comparisons):
+            judgement.suspect = [c.metric for c in comparisons if c.verdict is not Verdict.PASS]
+            if measure_again is not None and self.settings.repeat_fails:
+                medians = [first]
+                for _ in range(sessions_to_confirm(len(history), alpha) - 1):
+                    self.fresh_session()
+                    again, _more = measure_again()
+                    again.scenario = name
+                    medians.append(_medians(again))
+                judgement.new_sessions = len(medians)
+                current = {
+                    metric: [m[metric] for m in medians if metric in m] for metric in current
+                }
+                comparisons, steps = judge_confirmed(histories, current, alpha, holm)
+                for c in comparisons:
+                    if c.verdict is Verdict.FAIL:
+                        h, at = histories[c.metric], steps.get(c.metric)
+                        stored = at is not None and at < len(h.values)
+                        judgement.steps[c.metric] = (
+                            history[h.sessions[at]] if at is not None and stored else None
+                        )
+        baseline = _history_baseline(name, self.machine_class, history, histories)
+        return ScenarioVerdict(
+            name,
+            measurement,
+            baseline,
+            comparisons,
+            baseline_label=judgement.lines()[0],
+            history=judgement,
+        )
 
     def _sessions_to_record(
         self, name: str, first: Measurement, measure_again: MeasureAgain | None
@@ -266,6 +384,28 @@ class Harness(RunResources):
 
     def discard(self) -> None:
         self.store.discard()
+
+
+def _history_baseline(
+    name: str,
+    machine_class: str,
+    history: list[RecentSession],
+    histories: Mapping[str, MetricHistory],
+) -> Baseline:
+    """The history as a baseline: one round per session, holding its medians, and the
+    newest session's environment and probe points (what a verdict's environment diff and
+    the reports compare with)."""
+    newest = history[-1]
+    rounds = [
+        RoundResult(
+            index=i,
+            duration_s=0.0,
+            scalars={m: s.medians[m] for m in histories if m in s.medians},
+        )
+        for i, s in enumerate(history)
+    ]
+    measurement = Measurement(name, rounds, dict(newest.environment), dict(newest.provenance))
+    return Baseline(name, machine_class, measurement, newest.recorded_at, __version__)
 
 
 def _medians(measurement: Measurement) -> dict[str, float]:

@@ -8,6 +8,7 @@ import hashlib
 import math
 import statistics
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from perfcheck.model.measurement import Measurement
@@ -25,6 +26,8 @@ from perfcheck.store.sessions.records import (
 )
 
 if TYPE_CHECKING:
+    from perfcheck.store.sessions.records import RecentSession
+    from perfcheck.store.sessions.sqlstore import StoreLocation
     from perfcheck.workloads.scenario import Scenario
 
 
@@ -161,3 +164,22 @@ def sessions_from_baseline(
             )
         )
     return sessions
+
+
+@dataclass
+class SeriesHistory:
+    """Where the history gate reads each scenario's series: the results store, this run's
+    labels (to name this run) and each scenario's content hash, noted as it runs."""
+
+    location: StoreLocation
+    labels: dict[str, str] = field(default_factory=dict)
+    scenario_hashes: Mapping[str, str | None] = field(default_factory=dict)
+
+    def recent(self, scenario: str, machine_class: str, last: int) -> list[RecentSession]:
+        """The newest ``last`` sessions of the scenario's series, oldest first."""
+        from perfcheck.store.sessions.sqlstore import open_store
+
+        with open_store(self.location, create=True) as store:
+            return store.recent_sessions(
+                scenario, machine_class, self.scenario_hashes.get(scenario), last
+            )

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from perfcheck.stats.history import DEFAULT_BASELINE_SESSIONS
+from perfcheck.stats.history_gate import DEFAULT_WINDOW, GATE_BASELINE
 from perfcheck.stats.sequential import DEFAULT_BATCH, DEFAULT_MAX_ROUNDS
 from perfcheck.stats.verdict import DEFAULT_ALPHA
 
@@ -53,3 +54,8 @@ class HarnessSettings:
     control: bool = False
     #: Interleaved A/B: the set-up commands of sides A and B (perfcheck.run.ab).
     ab_commands: tuple[str, str] | None = None
+    #: What a scenario is judged against: its stored baseline, or the recent sessions of
+    #: its series in the results store (--perfcheck-gate; perfcheck.stats.history_gate).
+    gate: str = GATE_BASELINE
+    #: Newest sessions of a series the history gate reads (--perfcheck-history-sessions).
+    history_window: int = DEFAULT_WINDOW

@@ -13,6 +13,7 @@ from perfcheck.model.measurement import Measurement, environment_diff
 from perfcheck.model.outcome import Status
 from perfcheck.stats.drift import DriftCheck
 from perfcheck.stats.history import HistoryThresholds, Widening
+from perfcheck.stats.history_gate import GATE_BASELINE, GATE_HISTORY, HistoryJudgement
 from perfcheck.stats.verdict import (
     DEFAULT_ALPHA,
     MetricComparison,
@@ -61,6 +62,14 @@ class ScenarioVerdict:
     baseline_label: str | None = None
     #: What repeating a FAIL in a fresh session showed (perfcheck.run.harness), or None.
     repeat: str | None = None
+    #: What the history gate did, when it judged (perfcheck.stats.history_gate); the
+    #: ``baseline`` then holds one round per history session, its medians.
+    history: HistoryJudgement | None = None
+
+    @property
+    def gate(self) -> str:
+        """Which gate judged: ``baseline`` (a stored or A/B baseline) or ``history``."""
+        return GATE_HISTORY if self.history is not None else GATE_BASELINE
 
     @property
     def verdict(self) -> Verdict:
@@ -89,6 +98,8 @@ class ScenarioVerdict:
         """Lines that explain a FAIL or INCONCLUSIVE: rounds, drift, widened thresholds,
         environment changes."""
         base = self.baseline
+        if self.history is not None:
+            return self.history.lines() + self._environment_lines("the newest session")
         rounds = f"{len(base.measurement.rounds)} rounds vs {len(self.measurement.rounds)} now"
         if self.looks > 1:
             rounds += f" after {self.looks} looks (sequential rounds)"
@@ -104,11 +115,15 @@ class ScenarioVerdict:
         if self.widened:
             lines.append("thresholds widened by the baseline's session history:")
             lines += [f"  {w.text()}" for w in self.widened]
+        return lines + self._environment_lines("the baseline")
+
+    def _environment_lines(self, since: str) -> list[str]:
         changed = self.environment_changes()
-        if changed:
-            lines.append("environment changed since the baseline:")
-            lines += [f"  {k}: {b} -> {a}" for k, b, a in changed]
-        return lines
+        if not changed:
+            return []
+        return [f"environment changed since {since}:"] + [
+            f"  {k}: {b} -> {a}" for k, b, a in changed
+        ]
 
 
 #: Environment keys that mean a baseline was recorded on another kernel or machine (the
@@ -123,7 +138,7 @@ def foreign_baseline_notice(verdicts: Sequence[ScenarioVerdict], paths: str) -> 
     kernel or machine, saying which keys differ and what to do for each intent; empty when
     every baseline was recorded on this kernel. ``paths`` are the run's test paths, for the
     commands shown."""
-    stored = [v for v in verdicts if v.baseline_label is None]
+    stored = [v for v in verdicts if v.baseline_label is None and v.history is None]
     differing: dict[tuple[str, str, str], list[str]] = {}
     for v in stored:
         for key, was, now in v.environment_changes():
@@ -166,6 +181,15 @@ def check_provenance(name: str, measurement: Measurement, baseline: Baseline) ->
             )
 
 
+def rule_for(metric: str, thresholds: ThresholdLookup | None) -> MetricRule:
+    """The metric's default rule with the scenario's threshold for it, when it sets one."""
+    rule = default_rule(metric)
+    override = thresholds(metric) if thresholds is not None else None
+    if override is not None:
+        rule = MetricRule(direction=rule.direction, threshold=override)
+    return rule
+
+
 def judge(
     name: str,
     measurement: Measurement,
@@ -191,10 +215,7 @@ def judge(
     rules: dict[str, MetricRule] = {}
     widened: list[Widening] = []
     for metric in sorted(base_series.keys() & cur_series.keys()):
-        rule = default_rule(metric)
-        override = thresholds(metric) if thresholds is not None else None
-        if override is not None:
-            rule = MetricRule(direction=rule.direction, threshold=override)
+        rule = rule_for(metric, thresholds)
         threshold, widening = history.widen(metric, rule.threshold)
         if widening is not None:
             widened.append(widening)
@@ -255,7 +276,8 @@ class ScenarioOutcome:
     measurement: Measurement
     verdict: ScenarioVerdict | None = None
     baseline_path: Path | None = None
-    #: How a recording was made, e.g. which of several sessions became the baseline.
+    #: How a recording was made (which of several sessions became the baseline), or why
+    #: the history gate did not judge (too few sessions: the stored baseline did).
     note: str | None = None
     #: A baseline from several sessions: the others, in the order measured, and the
     #: position (1-based, among all of them) of ``measurement``, the one recorded.

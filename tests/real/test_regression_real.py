@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from perfcheck.system.kernel_config import scratch_io_schedulers
 from perfcheck.system.processes import pid_alive
-from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
+from perfcheck.system.slowdowns import QueueSlowdown
 from perfcheck.system.targets import io_scheduler
 from tests.blockcounts import users_loop_device
 from tests.realcaps import REAL_BPF_AND_FIO
@@ -41,15 +40,6 @@ FAST = (
     "-p",
     "no:cacheprovider",
 )
-
-
-@pytest.fixture
-def slowdown() -> QueueSlowdown:
-    """The real regression this kernel offers, chosen from what its queues list."""
-    offered = choose_slowdown(scratch_io_schedulers())
-    if offered is None:
-        pytest.skip("no blk-mq loop device here: no queue setting can slow one down")
-    return offered
 
 
 @pytest.fixture

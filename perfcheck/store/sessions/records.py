@@ -159,3 +159,28 @@ def merged_labels(*sources: Iterable[tuple[str, str]]) -> dict[str, str]:
     for source in sources:
         labels.update(source)
     return labels
+
+
+@dataclass(frozen=True)
+class RecentSession:
+    """One stored session of a series as the history gate reads it: its per-metric
+    medians and what names it (time, id, kernel, commit, labels)."""
+
+    session_id: str
+    recorded_at: str
+    status: str
+    kernel_release: str
+    host: str | None = None
+    git_commit: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    medians: dict[str, float] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, list[str]] = field(default_factory=dict)
+
+    def names(self) -> str:
+        """``2026-12-04T16:00:00Z 1a2b3c4d5e6f (kernel_commit=abc, kernel 6.18...)``."""
+        said = [f"{k}={v}" for k, v in sorted(self.labels.items())]
+        if self.git_commit:
+            said.append(f"commit {self.git_commit[:12]}")
+        said.append(f"kernel {self.kernel_release}")
+        return f"{self.recorded_at} {self.session_id[:12]} ({', '.join(said)})"

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from perfcheck.store.sessions import StoreError
 from perfcheck.store.sessions import schema as s
-from perfcheck.store.sessions.records import StoredSession
+from perfcheck.store.sessions.records import RecentSession, StoredSession
 
 #: The default store, relative to the rootdir (pytest) or the current directory (CLI).
 DEFAULT_STORE_PATH: Final[str] = ".perfcheck/results.sqlite"
@@ -347,14 +347,7 @@ class ResultStore:
             .group_by(ss.c.scenario, ss.c.machine_class)
             .order_by(ss.c.scenario, ss.c.machine_class)
         )
-        columns = (
-            ss.c.session_id,
-            ss.c.recorded_at,
-            ss.c.status,
-            ss.c.kernel_release,
-            ss.c.host,
-            ss.c.git_commit,
-        )
+        columns = _naming_columns()
         result: list[Series] = []
         with self.transaction() as conn:
             for group_scenario, group_class, count in conn.execute(groups_query):
@@ -411,6 +404,69 @@ class ResultStore:
                         )
                     )
         return result
+
+    def recent_sessions(
+        self,
+        scenario: str,
+        machine_class: str,
+        scenario_hash: str | None,
+        last: int,
+    ) -> list[RecentSession]:
+        """The newest ``last`` sessions of one series, oldest first: this scenario, with
+        this content hash (another scenario file or job is another series; None matches
+        sessions stored without one), on this machine class."""
+        ss, sm, sl = s.sessions, s.metrics, s.labels
+        same_hash = (
+            ss.c.scenario_hash.is_(None)
+            if scenario_hash is None
+            else ss.c.scenario_hash == scenario_hash
+        )
+        with self.transaction() as conn:
+            rows = conn.execute(
+                sa.select(*_naming_columns(), ss.c.environment, ss.c.provenance)
+                .where(ss.c.scenario == scenario, ss.c.machine_class == machine_class, same_hash)
+                .order_by(ss.c.recorded_at.desc(), ss.c.session_id.desc())
+                .limit(max(1, last))
+            ).all()
+            ids = [row.session_id for row in rows]
+            medians: dict[str, dict[str, float]] = {}
+            for sid, metric, median in conn.execute(
+                sa.select(sm.c.session_id, sm.c.metric, sm.c.median).where(sm.c.session_id.in_(ids))
+            ):
+                medians.setdefault(sid, {})[metric] = float(median)
+            labels: dict[str, dict[str, str]] = {}
+            for sid, key, value in conn.execute(
+                sa.select(sl.c.session_id, sl.c.key, sl.c.value).where(sl.c.session_id.in_(ids))
+            ):
+                labels.setdefault(sid, {})[key] = value
+        return [
+            RecentSession(
+                session_id=row.session_id,
+                recorded_at=row.recorded_at,
+                status=row.status,
+                kernel_release=row.kernel_release,
+                host=row.host,
+                git_commit=row.git_commit,
+                labels=dict(sorted(labels.get(row.session_id, {}).items())),
+                medians=medians.get(row.session_id, {}),
+                environment=json.loads(row.environment),
+                provenance=json.loads(row.provenance),
+            )
+            for row in reversed(rows)
+        ]
+
+
+def _naming_columns() -> tuple[sa.Column[Any], ...]:
+    """A session's columns that name it in a series: id, time, status, kernel, host, commit."""
+    ss = s.sessions
+    return (
+        ss.c.session_id,
+        ss.c.recorded_at,
+        ss.c.status,
+        ss.c.kernel_release,
+        ss.c.host,
+        ss.c.git_commit,
+    )
 
 
 def utc_timestamp() -> str:
