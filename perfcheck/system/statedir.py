@@ -19,6 +19,8 @@ this user, with no permission for group or others. Anything else is refused with
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import stat
@@ -28,8 +30,11 @@ from pathlib import Path
 from perfcheck.errors import PerfcheckError
 from perfcheck.system.processes import PID_MAX_LIMIT
 
-#: Root's state directory (the host lock, journals of kernel settings).
+#: Root's state directory (the host lock, journals of kernel settings and mounts).
 STATE_DIR = Path("/run/perfcheck")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+#: A journal names a handful of things; anything larger was not written by perfcheck.
+MAX_JOURNAL_BYTES = 1 << 16
 
 
 class StateDirError(PerfcheckError):
@@ -93,3 +98,49 @@ def parse_pid(text: str) -> int | None:
         return None
     pid = int(text)
     return pid if pid <= PID_MAX_LIMIT else None
+
+
+class ForeignStateFile(Exception):
+    """A file in a state directory that perfcheck did not write; skipped with its reason."""
+
+
+def boot_id() -> str:
+    """This boot's id: a journal of another boot describes state the reboot reset."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def read_own_file(path: Path) -> bytes:
+    """A small regular file of this user that no one else may write, read without
+    following a symlink or blocking on a FIFO; anything else raises
+    :class:`ForeignStateFile`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ForeignStateFile("a symlink" if exc.errno == errno.ELOOP else exc.strerror) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ForeignStateFile("not a regular file")
+        if st.st_uid != os.geteuid():
+            raise ForeignStateFile(f"owned by uid {st.st_uid}, not {os.geteuid()}")
+        if st.st_mode & 0o022 or st.st_nlink != 1:
+            raise ForeignStateFile("writable by others or hard-linked")
+        if st.st_size > MAX_JOURNAL_BYTES:
+            raise ForeignStateFile(f"{st.st_size} bytes, too large for a journal")
+        return os.read(fd, MAX_JOURNAL_BYTES)
+    finally:
+        os.close(fd)
+
+
+def write_journal(path: Path, content: dict[str, object]) -> None:
+    """Replace the journal ``path`` with ``content`` and this boot's id, atomically (a
+    reader finds the old journal or the new one, never half of one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # left by a write that was interrupted
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"boot_id": boot_id(), **content}, fh, sort_keys=True)
+    os.replace(tmp, path)
