@@ -58,8 +58,9 @@ _JOURNAL_NAME = re.compile(rf"({MOUNT_MARKER}([0-9]+)-[0-9a-f]{{8}})\.json(\.tmp
 #: Always added to a scenario's mount options: no device node or set-uid file a workload
 #: could make in the filesystem means anything.
 FORCED_MOUNT_OPTIONS = ("nodev", "nosuid")
-#: A value inside an option: no path separator, no blanks, no list separator.
-_VALUE = re.compile(r"[A-Za-z0-9_.:+-]*")
+#: A value inside an option: no path separator, no blanks, no list separator (^ negates a
+#: feature).
+_VALUE = re.compile(r"[A-Za-z0-9_.:+^-]*")
 _LABEL = re.compile(r"[A-Za-z0-9_.-]{1,12}")
 
 
@@ -306,14 +307,12 @@ def filesystem_problem(name: str) -> str | None:
 
 
 def _value_list_problem(flag: str, value: str, allowed: tuple[str, ...]) -> str | None:
-    if not _VALUE.fullmatch(value.replace(",", "").replace("=", "")):
-        return f"{flag} {value!r}: only letters, digits and _ . : + - are allowed in a value"
-    if not allowed:
-        return None
-    for item in value.split(","):
+    for item in value.split(",") if allowed else ():
         name = item.split("=", 1)[0]
         if name not in allowed:
             return f"{flag} {name!r} is not allowed; allowed: {', '.join(allowed)}"
+    if not _VALUE.fullmatch(value.replace(",", "").replace("=", "")):
+        return f"{flag} {value!r}: only letters, digits and _ . : + ^ - are allowed in a value"
     return None
 
 
@@ -578,6 +577,7 @@ class MountedFilesystem:
         entry = _top_mount_at(self.mount_point)
         if entry is not None:
             facts["target.filesystem.mounted"] = f"{entry.options} ({entry.super_options})"
+        facts.update(_superblock_facts(self.spec.kind, self.device))
         facts[f"tool.{self.spec.filesystem.mkfs}"] = self.mkfs_version
         return facts
 
@@ -598,6 +598,33 @@ class MountedFilesystem:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: What ``dumpe2fs -h`` says of an ext4 superblock that mkfs's configuration decides (a
+#: host's ``mke2fs.conf`` can change both), as environment keys.
+_EXT4_SUPERBLOCK_FACTS = {
+    "Filesystem features": "target.filesystem.features",
+    "Default mount options": "target.filesystem.default_mount_options",
+}
+
+
+def _superblock_facts(kind: str, device: Path) -> dict[str, str]:
+    """The features and default mount options mkfs wrote (ext4, when dumpe2fs exists)."""
+    dumpe2fs = shutil.which("dumpe2fs")
+    if kind != "ext4" or dumpe2fs is None:
+        return {}
+    try:
+        proc = subprocess.run(
+            [dumpe2fs, "-h", str(device)], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    facts: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        name, _, value = line.partition(":")
+        if name in _EXT4_SUPERBLOCK_FACTS:
+            facts[_EXT4_SUPERBLOCK_FACTS[name]] = " ".join(value.split())
+    return facts
 
 
 def _make_mount_dir(base: Path) -> Path:

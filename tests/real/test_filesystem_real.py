@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from perfcheck.system.filesystems import MOUNT_MARKER, mount_entries, remove_leftover_mounts
-from perfcheck.system.statedir import STATE_DIR
+from perfcheck.system.statedir import STATE_DIR, write_journal
 from perfcheck.system.targets import SCRATCH_DIR, SCRATCH_MARKER, remove_leftover_scratch
 from tests.realcaps import REAL_BPF_AND_FIO, sigint_as_a_terminal_would
 
@@ -198,3 +198,28 @@ def test_a_users_own_target_is_not_formatted_without_allow_destructive(
         ]
     )
     assert blkid.returncode == 2, f"the target was written: {blkid.stdout}"
+
+
+def test_a_mount_perfcheck_did_not_make_is_never_unmounted(tmp_path: Path) -> None:
+    """A dead run's journal names a mount point where something else is mounted now (or
+    always was): it is left mounted, whatever the path says."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    mount_point = state / f"{MOUNT_MARKER}{gone.pid}-0123abcd"
+    mount_point.mkdir(mode=0o700)
+    write_journal(
+        state / f"{mount_point.name}.json",
+        {"mount_point": str(mount_point), "device": "/dev/loop99", "dev": "7:99"},
+    )
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], check=True)
+    try:
+        lines = remove_leftover_mounts(state)
+        assert str(mount_point) in [e.mount_point for e in mount_entries()]
+        assert lines == [
+            f"skipped {mount_point}: mounted from tmpfs, not the /dev/loop99 process"
+            f" {gone.pid} mounted; left alone"
+        ]
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
