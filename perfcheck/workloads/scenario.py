@@ -57,6 +57,13 @@ Keys (anything else is an error that names the closest allowed key):
     spells it after ``root``: ``"tbf rate 1gbit burst 512kb latency 20ms"``, or
     ``"htb rate 1gbit"`` (an htb root with one default class of those parameters).
     Network rounds last whole seconds (``seconds`` rounded, at least 1).
+``[target]`` (table, optional; disk scenarios only)
+    A filesystem made on the block target, the workload run in it (fio's ``directory=``,
+    set by perfcheck); see :mod:`perfcheck.system.filesystems` and docs/scenarios.md.
+    ``filesystem`` (string, required: ``"ext4"``, ``"xfs"`` or ``"btrfs"``);
+    ``mkfs_options`` (array of strings, default ``[]``): argv words after mkfs's own,
+    each flag and value on its allow-list; ``mount_options`` (string, default ``""``):
+    ``mount -o`` options on its allow-list. Absent: the workload runs on the raw target.
 ``[ab_thresholds]`` (table, optional)
     The thresholds ``perfcheck ab`` applies instead of ``[thresholds]``, in the same
     form; where no key matches, the gate's default. Both sides of an interleaved run
