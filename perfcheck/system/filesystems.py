@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -36,11 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
-from perfcheck.system.processes import pid_alive, run_tool
+from perfcheck.system.processes import run_tool
 from perfcheck.system.statedir import (
     ForeignStateFile,
     boot_id,
-    parse_pid,
+    left_by_dead_runs,
+    new_private_dir,
     private_dir,
     read_own_file,
     state_dir,
@@ -54,7 +54,7 @@ MODULES_ROOT = Path("/lib/modules")
 #: The mount point's and its journal's names: ``mnt-<pid>-<8 hex digits>[.json]``.
 MOUNT_MARKER = "mnt-"
 _MOUNT_NAME = re.compile(rf"{MOUNT_MARKER}([0-9]+)-[0-9a-f]{{8}}")
-_JOURNAL_NAME = re.compile(rf"({MOUNT_MARKER}([0-9]+)-[0-9a-f]{{8}})\.json(\.tmp)?")
+_JOURNAL_NAME = re.compile(rf"{MOUNT_MARKER}([0-9]+)-[0-9a-f]{{8}}\.json(\.tmp)?")
 #: Always added to a scenario's mount options: no device node or set-uid file a workload
 #: could make in the filesystem means anything.
 FORCED_MOUNT_OPTIONS = ("nodev", "nosuid")
@@ -538,7 +538,7 @@ class MountedFilesystem:
             timeout_s=300,
         )
         base = state_dir() if directory is None else private_dir(directory)
-        mount_point = _make_mount_dir(base)
+        mount_point = new_private_dir(base, MOUNT_MARKER)
         journal = mount_point.with_name(mount_point.name + ".json")
         mounted = cls(spec, device, mount_point, journal, mkfs_version=mkfs_version(spec.kind))
         # From the journal entry on: an interruption anywhere still unmounts and forgets.
@@ -627,17 +627,6 @@ def _superblock_facts(kind: str, device: Path) -> dict[str, str]:
     return facts
 
 
-def _make_mount_dir(base: Path) -> Path:
-    for _ in range(100):
-        path = base / f"{MOUNT_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            continue
-        return private_dir(path)
-    raise TargetError(f"{base}: no free mount point name after 100 tries")
-
-
 # -- after a killed run ----------------------------------------------------------------
 
 
@@ -669,25 +658,11 @@ def remove_leftover_mounts(directory: Path | None = None) -> list[str]:
         return []  # only root mounts
     base = state_dir() if directory is None else directory
     lines: list[str] = []
-    try:
-        names = sorted(os.listdir(base))
-    except OSError:
-        return lines
-    for name in names:
-        match = _JOURNAL_NAME.fullmatch(name)
-        if match is None:
-            continue
-        path = base / name
-        pid = parse_pid(match.group(2))
-        if pid is None:
-            lines.append(f"skipped {path}: {match.group(2)} is not a process id")
-            continue
-        if pid_alive(pid):
-            continue
-        if match.group(3):  # an interrupted journal write; the journal rules
+    for path, match, pid in left_by_dead_runs(base, _JOURNAL_NAME, lines):
+        if match.group(2):  # an interrupted journal write; the journal rules
             path.unlink(missing_ok=True)
             continue
-        mount_point = base / match.group(1)
+        mount_point = path.with_name(path.name.removesuffix(".json"))
         try:
             journal = _journal(path)
         except ForeignStateFile as exc:
@@ -719,11 +694,9 @@ def remove_leftover_mounts(directory: Path | None = None) -> list[str]:
         lines += _remove_mount_dir(mount_point)
         path.unlink(missing_ok=True)
     # Mount points whose journal is gone (killed between mkdir and the journal write).
-    for name in names:
-        match = _MOUNT_NAME.fullmatch(name)
-        pid = parse_pid(match.group(1)) if match is not None else None
-        if pid is not None and not pid_alive(pid) and not (base / f"{name}.json").exists():
-            lines += _remove_mount_dir(base / name)
+    for path, _, _ in left_by_dead_runs(base, _MOUNT_NAME, lines):
+        if not path.with_name(f"{path.name}.json").exists():
+            lines += _remove_mount_dir(path)
     return lines
 
 

@@ -29,10 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.errors import TargetError
-from perfcheck.system.processes import pid_alive
 from perfcheck.system.statedir import ForeignStateFile as _Malformed
 from perfcheck.system.statedir import boot_id as _boot_id
-from perfcheck.system.statedir import parse_pid, private_dir, state_dir, write_journal
+from perfcheck.system.statedir import left_by_dead_runs, private_dir, state_dir, write_journal
 from perfcheck.system.statedir import read_own_file as _read_own_file
 
 #: Where journals live; None: the state directory (tests point it elsewhere).
@@ -170,26 +169,9 @@ def _forget(journal: Path, knob: Path) -> None:
     _write_journal(journal, entries)
 
 
-def _journals(directory: Path, pattern: re.Pattern[str]) -> Iterator[tuple[Path, str]]:
-    """(path, pid text) of each file in ``directory`` named like a journal."""
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match is not None:
-            yield directory / name, match.group(1)
-
-
-def _replay(path: Path, pid_text: str, legacy: bool) -> list[str]:
+def _replay(path: Path, pid: int, legacy: bool) -> list[str]:
     """Put back what a dead run's journal holds and remove it; one line per knob, or one
     line saying why the file was skipped."""
-    pid = parse_pid(pid_text)
-    if pid is None:
-        return [f"skipped {path}: {pid_text} is not a process id"]
-    if pid_alive(pid):
-        return []
     try:
         data = _read_own_file(path)
         if path.name.endswith(".tmp"):  # an interrupted journal write; the journal rules
@@ -223,9 +205,9 @@ def restore_leftover_knobs(directory: Path | None = None) -> list[str]:
     """
     done: list[str] = []
     own = directory if directory is not None else journal_dir()
-    for path, pid_text in _journals(own, _JOURNAL_NAME):
-        done += _replay(path, pid_text, legacy=False)
+    for path, _, pid in left_by_dead_runs(own, _JOURNAL_NAME, done):
+        done += _replay(path, pid, legacy=False)
     if os.geteuid() == 0:  # only root's runs wrote them
-        for path, pid_text in _journals(LEGACY_JOURNAL_DIR, _LEGACY_JOURNAL_NAME):
-            done += _replay(path, pid_text, legacy=True)
+        for path, _, pid in left_by_dead_runs(LEGACY_JOURNAL_DIR, _LEGACY_JOURNAL_NAME, done):
+            done += _replay(path, pid, legacy=True)
     return done

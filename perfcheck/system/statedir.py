@@ -23,12 +23,14 @@ import errno
 import json
 import os
 import re
+import secrets
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.errors import PerfcheckError
-from perfcheck.system.processes import PID_MAX_LIMIT
+from perfcheck.system.processes import PID_MAX_LIMIT, pid_alive
 
 #: Root's state directory (the host lock, journals of kernel settings and mounts).
 STATE_DIR = Path("/run/perfcheck")
@@ -144,3 +146,38 @@ def write_journal(path: Path, content: dict[str, object]) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump({"boot_id": boot_id(), **content}, fh, sort_keys=True)
     os.replace(tmp, path)
+
+
+def left_by_dead_runs(
+    directory: Path, pattern: re.Pattern[str], skipped: list[str]
+) -> Iterator[tuple[Path, re.Match[str], int]]:
+    """(path, name match, pid) of each entry of ``directory`` named like ``pattern`` (whose
+    first group is the pid of the run that made it) whose process no longer exists, in
+    name order. A name holding no possible pid adds a line to ``skipped``."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        pid = parse_pid(match.group(1))
+        if pid is None:
+            skipped.append(f"skipped {directory / name}: {match.group(1)} is not a process id")
+        elif not pid_alive(pid):
+            yield directory / name, match, pid
+
+
+def new_private_dir(parent: Path, prefix: str) -> Path:
+    """A new directory ``<prefix><pid>-<random>`` of this run in ``parent`` (mode 0700):
+    ``mkdir`` fails on a name that exists (whoever planted it), so the name is drawn
+    again; the result is checked. ``OSError`` other than a taken name is the caller's."""
+    for _ in range(100):
+        path = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return private_dir(path)
+    raise StateDirError(f"{parent}: no free name for a directory {prefix}* after 100 tries")
