@@ -330,11 +330,13 @@ class RunResources:
 
     def close(self) -> None:
         """Release everything in reverse order of creation (scheduler, device, probes)."""
-        self._stop_filesystem()  # before its device, whenever that was made
-        self._probes = None
-        self._scratch = None
-        self._network = None
-        self._cleanup.close()
+        try:
+            self._stop_filesystem()  # before its device, whenever that was made
+        finally:
+            self._probes = None
+            self._scratch = None
+            self._network = None
+            self._cleanup.close()
 
     # -- one scenario --------------------------------------------------------------------
 

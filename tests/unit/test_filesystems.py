@@ -333,3 +333,21 @@ def test_a_live_runs_mount_is_not_touched(tmp_path: Path) -> None:
     )
     assert remove_leftover_mounts(state) == []
     assert mount_point.exists()
+
+
+def test_a_filesystem_on_a_users_target_needs_allow_destructive(tmp_path: Path) -> None:
+    from perfcheck.errors import TargetError
+    from perfcheck.run.resources import RunResources
+    from perfcheck.run.settings import HarnessSettings
+
+    scenario = load_scenario(write_scenario(tmp_path, '[target]\nfilesystem = "ext4"'))
+    settings = HarnessSettings(baseline_dir=tmp_path, target=Path("/dev/vdz"))
+    resources = RunResources(settings)
+    assert resources.mount_point is None
+    with pytest.raises(TargetError) as err:
+        resources.measure(scenario)
+    assert str(err.value) == (
+        f"{scenario.path}: [target] filesystem = 'ext4' makes a filesystem on"
+        " --perfcheck-target /dev/vdz, destroying what it holds; pass"
+        " --perfcheck-allow-destructive if it may be"
+    )
