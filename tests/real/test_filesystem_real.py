@@ -180,26 +180,6 @@ def test_after_sigkill_the_next_run_unmounts_and_frees_the_loop_device(tmp_path:
     assert loop_devices_over_scratch_of(proc.pid) == ""
 
 
-def test_a_users_own_target_is_not_formatted_without_allow_destructive(
-    pytester: pytest.Pytester, tmp_path: Path
-) -> None:
-    from tests.blockcounts import users_loop_device
-
-    with users_loop_device(64, "fs-target") as dev:
-        result = perfcheck(
-            pytester, tmp_path / "b", "--perfcheck-update", f"--perfcheck-target={dev}"
-        )
-        blkid = subprocess.run(["blkid", "--probe", str(dev)], capture_output=True, text=True)
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(
-        [
-            f"*{SCENARIO}: [[]target[]] filesystem = 'ext4' makes a filesystem on"
-            f" --perfcheck-target {dev}*--perfcheck-allow-destructive*"
-        ]
-    )
-    assert blkid.returncode == 2, f"the target was written: {blkid.stdout}"
-
-
 def test_a_mount_perfcheck_did_not_make_is_never_unmounted(tmp_path: Path) -> None:
     """A dead run's journal names a mount point where something else is mounted now (or
     always was): it is left mounted, whatever the path says."""
