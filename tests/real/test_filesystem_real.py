@@ -103,8 +103,12 @@ def test_data_journalling_by_the_hosts_mkfs_defaults_fails_and_the_default_passe
             "*target.filesystem.mounted: *(rw)* -> *nodelalloc*",
         ]
     )
-    same = perfcheck(pytester, baselines, "--perfcheck-no-repeat")
+    # Same settings: PASS, or INCONCLUSIVE when a session of this shared VM is slow
+    # throughout (IOPS -52% once, every series with it) and its fresh repeat is not; never
+    # FAIL. The drift control makes a FAIL while the machine itself slowed INCONCLUSIVE.
+    same = perfcheck(pytester, baselines, "--perfcheck-control")
     assert same.ret == 0, same.stdout.str()
+    same.stdout.fnmatch_lines(["perfcheck: 1 measured on *: 1 [PI]*"])
     assert perfcheck_mounts() == []
 
 
