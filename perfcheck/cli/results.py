@@ -671,7 +671,13 @@ def describe_refresh(
             f"{shown}: {old.recorded_at} -> {new.recorded_at},"
             f" {len(old.measurement.rounds)} -> {len(new.measurement.rounds)} rounds"
         )
-        verdict = judge(new.scenario, new.measurement, old, (thresholds or {}).get(new.scenario))
+        try:
+            verdict = judge(
+                new.scenario, new.measurement, old, (thresholds or {}).get(new.scenario)
+            )
+        except BaselineError as exc:  # another filesystem target or other probe points
+            lines.append(f"  not compared with the old baseline: {exc}")
+            continue
         for c in verdict.comparisons:
             if not _moved_metric(c.metric):
                 continue

@@ -160,7 +160,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         OPT_ALLOW_DESTRUCTIVE,
         action="store_true",
-        help="allow write workloads on a target that holds a filesystem, partitions or data",
+        help="allow write workloads on a target that holds a filesystem, partitions or data,"
+        " and a scenario's [target] filesystem on a --perfcheck-target",
     )
     group.addoption(
         OPT_SCHEDULER,

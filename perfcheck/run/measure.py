@@ -29,6 +29,7 @@ from perfcheck.probes.session import ProbeBackend
 from perfcheck.system import environment
 from perfcheck.system.cgroup import WorkloadCgroup
 from perfcheck.system.environment import block_device_facts
+from perfcheck.system.filesystems import MountedFilesystem
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
 from perfcheck.system.targets import BlockTarget
 from perfcheck.workloads.fio import FioJobFile, FioRunner, load_job_file
@@ -76,19 +77,29 @@ def fio_job(scenario: Scenario) -> FioJobFile:
 
 
 def fio_workload(
-    scenario: Scenario, target: BlockTarget, cgroup: WorkloadCgroup | None = None
+    scenario: Scenario,
+    target: BlockTarget,
+    cgroup: WorkloadCgroup | None = None,
+    filesystem: MountedFilesystem | None = None,
 ) -> FioWorkload:
     """The scenario's fio job on ``target``, read-only unless the target is writable;
-    with ``cgroup``, fio starts inside it."""
+    with ``cgroup``, fio starts inside it; with ``filesystem`` (made on the target), fio's
+    files are made in it."""
     preexec = cgroup.preexec_fn() if cgroup is not None else None
-    return FioWorkload(FioRunner(fio_job(scenario), target.path, target.writable, preexec=preexec))
+    if filesystem is not None:
+        runner = FioRunner(
+            fio_job(scenario), target.path, True, preexec, directory=filesystem.mount_point
+        )
+    else:
+        runner = FioRunner(fio_job(scenario), target.path, target.writable, preexec=preexec)
+    return FioWorkload(runner)
 
 
 def scenario_writes(scenario: Scenario) -> bool:
     """Whether the scenario writes to its block target (network scenarios have none)."""
     if scenario.workload.network is not None:
         return False
-    return fio_job(scenario).writes
+    return scenario.filesystem is not None or fio_job(scenario).writes
 
 
 def _keep_probe_series(names: Mapping[str, object], probes: tuple[str, ...]) -> set[str]:
@@ -105,18 +116,20 @@ def measure(
     seconds: float | None = None,
     workload: Workload | None = None,
     progress: ProgressCallback | None = None,
+    filesystem: MountedFilesystem | None = None,
 ) -> Measurement:
     """Run the scenario's rounds on ``target`` under the already started ``probes``.
 
     A block ``target``: without ``workload``, fio runs the scenario's job; when one of its
     probes filters on a cgroup (scheduler, syscalls), fio starts in a cgroup of its own and
-    they time it only; fio's own series are always kept. A network ``target`` is the
+    they time it only; fio's own series are always kept; ``filesystem``: the scenario's
+    filesystem, made on the block target and mounted, where fio works. A network ``target`` is the
     started load (namespace, server); the probes are filtered to the server's port and the
     workload's cgroup. Series are kept as :func:`_measurement` says.
     """
     plan = _plan(scenario, rounds, seconds)
     if isinstance(target, BlockTarget):
-        return _measure_block(scenario, target, probes, plan, workload, progress)
+        return _measure_block(scenario, target, probes, plan, workload, progress, filesystem)
     return _measure_network(scenario, target, probes, plan, workload, progress)
 
 
@@ -127,6 +140,7 @@ def _measure_block(
     plan: RoundPlan,
     workload: Workload | None,
     progress: ProgressCallback | None,
+    filesystem: MountedFilesystem | None = None,
 ) -> Measurement:
     extra: dict[str, object] = {}
     with contextlib.ExitStack() as stack:
@@ -140,15 +154,18 @@ def _measure_block(
             probes.configure(settings)
         results = run_rounds(
             plan,
-            workload or fio_workload(scenario, target, cgroup),
+            workload or fio_workload(scenario, target, cgroup, filesystem),
             probes if scenario.probes else None,
-            # On a file target the disk also carries the filesystem's own I/O.
-            check_block_counts=target.path.is_block_device(),
+            # On a file target, or a filesystem on the target, the disk also carries the
+            # filesystem's own I/O (journal, metadata).
+            check_block_counts=filesystem is None and target.path.is_block_device(),
             block_sample=scenario.block_sample,
             progress=progress,
         )
     extra.update(block_device_facts(target.disk))
     extra["target.kind"] = "scratch" if target.created_by_harness else "given"
+    if filesystem is not None:
+        extra.update(filesystem.facts())
     extra["round.seconds"] = plan.seconds
     if WORKQUEUE_AFFINITY_SCOPE.exists():
         extra["tune.workqueue_affinity_scope"] = current_value(WORKQUEUE_AFFINITY_SCOPE)

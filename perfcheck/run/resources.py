@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from perfcheck.errors import CapabilityError
+from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.model.control import ControlMeasurement
 from perfcheck.model.measurement import Measurement
 from perfcheck.probes import CATALOG, filter_on
@@ -25,6 +26,7 @@ from perfcheck.probes.features import (
 from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.run.measure import measure, scenario_writes
 from perfcheck.run.settings import HarnessSettings
+from perfcheck.system.filesystems import MountedFilesystem, remove_leftover_mounts
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.system.netns import remove_leftover_network
 from perfcheck.system.processes import remove_leftover_tempdirs
@@ -111,6 +113,9 @@ class RunResources:
     _control: ControlMeasurement | None = None
     #: Measures the drift control; replaceable for tests.
     control_factory: Callable[[], ControlMeasurement] = measure_control
+    #: The scenario whose filesystem is mounted, and the filesystem, until another
+    #: scenario is measured (a filesystem scenario's extra rounds reuse it).
+    _filesystem: tuple[str, MountedFilesystem] | None = None
 
     # -- shared resources -------------------------------------------------------------
 
@@ -182,6 +187,8 @@ class RunResources:
             cleaned = (
                 kill_leftover_workloads()
                 + restore_leftover_knobs()
+                # Before the scratch devices: a device under a mount cannot be detached.
+                + remove_leftover_mounts()
                 + remove_leftover_scratch()
                 + remove_leftover_network()
                 + remove_leftover_tempdirs()
@@ -260,11 +267,60 @@ class RunResources:
             self._scheduled_disks.add(target.disk)
         return target
 
+    @property
+    def mount_point(self) -> Path | None:
+        """Where the running scenario's filesystem is mounted (``[target] filesystem``),
+        or None when it runs on the raw target or in a network namespace."""
+        return self._filesystem[1].mount_point if self._filesystem is not None else None
+
+    def filesystem(self, scenario: Scenario, target: BlockTarget) -> MountedFilesystem | None:
+        """The scenario's filesystem on ``target``: made and mounted at its first
+        measurement, kept for its extra rounds, unmounted when another scenario is measured
+        (or at close). None for a scenario without ``[target]``.
+
+        On a target the user gave, making a filesystem destroys what it holds: refused
+        without ``--perfcheck-allow-destructive``.
+        """
+        if (
+            self._filesystem is not None
+            and self._filesystem[0] == scenario.name
+            and self._filesystem[1].device == target.path
+        ):
+            return self._filesystem[1]
+        self._stop_filesystem()
+        spec = scenario.filesystem
+        if spec is None:
+            return None
+        if not target.created_by_harness:
+            self._check_filesystem_allowed(scenario, target.path)
+        where = f"{scenario.path}: [target] filesystem = {spec.kind!r}"
+        mounted = MountedFilesystem.create(spec, target.path, where)
+        self._cleanup.callback(mounted.close)
+        self._filesystem = (scenario.name, mounted)
+        return mounted
+
+    def _check_filesystem_allowed(self, scenario: Scenario, target: Path) -> None:
+        """Refuse to make a scenario's filesystem on a target the user gave, unless its
+        data may be destroyed (--perfcheck-allow-destructive)."""
+        if scenario.filesystem is not None and not self.settings.allow_destructive:
+            raise TargetError(
+                f"{scenario.path}: [target] filesystem = {scenario.filesystem.kind!r} makes a"
+                f" filesystem on --perfcheck-target {target}, destroying what it holds; pass"
+                " --perfcheck-allow-destructive if it may be"
+            )
+
+    def _stop_filesystem(self) -> None:
+        if self._filesystem is not None:
+            mounted, self._filesystem = self._filesystem[1], None
+            mounted.close()
+
     def fresh_session(self) -> None:
         """Make the next measurement a new session, as a later run would be: a new
-        scratch device (the old one released with what was set on it) and a restarted
-        network scenario. A target the user gave stays; the probes stay compiled."""
+        scratch device (the old one released with what was set on it, its filesystem
+        unmounted first) and a restarted network scenario. A target the user gave stays;
+        the probes stay compiled."""
         self._stop_network()
+        self._stop_filesystem()
         if self._scratch is not None:
             self._scheduled_disks.discard(self._scratch.disk)
             self._scratch = None
@@ -274,10 +330,13 @@ class RunResources:
 
     def close(self) -> None:
         """Release everything in reverse order of creation (scheduler, device, probes)."""
-        self._probes = None
-        self._scratch = None
-        self._network = None
-        self._cleanup.close()
+        try:
+            self._stop_filesystem()  # before its device, whenever that was made
+        finally:
+            self._probes = None
+            self._scratch = None
+            self._network = None
+            self._cleanup.close()
 
     # -- one scenario --------------------------------------------------------------------
 
@@ -290,9 +349,14 @@ class RunResources:
         """The scenario's warm-up and ``rounds`` measured rounds (None: the scenario's), on
         its block target or in its network namespace, under the run's probes."""
         if scenario.workload.network is not None:
+            self._stop_filesystem()
             return self._measure_network(scenario, rounds, progress)
         self._stop_network()  # no idle server of an earlier scenario during disk rounds
+        if self.settings.target is not None and self.target_factory is None:
+            self._check_filesystem_allowed(scenario, self.settings.target)
         target = self.target(scenario_writes(scenario))
+        # Made (or unmounted, for a raw scenario) before the probes load and fio starts.
+        filesystem = self.filesystem(scenario, target)
         # Before the first scenario loads the machine, and before any probe is attached.
         self.control_measurement()
         probes = self.probes(scenario.probes)
@@ -309,6 +373,7 @@ class RunResources:
                 else None
             ),
             progress=progress,
+            filesystem=filesystem,
         )
 
     @property

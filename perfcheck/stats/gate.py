@@ -190,6 +190,35 @@ def rule_for(metric: str, thresholds: ThresholdLookup | None) -> MetricRule:
     return rule
 
 
+#: Environment keys of what a scenario's ``[target]`` asked for (perfcheck.system.filesystems):
+#: a measurement on another filesystem, or one made or mounted with other options, is another
+#: scenario, never compared (the kernel's own defaults may change, and are compared).
+INCOMPARABLE_KEYS: tuple[str, ...] = (
+    "target.filesystem",
+    "target.filesystem.mkfs_options",
+    "target.filesystem.mount_options",
+)
+
+
+def check_comparable(name: str, measurement: Measurement, baseline: Baseline) -> None:
+    """Refuse to compare a measurement with a baseline of another filesystem target
+    (raw counts as none; one-line error)."""
+    where = baseline.path if baseline.path is not None else "the baseline"
+    for key in INCOMPARABLE_KEYS:
+        before = baseline.measurement.environment.get(key)
+        now = measurement.environment.get(key)
+        if before != now:
+            raise BaselineError(
+                f"{name}: {key} is {_shown(before)} in {where} but {_shown(now)} now; these"
+                " measurements are not comparable: re-record the baseline with"
+                " --perfcheck-update"
+            )
+
+
+def _shown(value: object) -> str:
+    return "absent (raw device)" if value is None else repr(value)
+
+
 def judge(
     name: str,
     measurement: Measurement,
@@ -204,9 +233,10 @@ def judge(
     (:func:`~perfcheck.stats.verdict.compare_series`).
 
     Raises a one-line ``BaselineError`` when a probe's provenance differs from the
-    baseline's.
+    baseline's, or its filesystem target (:data:`INCOMPARABLE_KEYS`).
     """
     check_provenance(name, measurement, baseline)
+    check_comparable(name, measurement, baseline)
     base_series = {k: v for k, v in baseline.measurement.metric_series().items() if is_gated(k)}
     cur_series = {k: v for k, v in measurement.metric_series().items() if is_gated(k)}
     history = HistoryThresholds.from_history(

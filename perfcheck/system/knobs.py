@@ -22,17 +22,17 @@ Two settings are changed:
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.errors import TargetError
-from perfcheck.system.processes import pid_alive
-from perfcheck.system.statedir import parse_pid, private_dir, state_dir
+from perfcheck.system.statedir import ForeignStateFile as _Malformed
+from perfcheck.system.statedir import boot_id as _boot_id
+from perfcheck.system.statedir import left_by_dead_runs, private_dir, state_dir, write_journal
+from perfcheck.system.statedir import read_own_file as _read_own_file
 
 #: Where journals live; None: the state directory (tests point it elsewhere).
 JOURNAL_DIR: Path | None = None
@@ -40,17 +40,10 @@ JOURNAL_DIR: Path | None = None
 #: replayed with the same checks.
 LEGACY_JOURNAL_DIR = Path("/dev/shm")
 SYSFS_ROOT = Path("/sys")
-BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 WORKQUEUE_AFFINITY_SCOPE = Path("/sys/module/workqueue/parameters/default_affinity_scope")
 
 _JOURNAL_NAME = re.compile(r"knobs-([0-9]+)\.json(\.tmp)?")
 _LEGACY_JOURNAL_NAME = re.compile(r"perfcheck-scratch-([0-9]+)-knobs\.(json|tmp)")
-#: A journal names a handful of settings; anything larger was not written by perfcheck.
-_MAX_JOURNAL_BYTES = 1 << 16
-
-
-class _Malformed(Exception):
-    """A journal or an entry of one that perfcheck did not write; skipped with its reason."""
 
 
 class _FromEarlierBoot(_Malformed):
@@ -63,35 +56,6 @@ def journal_dir() -> Path:
 
 def journal_path(pid: int | None = None) -> Path:
     return journal_dir() / f"knobs-{pid or os.getpid()}.json"
-
-
-def _boot_id() -> str:
-    try:
-        return BOOT_ID.read_text().strip()
-    except OSError:
-        return ""
-
-
-def _read_own_file(path: Path) -> bytes:
-    """A small regular file of this user that no one else may write, read without
-    following a symlink or blocking on a FIFO; anything else raises :class:`_Malformed`."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise _Malformed("a symlink" if exc.errno == errno.ELOOP else exc.strerror) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _Malformed("not a regular file")
-        if st.st_uid != os.geteuid():
-            raise _Malformed(f"owned by uid {st.st_uid}, not {os.geteuid()}")
-        if st.st_mode & 0o022 or st.st_nlink != 1:
-            raise _Malformed("writable by others or hard-linked")
-        if st.st_size > _MAX_JOURNAL_BYTES:
-            raise _Malformed(f"{st.st_size} bytes, too large for a journal")
-        return os.read(fd, _MAX_JOURNAL_BYTES)
-    finally:
-        os.close(fd)
 
 
 def sysfs_knob(name: object) -> Path:
@@ -148,12 +112,7 @@ def _write_journal(path: Path, entries: dict[str, str]) -> None:
     if not entries:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)  # left by a write that was interrupted
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"boot_id": _boot_id(), "settings": entries}, fh, sort_keys=True)
-    os.replace(tmp, path)
+    write_journal(path, {"settings": entries})
 
 
 def _write_knob(knob: Path, value: str) -> None:
@@ -210,26 +169,9 @@ def _forget(journal: Path, knob: Path) -> None:
     _write_journal(journal, entries)
 
 
-def _journals(directory: Path, pattern: re.Pattern[str]) -> Iterator[tuple[Path, str]]:
-    """(path, pid text) of each file in ``directory`` named like a journal."""
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match is not None:
-            yield directory / name, match.group(1)
-
-
-def _replay(path: Path, pid_text: str, legacy: bool) -> list[str]:
+def _replay(path: Path, pid: int, legacy: bool) -> list[str]:
     """Put back what a dead run's journal holds and remove it; one line per knob, or one
     line saying why the file was skipped."""
-    pid = parse_pid(pid_text)
-    if pid is None:
-        return [f"skipped {path}: {pid_text} is not a process id"]
-    if pid_alive(pid):
-        return []
     try:
         data = _read_own_file(path)
         if path.name.endswith(".tmp"):  # an interrupted journal write; the journal rules
@@ -263,9 +205,9 @@ def restore_leftover_knobs(directory: Path | None = None) -> list[str]:
     """
     done: list[str] = []
     own = directory if directory is not None else journal_dir()
-    for path, pid_text in _journals(own, _JOURNAL_NAME):
-        done += _replay(path, pid_text, legacy=False)
+    for path, _, pid in left_by_dead_runs(own, _JOURNAL_NAME, done):
+        done += _replay(path, pid, legacy=False)
     if os.geteuid() == 0:  # only root's runs wrote them
-        for path, pid_text in _journals(LEGACY_JOURNAL_DIR, _LEGACY_JOURNAL_NAME):
-            done += _replay(path, pid_text, legacy=True)
+        for path, _, pid in left_by_dead_runs(LEGACY_JOURNAL_DIR, _LEGACY_JOURNAL_NAME, done):
+            done += _replay(path, pid, legacy=True)
     return done

@@ -19,17 +19,24 @@ this user, with no permission for group or others. Anything else is refused with
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
+import secrets
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from perfcheck.errors import PerfcheckError
-from perfcheck.system.processes import PID_MAX_LIMIT
+from perfcheck.system.processes import PID_MAX_LIMIT, pid_alive
 
-#: Root's state directory (the host lock, journals of kernel settings).
+#: Root's state directory (the host lock, journals of kernel settings and mounts).
 STATE_DIR = Path("/run/perfcheck")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+#: A journal names a handful of things; anything larger was not written by perfcheck.
+MAX_JOURNAL_BYTES = 1 << 16
 
 
 class StateDirError(PerfcheckError):
@@ -93,3 +100,84 @@ def parse_pid(text: str) -> int | None:
         return None
     pid = int(text)
     return pid if pid <= PID_MAX_LIMIT else None
+
+
+class ForeignStateFile(Exception):
+    """A file in a state directory that perfcheck did not write; skipped with its reason."""
+
+
+def boot_id() -> str:
+    """This boot's id: a journal of another boot describes state the reboot reset."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def read_own_file(path: Path) -> bytes:
+    """A small regular file of this user that no one else may write, read without
+    following a symlink or blocking on a FIFO; anything else raises
+    :class:`ForeignStateFile`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ForeignStateFile("a symlink" if exc.errno == errno.ELOOP else exc.strerror) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ForeignStateFile("not a regular file")
+        if st.st_uid != os.geteuid():
+            raise ForeignStateFile(f"owned by uid {st.st_uid}, not {os.geteuid()}")
+        if st.st_mode & 0o022 or st.st_nlink != 1:
+            raise ForeignStateFile("writable by others or hard-linked")
+        if st.st_size > MAX_JOURNAL_BYTES:
+            raise ForeignStateFile(f"{st.st_size} bytes, too large for a journal")
+        return os.read(fd, MAX_JOURNAL_BYTES)
+    finally:
+        os.close(fd)
+
+
+def write_journal(path: Path, content: dict[str, object]) -> None:
+    """Replace the journal ``path`` with ``content`` and this boot's id, atomically (a
+    reader finds the old journal or the new one, never half of one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # left by a write that was interrupted
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"boot_id": boot_id(), **content}, fh, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def left_by_dead_runs(
+    directory: Path, pattern: re.Pattern[str], skipped: list[str]
+) -> Iterator[tuple[Path, re.Match[str], int]]:
+    """(path, name match, pid) of each entry of ``directory`` named like ``pattern`` (whose
+    first group is the pid of the run that made it) whose process no longer exists, in
+    name order. A name holding no possible pid adds a line to ``skipped``."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        pid = parse_pid(match.group(1))
+        if pid is None:
+            skipped.append(f"skipped {directory / name}: {match.group(1)} is not a process id")
+        elif not pid_alive(pid):
+            yield directory / name, match, pid
+
+
+def new_private_dir(parent: Path, prefix: str) -> Path:
+    """A new directory ``<prefix><pid>-<random>`` of this run in ``parent`` (mode 0700):
+    ``mkdir`` fails on a name that exists (whoever planted it), so the name is drawn
+    again; the result is checked. ``OSError`` other than a taken name is the caller's."""
+    for _ in range(100):
+        path = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return private_dir(path)
+    raise StateDirError(f"{parent}: no free name for a directory {prefix}* after 100 tries")

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import subprocess
@@ -28,8 +27,8 @@ from pathlib import Path
 from perfcheck.errors import CapabilityError, TargetError
 from perfcheck.system.kernel_config import SYSFS_BLOCK, io_schedulers
 from perfcheck.system.knobs import sysfs_setting
-from perfcheck.system.processes import pid_alive, run_tool
-from perfcheck.system.statedir import parse_pid, private_dir, why_not_private
+from perfcheck.system.processes import run_tool
+from perfcheck.system.statedir import left_by_dead_runs, new_private_dir, why_not_private
 
 #: Every file and device the harness creates carries this marker in its name, so a
 #: later run can find what a killed run left behind.
@@ -209,19 +208,13 @@ def _make_scratch_dir(directory: Path) -> Path:
             f"{directory}: world-writable without the sticky bit, unsafe for scratch files;"
             f" `chmod +t {directory}`, or pass --perfcheck-target"
         )
-    for _ in range(100):
-        path = directory / f"{SCRATCH_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise TargetError(
-                f"{path}: cannot create the scratch directory ({exc.strerror});"
-                f" check {directory}, or pass --perfcheck-target"
-            ) from exc
-        return private_dir(path)
-    raise TargetError(f"{directory}: no free scratch directory name after 100 tries")
+    try:
+        return new_private_dir(directory, SCRATCH_MARKER)
+    except OSError as exc:
+        raise TargetError(
+            f"{directory}: cannot create a scratch directory in it ({exc.strerror});"
+            f" check {directory}, or pass --perfcheck-target"
+        ) from exc
 
 
 def _remove_scratch_dir(path: Path) -> None:
@@ -368,9 +361,8 @@ def queue_setting(disk: str, name: str, value: str) -> Iterator[str]:
         yield old
 
 
-#: A scratch directory, and (before it had one) a scratch file directly in /dev/shm.
-_SCRATCH_DIR_NAME = re.compile(rf"{re.escape(SCRATCH_MARKER)}([0-9]+)-[0-9a-f]{{8}}")
-_LEGACY_SCRATCH_NAME = re.compile(rf"{re.escape(SCRATCH_MARKER)}([0-9]+)-[0-9a-f]{{8}}\.img")
+#: A scratch directory, or (before it had one) a scratch file directly in /dev/shm.
+_ANY_SCRATCH_NAME = re.compile(rf"{re.escape(SCRATCH_MARKER)}([0-9]+)-[0-9a-f]{{8}}(\.img)?")
 
 
 def _loop_devices_over(st: os.stat_result) -> list[str]:
@@ -431,28 +423,14 @@ def remove_leftover_scratch(directory: Path = SCRATCH_DIR) -> list[str]:
     lines: list[str] = []
     if os.geteuid() != 0:
         return lines  # only root makes scratch devices, and only root can remove them
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return lines
-    for name in names:
-        current = _SCRATCH_DIR_NAME.fullmatch(name)
-        legacy = _LEGACY_SCRATCH_NAME.fullmatch(name)
-        match = current or legacy
-        if match is None:
-            continue
-        path = directory / name
-        pid = parse_pid(match.group(1))
-        if pid is None:
-            lines.append(f"skipped {path}: {match.group(1)} is not a process id")
-            continue
-        if pid_alive(pid):
-            continue
+    for path, match, pid in left_by_dead_runs(directory, _ANY_SCRATCH_NAME, lines):
+        name = path.name
+        legacy = match.group(2) is not None
         try:
             st = path.lstat()
         except FileNotFoundError:
             continue  # another run removed it meanwhile
-        if legacy is not None:
+        if legacy:
             why = _scratch_file_problem(st)
             if why is not None:
                 lines.append(f"skipped {path}: {why}, not a scratch file perfcheck made")

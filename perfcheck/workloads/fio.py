@@ -188,6 +188,10 @@ _JOB_HEAD = "[global]\n"
 #: Prefix of the temporary directory holding a run's job file: ``perfcheck-fio-<pid>-``.
 JOB_DIR_MARKER = "perfcheck-fio-"
 
+#: The size of each fio file on a filesystem target when the job gives none (a fourth of the
+#: 512 MiB scratch device, so the job's files, the journal and metadata fit).
+FS_FILE_SIZE_MIB = 128
+
 FIO_INSTALL_HINT = "install it with `apt-get install fio` (or `make setup`)"
 
 
@@ -579,6 +583,9 @@ class FioRunner:
     allow_writes: bool = False
     #: Run in each fio child before exec (e.g. joining the workload's cgroup).
     preexec: Callable[[], None] | None = field(default=None, compare=False)
+    #: The mount point of a filesystem perfcheck made on ``target``: fio's files go there
+    #: (``directory=``) instead of I/O on the device itself.
+    directory: Path | None = None
 
     def command(self, jobfile: Path, seconds: float) -> list[str]:
         runtime_ms = max(1, round(seconds * 1000))
@@ -587,12 +594,17 @@ class FioRunner:
         cmd += ["--output-format=json+", "--eta=never"]
         # The target and round length as global options, which the job cannot override:
         # the options that would are refused when the job is loaded.
-        cmd += [
-            f"--filename={fio_filename(self.target)}",
-            f"--runtime={runtime_ms}ms",
-            "--time_based=1",
-            "--allow_file_create=0",
-        ]
+        if self.directory is None:
+            where = [f"--filename={fio_filename(self.target)}", "--allow_file_create=0"]
+        else:
+            # A filesystem perfcheck made: fio makes its files there, of the size the job
+            # gives or else FS_FILE_SIZE_MIB (fio needs one to create a file).
+            where = [
+                f"--directory={fio_filename(self.directory)}",
+                "--allow_file_create=1",
+                f"--size={FS_FILE_SIZE_MIB}m",
+            ]
+        cmd += [*where, f"--runtime={runtime_ms}ms", "--time_based=1"]
         cmd += [f"--{k}={v}" for k, v in sorted(self.job.options.items())]
         return [*cmd, str(jobfile)]
 

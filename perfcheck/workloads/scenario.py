@@ -57,6 +57,13 @@ Keys (anything else is an error that names the closest allowed key):
     spells it after ``root``: ``"tbf rate 1gbit burst 512kb latency 20ms"``, or
     ``"htb rate 1gbit"`` (an htb root with one default class of those parameters).
     Network rounds last whole seconds (``seconds`` rounded, at least 1).
+``[target]`` (table, optional; disk scenarios only)
+    A filesystem made on the block target, the workload run in it (fio's ``directory=``,
+    set by perfcheck); see :mod:`perfcheck.system.filesystems` and docs/scenarios.md.
+    ``filesystem`` (string, required: ``"ext4"``, ``"xfs"`` or ``"btrfs"``);
+    ``mkfs_options`` (array of strings, default ``[]``): argv words after mkfs's own,
+    each flag and value on its allow-list; ``mount_options`` (string, default ``""``):
+    ``mount -o`` options on its allow-list. Absent: the workload runs on the raw target.
 ``[ab_thresholds]`` (table, optional)
     The thresholds ``perfcheck ab`` applies instead of ``[thresholds]``, in the same
     form; where no key matches, the gate's default. Both sides of an interleaved run
@@ -107,6 +114,12 @@ from perfcheck.errors import ScenarioError
 from perfcheck.files import read_text_file
 from perfcheck.model.names import name_problem
 from perfcheck.probes.block import MAX_SAMPLE_EVERY, SAMPLED_PROBES, BlockQueueLatencyProbe
+from perfcheck.system.filesystems import (
+    FilesystemSpec,
+    filesystem_problem,
+    mkfs_options_problem,
+    mount_options_problem,
+)
 from perfcheck.system.netns import parse_qdisc
 from perfcheck.text import COMMON_TYPE_NAMES, clipped_repr, one_line, type_name
 from perfcheck.workloads.fio import workload_option_problem
@@ -139,7 +152,9 @@ _TOP_KEYS = (
     "rounds",
     "thresholds",
     "ab_thresholds",
+    "target",
 )
+_TARGET_KEYS = ("filesystem", "mkfs_options", "mount_options")
 _WORKLOAD_KEYS = ("kind", "job", "options")
 _NETWORK_COMMON_KEYS = ("kind", "server_cpu", "client_cpu", "qdisc")
 _NETWORK_WORKLOAD_KEYS = {
@@ -182,6 +197,8 @@ class Scenario:
     block_sample: int = 1
     #: ``[ab_thresholds]``: what ``perfcheck ab`` applies instead of ``thresholds``.
     ab_thresholds: Mapping[str, float] | None = field(default=None, hash=False)
+    #: ``[target]``: a filesystem made on the block target for the workload, or None (raw).
+    filesystem: FilesystemSpec | None = None
 
     def ab_threshold_for(self, metric: str) -> float | None:
         """The threshold ``perfcheck ab`` applies: from ``[ab_thresholds]`` when the
@@ -300,6 +317,14 @@ class _ScenarioReader:
         ab_thresholds = None
         if "ab_thresholds" in data:
             ab_thresholds = self.read_thresholds(data["ab_thresholds"], "ab_thresholds")
+        filesystem = None
+        if "target" in data:
+            if workload.network is not None:
+                self.fail(
+                    f"[target] applies to disk scenarios; a {workload.kind} scenario runs in"
+                    " a network namespace: remove [target]"
+                )
+            filesystem = self.read_target(data["target"])
         return Scenario(
             name=name,
             path=self.path.resolve(),
@@ -312,7 +337,35 @@ class _ScenarioReader:
             thresholds=thresholds,
             block_sample=block_sample,
             ab_thresholds=ab_thresholds,
+            filesystem=filesystem,
         )
+
+    def read_target(self, table: Any) -> FilesystemSpec:
+        """``[target]``: the filesystem to make on the block target, its mkfs and mount
+        options, each checked against the allow-lists of perfcheck.system.filesystems."""
+        self.check_type(table, dict, ("target",), "a table")
+        self.check_keys(table, _TARGET_KEYS, ("target",))
+        if "filesystem" not in table:
+            self.fail("missing key 'target.filesystem' in [target] (e.g. filesystem = \"ext4\")")
+        kind = table["filesystem"]
+        self.check_type(kind, str, ("target", "filesystem"), "a string")
+        problem = filesystem_problem(kind)
+        if problem is not None:
+            self.fail(f"'target.filesystem': {problem}")
+        mkfs = table.get("mkfs_options", [])
+        self.check_type(mkfs, list, ("target", "mkfs_options"), "an array of strings")
+        for index, word in enumerate(mkfs):
+            key = ("target", "mkfs_options", f"[{index}]")
+            self.check_type(word, str, key, "a string (one argument)")
+        problem = mkfs_options_problem(kind, mkfs)
+        if problem is not None:
+            self.fail(f"'target.mkfs_options': {problem}")
+        mount = table.get("mount_options", "")
+        self.check_type(mount, str, ("target", "mount_options"), "a string such as 'noatime'")
+        problem = mount_options_problem(kind, mount)
+        if problem is not None:
+            self.fail(f"'target.mount_options': {problem}")
+        return FilesystemSpec(kind=kind, mkfs_options=tuple(mkfs), mount_options=mount)
 
     def read_block_sample(self, data: Mapping[str, Any], probes: tuple[str, ...]) -> int:
         if "block_sample" not in data:

@@ -158,7 +158,8 @@ def test_range_limits_are_inclusive(tmp_path: Path, table: str, value: str) -> N
         (
             'descripton = "x"\n' + WORKLOAD,
             "unknown key 'descripton' (did you mean 'description'?); allowed keys at the top "
-            "level: ab_thresholds, block_sample, description, probes, rounds, thresholds, workload",
+            "level: ab_thresholds, block_sample, description, probes, rounds, target, thresholds,"
+            " workload",
         ),
         (
             WORKLOAD + "[round]\ncount = 5\n",
