@@ -15,15 +15,15 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from perfcheck.errors import PerfcheckError
+from perfcheck.errors import PerfcheckError, WorkloadError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.model.names import baseline_name_for
-from perfcheck.model.outcome import Status
+from perfcheck.model.outcome import ERROR, Status
 from perfcheck.plugin import hookspecs
 from perfcheck.probes import probe_names
 from perfcheck.run.ab import AB_HINT, ABCommands, run_ab
@@ -444,6 +444,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         harness = self.config.stash[RUN_KEY].harness
+        workload_error: str | None = None
         try:
             scenario = self.load()
             _note_scenario(self.config, scenario.name, scenario)
@@ -462,13 +463,38 @@ class ScenarioItem(pytest.Item):
                     _more_rounds(harness, scenario, measurement),
                     _measure_again(self, harness, scenario),
                 )
+        except WorkloadError as exc:
+            workload_error = str(exc)  # reported outside the handler: one line, no chain
         except PerfcheckError as exc:
             pytest.fail(str(exc), pytrace=False)
+        if workload_error is not None:
+            _workload_error(self, harness, workload_error)
         _apply_outcome(self, outcome)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         # A line number is required for skip reports; the scenario is the whole file.
         return self.path, 0, f"perfcheck scenario {self.name}"
+
+
+#: The user property that marks an item whose workload failed, an ERROR, not a FAIL.
+ERROR_PROPERTY = ("perfcheck.status", ERROR)
+
+
+def _workload_error(item: pytest.Item, harness: Harness, message: str) -> NoReturn:
+    """The workload failed (its command exited non-zero, its output had no metric): the
+    scenario has no verdict; pytest reports it as an error (pytest_report_teststatus)."""
+    __tracebackhide__ = True
+    harness.errors[item.name] = message
+    item.user_properties.append(ERROR_PROPERTY)
+    pytest.fail(message, pytrace=False)
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, str] | None:
+    if report.when == "call" and report.failed and ERROR_PROPERTY in report.user_properties:
+        return "error", "E", ERROR
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -694,7 +720,7 @@ class PerfcheckRun:
             else:
                 harness.discard()  # an interrupted run records nothing
             # Built once, so the results file and the results store share session ids.
-            results = harness.results() if harness.outcomes else None
+            results = harness.results() if harness.outcomes or harness.errors else None
             self.saved += _save_results(session, harness, results)
             self.saved += _store_results(session, harness, results)
         finally:
@@ -706,7 +732,7 @@ class PerfcheckRun:
         harness = self.harness
         for notice in harness.notices:
             terminalreporter.write_line(f"perfcheck: {notice}")
-        if not harness.outcomes:
+        if not harness.outcomes and not harness.errors:
             return
         terminalreporter.write_sep("-", "perfcheck")
         verdicts = [o.verdict for o in harness.outcomes if o.verdict is not None]
@@ -726,11 +752,14 @@ def summary_lines(harness: Harness) -> list[str]:
     for outcome in harness.outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     parts = [f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value)]
+    if harness.errors:
+        parts.append(f"{len(harness.errors)} {ERROR}")
     where = harness.store.root / harness.machine_class
     out = [
         f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
         + ", ".join(parts)
     ]
+    out += [f"perfcheck: {ERROR} {name}: {message}" for name, message in harness.errors.items()]
     if harness.settings.update:
         out.append(f"perfcheck: baselines written to {where}/")
         for outcome in harness.outcomes:
@@ -990,7 +1019,7 @@ def _store_results(session: pytest.Session, harness: Harness, results: Results |
     """Append the run's sessions to the results store, one transaction each; what was
     stored or failed, one line."""
     settings = session.config.stash.get(STORE_KEY, None)
-    if settings is None or settings.location is None or results is None:
+    if settings is None or settings.location is None or results is None or not results.scenarios:
         return []
     from perfcheck.run.sessions import sessions_from_results
     from perfcheck.store.sessions.records import SOURCE_RUN, git_commit, host_name

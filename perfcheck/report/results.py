@@ -22,8 +22,10 @@ single measurement). The layout, checked on load against
                     "drift"}
       }
      },
-     "control": {"workload", "recorded_at", "rounds"}   (optional: the run's drift
-    }                                                   control, --perfcheck-control)
+     "control": {"workload", "recorded_at", "rounds"},  (optional: the run's drift
+                                                        control, --perfcheck-control)
+     "errors": {"<name>": "<one-line error>"}           (optional: scenarios that ended
+    }                                                   in ERROR, without a verdict)
 
 JSON has no infinity, so a comparison's ``change`` and ``worse_by`` -- infinite
 when the baseline median is 0 and the current one is not -- are stored as the
@@ -332,6 +334,8 @@ class Results:
     source_kind: str = RESULTS_KIND
     #: The run's drift control (--perfcheck-control), or a baseline file's.
     control: ControlMeasurement | None = None
+    #: Scenario -> the one-line error that stopped its measurement (ERROR, no verdict).
+    errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_outcomes(
@@ -382,6 +386,8 @@ class Results:
         }
         if self.control is not None:
             data["control"] = self.control.to_dict()
+        if self.errors:
+            data["errors"] = dict(sorted(self.errors.items()))
         return data
 
     @classmethod
@@ -419,6 +425,7 @@ class Results:
                 if data.get("control") is not None
                 else None
             ),
+            errors=dict(data.get("errors", {})),
         )
 
 

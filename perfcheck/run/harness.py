@@ -45,6 +45,8 @@ class Harness(RunResources):
     sequential rounds, the drift control and a FAIL repeated in a fresh session."""
 
     outcomes: list[ScenarioOutcome] = field(default_factory=list)
+    #: Scenarios whose measurement stopped on a workload error (ERROR), with the error.
+    errors: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store = BaselineStore(self.settings.baseline_dir)
@@ -61,6 +63,7 @@ class Harness(RunResources):
             update=self.settings.update,
         )
         results.control = self.measured_control
+        results.errors = dict(self.errors)
         return results
 
     def sequential_plan(self, initial: int) -> SequentialPlan:
