@@ -444,7 +444,8 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         harness = self.config.stash[RUN_KEY].harness
-        workload_error: str | None = None
+        # Reported outside the handlers, so the one line comes without its exception chain.
+        error: PerfcheckError | None = None
         try:
             scenario = self.load()
             _note_scenario(self.config, scenario.name, scenario)
@@ -463,12 +464,12 @@ class ScenarioItem(pytest.Item):
                     _more_rounds(harness, scenario, measurement),
                     _measure_again(self, harness, scenario),
                 )
-        except WorkloadError as exc:
-            workload_error = str(exc)  # reported outside the handler: one line, no chain
         except PerfcheckError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        if workload_error is not None:
-            _workload_error(self, harness, workload_error)
+            error = exc
+        if isinstance(error, WorkloadError):
+            _workload_error(self, harness, str(error))
+        if error is not None:
+            pytest.fail(str(error), pytrace=False)
         _apply_outcome(self, outcome)
 
     def reportinfo(self) -> tuple[Path, int, str]:
