@@ -34,7 +34,8 @@ Keys (anything else is an error that names the closest allowed key):
 ``[workload]`` (table, required)
     ``kind`` (string, required): the workload tool: ``"fio"`` (disk I/O), or
     ``"sockperf"`` or ``"iperf3"`` (network load in a private network namespace, see
-    :mod:`perfcheck.workloads.netload`). The other keys depend on the kind.
+    :mod:`perfcheck.workloads.netload`), or ``"command"`` (any command). The other keys
+    depend on the kind.
 
     For ``kind = "fio"``:
     ``job`` (string, required): the fio job file, relative to the scenario file.
@@ -49,6 +50,21 @@ Keys (anything else is an error that names the closest allowed key):
 
     For ``kind = "iperf3"`` (bulk TCP throughput):
     ``streams`` (integer 1..128, default 1): parallel TCP streams (``iperf3 -P``).
+
+    For ``kind = "command"`` (any command, see :mod:`perfcheck.workloads.command`):
+    ``command`` (array of strings, an argv) or ``shell`` (string, run by ``/bin/sh -c``),
+    exactly one. ``seconds`` (number 0.5..3600, optional): repeat the command until the
+    round has lasted that long, which is then the round's length (``[rounds] seconds``
+    does not apply); without it, one run per round. ``cwd`` (string, optional): the
+    directory it runs in, relative to the scenario file (default: a temporary
+    directory of the run). ``[workload.env]`` (table, optional): ``NAME = "value"`` added
+    to its environment (not ``PERFCHECK_*``). ``timeout`` (number 0.1..86400, default
+    600): seconds one run may take. ``writes`` (boolean, default false): it writes to its
+    target. ``netns`` (boolean, default false): it runs in a private network namespace.
+    ``[[workload.metrics]]`` (array of tables, optional): ``name``, ``direction``
+    (``"lower"`` or ``"higher"`` is better), ``json`` (a path such as ``"a.b[0]"``) or
+    ``regex`` (one capture group), exactly one; ``stream`` (``"stdout"``, the default,
+    or ``"stderr"``), ``unit`` (string).
 
     For both network kinds:
     ``server_cpu``, ``client_cpu`` (integer, optional): pin the server or the client

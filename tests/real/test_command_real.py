@@ -20,11 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from perfcheck.errors import TargetError
 from perfcheck.report.results import load_results
+from perfcheck.run.harness import Harness
+from perfcheck.run.settings import HarnessSettings
 from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
 from perfcheck.system.kernel_config import scratch_io_schedulers
 from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
 from perfcheck.workloads.command import WALL_METRIC
+from perfcheck.workloads.scenario import load_scenario
+from tests.guarded import ext4_device
 from tests.real.test_regression_real import assert_no_regression, record_until_regression_caught
 from tests.realcaps import requires_bpf, requires_fio, sigint_as_a_terminal_would
 
@@ -333,3 +338,40 @@ command = ["true"]
 count = 3
 warmup = 0
 """
+
+
+# -- a user's device -------------------------------------------------------------------------
+
+
+def measure_on(directory: Path, shell: str, writes: bool, target: Path) -> None:
+    """Measure a command scenario on ``target`` as ``pytest --perfcheck-target`` does."""
+    toml = f"[workload]\nkind = \"command\"\nshell = '{shell}'\nwrites = {str(writes).lower()}\n"
+    path = write_scenario(directory / "scenarios", "on-target", toml + "[rounds]\ncount = 3\n")
+    harness = Harness(
+        HarnessSettings(baseline_dir=directory / "b", target=target, tune=False, rounds=3)
+    )
+    try:
+        harness.measure(load_scenario(path))
+    finally:
+        harness.close()
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_a_writing_command_needs_allow_destructive_on_a_device_holding_data(
+    tmp_path: Path,
+) -> None:
+    ran = tmp_path / "ran"
+    with ext4_device(tmp_path) as ext4:
+        # The command gets the user's device, not a scratch one, and reads it.
+        reads = f'test "$PERFCHECK_DEVICE" = {ext4.device} && echo >> {ran}'
+        measure_on(tmp_path, reads, False, ext4.device)
+        assert ran.read_text().count("\n") == 4  # warm-up and three rounds
+        # Declared as writing, it does not start.
+        with pytest.raises(TargetError) as info:
+            writes = f"echo >> {ran}; dd if=/dev/zero of=$PERFCHECK_DEVICE"
+            measure_on(tmp_path, writes, True, ext4.device)
+        assert "refusing to write" in str(info.value)
+        assert "--perfcheck-allow-destructive" in str(info.value)
+        assert ran.read_text().count("\n") == 4
+        ext4.assert_intact()
