@@ -26,11 +26,15 @@ from perfcheck.run.harness import Harness
 from perfcheck.run.settings import HarnessSettings
 from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
 from perfcheck.system.kernel_config import scratch_io_schedulers
-from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
+from perfcheck.system.slowdowns import choose_slowdown
 from perfcheck.workloads.command import WALL_METRIC
 from perfcheck.workloads.scenario import load_scenario
 from tests.guarded import ext4_device
-from tests.real.test_regression_real import assert_no_regression, record_until_regression_caught
+from tests.real.test_regression_real import (
+    assert_no_regression,
+    record_until_regression_caught,
+)
+from tests.real.test_regression_real import perfcheck as run_perfcheck
 from tests.realcaps import requires_bpf, requires_fio, sigint_as_a_terminal_would
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +51,7 @@ def write_scenario(directory: Path, name: str, text: str) -> Path:
 def perfcheck(
     pytester: pytest.Pytester, baselines: Path, target: Path, *args: str
 ) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        "--perfcheck",
-        f"--perfcheck-baseline-dir={baselines}",
-        *FAST,
-        *args,
-        str(target),
-        timeout=300,
-    )
+    return run_perfcheck(pytester, baselines, target, *args, fast=FAST)
 
 
 def processes_running(argv: str) -> list[int]:
@@ -183,19 +180,14 @@ warmup = 1
 """
 
 
-@pytest.fixture
-def slowdown() -> QueueSlowdown:
-    offered = choose_slowdown(scratch_io_schedulers())
-    if offered is None:
-        pytest.skip("no blk-mq loop device here: no queue setting can slow one down")
-    return offered
-
-
 @pytest.mark.realfio
 @requires_fio
 def test_a_real_slowdown_fails_a_command_scenario_and_passes_without_it(
-    pytester: pytest.Pytester, tmp_path: Path, slowdown: QueueSlowdown
+    pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
+    slowdown = choose_slowdown(scratch_io_schedulers())
+    if slowdown is None:
+        pytest.skip("no blk-mq loop device here: no queue setting can slow one down")
     scenario = write_scenario(tmp_path / "scenarios", "parallel-dd", PARALLEL_DD)
     baselines = tmp_path / "b"
     none = ("--perfcheck-control", "--perfcheck-scheduler=none")
@@ -375,3 +367,23 @@ def test_a_writing_command_needs_allow_destructive_on_a_device_holding_data(
         assert "--perfcheck-allow-destructive" in str(info.value)
         assert ran.read_text().count("\n") == 4
         ext4.assert_intact()
+
+
+@pytest.mark.realfio
+@requires_fio
+def test_a_command_asking_for_a_namespace_runs_inside_it(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    # Inside a private namespace the only interface is lo; the name is in the environment.
+    shell = f'echo "$PERFCHECK_NETNS $(ip -o link | wc -l)" >> {seen}'
+    toml = f"[workload]\nkind = \"command\"\nshell = '{shell}'\nnetns = true\n"
+    path = write_scenario(tmp_path / "scenarios", "in-netns", toml + "[rounds]\ncount = 3\n")
+    harness = Harness(HarnessSettings(baseline_dir=tmp_path / "b", tune=False))
+    try:
+        measurement = harness.measure(load_scenario(path))
+    finally:
+        harness.close()
+    [line] = set(seen.read_text().splitlines())
+    name, links = line.split()
+    assert name.startswith("perfcheck-net-") and links == "1"
+    assert measurement.environment["command.netns"] == "private"
+    assert not Path("/run/netns", name).exists()  # deleted with the measurement

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -18,10 +19,13 @@ from perfcheck.model.outcome import Status
 from perfcheck.report.results import Results, ScenarioResult
 from perfcheck.stats.gate import is_gated
 from perfcheck.stats.verdict import Direction, default_rule, format_value
+from perfcheck.system.cgroup import WorkloadCgroup
 from perfcheck.workloads.command import (
     RATE_METRIC,
     WALL_METRIC,
     CommandMetricSpec,
+    CommandRunner,
+    CommandSpec,
     json_path_text,
     number_at,
     number_by_regex,
@@ -323,3 +327,29 @@ def test_the_shipped_example_reads_and_its_regex_reads_dd() -> None:
     assert metric.read("", dd_says + " 0.473 s, 173 MB/s\n") == 0.473
     assert metric.read("", dd_says + " 1.2e-05 s, 173 GB/s\n") == 1.2e-05
     assert not spec.writes  # it only reads the device
+
+
+def test_the_runner_sets_only_the_perfcheck_variables_it_is_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PERFCHECK_MOUNT", "/inherited")  # never passed on unless given
+    monkeypatch.setenv("KEPT", "1")
+    spec = CommandSpec(shell="true", env=MappingProxyType({"LC_ALL": "C"}))
+    cgroup = WorkloadCgroup(path=tmp_path, id=0)
+    bare = CommandRunner(spec, tmp_path / "s.toml", cgroup, tmp_path).environment()
+    assert "PERFCHECK_MOUNT" not in bare and "PERFCHECK_DEVICE" not in bare
+    assert (bare["KEPT"], bare["LC_ALL"]) == ("1", "C")
+    given = CommandRunner(
+        spec,
+        tmp_path / "s.toml",
+        cgroup,
+        tmp_path,
+        device=Path("/dev/loop7"),
+        netns="perfcheck-net-1-ab",
+        mount=Path("/mnt/fs"),
+    ).environment()
+    assert (given["PERFCHECK_DEVICE"], given["PERFCHECK_NETNS"], given["PERFCHECK_MOUNT"]) == (
+        "/dev/loop7",
+        "perfcheck-net-1-ab",
+        "/mnt/fs",
+    )
