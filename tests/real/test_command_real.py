@@ -172,7 +172,7 @@ wait
 seconds = 0.5
 
 [rounds]
-count = 8
+count = 6
 warmup = 1
 
 [thresholds]

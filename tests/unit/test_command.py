@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from perfcheck.errors import ScenarioError
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.model.outcome import Status
+from perfcheck.report.html import render_report
 from perfcheck.report.results import Results, ScenarioResult
 from perfcheck.stats.gate import is_gated
 from perfcheck.stats.verdict import Direction, default_rule, format_value
@@ -353,3 +354,10 @@ def test_the_runner_sets_only_the_perfcheck_variables_it_is_given(
         "perfcheck-net-1-ab",
         "/mnt/fs",
     )
+
+
+def test_the_html_report_lists_errors() -> None:
+    message = "scenarios/bad.toml: command `false` exited 1: no output on stderr"
+    html = render_report(Results({}, "m", errors={"bad": message}))
+    assert "1 ERROR" in html
+    assert "bad: scenarios/bad.toml: command `false` exited 1: no output on stderr" in html
