@@ -7,6 +7,10 @@ import re
 from perfcheck.text import clipped_repr
 
 MAX_NAME_LENGTH = 128
+#: A metric whose name has one of these parts says itself which way is better, e.g. a
+#: command's own ``command.higher_is_better.tps``; the gate reads its direction from it.
+HIGHER_IS_BETTER_PART = "higher_is_better"
+LOWER_IS_BETTER_PART = "lower_is_better"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 

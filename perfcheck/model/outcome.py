@@ -11,3 +11,8 @@ class Status(StrEnum):
     INCONCLUSIVE = "INCONCLUSIVE"
     RECORDED = "RECORDED"
     NO_BASELINE = "NO BASELINE"
+
+
+#: What a scenario is whose measurement stopped on an error (its command failed, its
+#: output could not be read): not a status of a verdict, since there is none.
+ERROR = "ERROR"

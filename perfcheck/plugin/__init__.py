@@ -16,15 +16,15 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from perfcheck.errors import PerfcheckError
+from perfcheck.errors import PerfcheckError, WorkloadError
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.model.names import baseline_name_for
-from perfcheck.model.outcome import Status
+from perfcheck.model.outcome import ERROR, Status
 from perfcheck.plugin import hookspecs
 from perfcheck.probes import probe_names
 from perfcheck.run.ab import AB_HINT, ABCommands, run_ab
@@ -534,6 +534,8 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         harness = self.config.stash[RUN_KEY].harness
+        # Reported outside the handlers, so the one line comes without its exception chain.
+        error: PerfcheckError | None = None
         try:
             scenario = self.load()
             _note_scenario(self.config, scenario.name, scenario)
@@ -553,12 +555,37 @@ class ScenarioItem(pytest.Item):
                     _measure_again(self, harness, scenario),
                 )
         except PerfcheckError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = exc
+        if isinstance(error, WorkloadError):
+            _workload_error(self, harness, str(error))
+        if error is not None:
+            pytest.fail(str(error), pytrace=False)
         _apply_outcome(self, outcome)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         # A line number is required for skip reports; the scenario is the whole file.
         return self.path, 0, f"perfcheck scenario {self.name}"
+
+
+#: The user property that marks an item whose workload failed, an ERROR, not a FAIL.
+ERROR_PROPERTY = ("perfcheck.status", ERROR)
+
+
+def _workload_error(item: pytest.Item, harness: Harness, message: str) -> NoReturn:
+    """The workload failed (its command exited non-zero, its output had no metric): the
+    scenario has no verdict; pytest reports it as an error (pytest_report_teststatus)."""
+    __tracebackhide__ = True
+    harness.errors[item.name] = message
+    item.user_properties.append(ERROR_PROPERTY)
+    pytest.fail(message, pytrace=False)
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, str] | None:
+    if report.when == "call" and report.failed and ERROR_PROPERTY in report.user_properties:
+        return "error", "E", ERROR
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -787,7 +814,11 @@ class PerfcheckRun:
             else:
                 harness.discard()  # an interrupted run records nothing
             # Built once, so the results file and the results store hold the same sessions.
-            results = _stamped(session.config, harness.results()) if harness.outcomes else None
+            results = (
+                _stamped(session.config, harness.results())
+                if harness.outcomes or harness.errors
+                else None
+            )
             # The store first: the HTML report's trend plot reads this run's sessions back.
             stored = _store_results(session, results)
             self.saved += _save_results(session, harness, results)
@@ -801,7 +832,7 @@ class PerfcheckRun:
         harness = self.harness
         for notice in harness.notices:
             terminalreporter.write_line(f"perfcheck: {notice}")
-        if not harness.outcomes:
+        if not harness.outcomes and not harness.errors:
             return
         terminalreporter.write_sep("-", "perfcheck")
         verdicts = [o.verdict for o in harness.outcomes if o.verdict is not None]
@@ -821,11 +852,14 @@ def summary_lines(harness: Harness) -> list[str]:
     for outcome in harness.outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     parts = [f"{n} {s.value}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value)]
+    if harness.errors:
+        parts.append(f"{len(harness.errors)} {ERROR}")
     where = harness.store.root / harness.machine_class
     out = [
         f"perfcheck: {len(harness.outcomes)} measured on {harness.machine_class}: "
         + ", ".join(parts)
     ]
+    out += [f"perfcheck: {ERROR} {name}: {message}" for name, message in harness.errors.items()]
     if harness.settings.update:
         out.append(f"perfcheck: baselines written to {where}/")
     elif harness.settings.gate == GATE_HISTORY:
@@ -1160,7 +1194,7 @@ def _store_results(session: pytest.Session, results: Results | None) -> list[str
     """Append the run's sessions to the results store, one transaction each; what was
     stored or failed, one line."""
     settings = session.config.stash.get(STORE_KEY, None)
-    if settings is None or settings.location is None or results is None:
+    if settings is None or settings.location is None or results is None or not results.scenarios:
         return []
     from perfcheck.run.sessions import sessions_from_results
     from perfcheck.store.sessions.records import SOURCE_RUN

@@ -24,7 +24,7 @@ from typing import Final, Protocol
 
 from perfcheck.model.histogram import LogLinearHistogram, bucket_bounds
 from perfcheck.model.measurement import environment_diff
-from perfcheck.model.outcome import Status
+from perfcheck.model.outcome import ERROR, Status
 from perfcheck.report.results import (
     DISPLAY_PERCENTILES,
     Results,
@@ -47,6 +47,7 @@ BINS_PER_OCTAVE: Final[int] = 8
 _STATUS_CLASS: Final[Mapping[str, str]] = {
     "PASS": "pass",
     "FAIL": "fail",
+    ERROR: "fail",
     "INCONCLUSIVE": "inconclusive",
     "RECORDED": "neutral",
     "NO BASELINE": "neutral",
@@ -775,6 +776,8 @@ def render_report(
     counts: dict[str, int] = {}
     for result in scenarios:
         counts[result.status.value] = counts.get(result.status.value, 0) + 1
+    if results.errors:
+        counts[ERROR] = len(results.errors)
     tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no scenarios"
     source = f" from {results.path}" if results.path is not None else ""
     body = [
@@ -787,6 +790,14 @@ def render_report(
         body.append(_summary_table(scenarios))
     else:
         body.append("<p>This run measured no scenario.</p>")
+    if results.errors:
+        # A workload that failed has no measurement: its error is all there is to show.
+        body.append('<ul class="pc-errors">')
+        body.extend(
+            f"<li>{_verdict_badge(ERROR)} {_e(name)}: {_e(message)}</li>"
+            for name, message in sorted(results.errors.items())
+        )
+        body.append("</ul>")
     body.extend(scenario_section(result, trends=trends) for result in scenarios)
     return (
         "<!DOCTYPE html>\n"

@@ -27,8 +27,10 @@ single measurement). The layout, checked on load against
                      "other_sessions": [measurement, ...]}     several sessions)
       }
      },
-     "control": {"workload", "recorded_at", "rounds"}   (optional: the run's drift
-    }                                                   control, --perfcheck-control)
+     "control": {"workload", "recorded_at", "rounds"},  (optional: the run's drift
+                                                        control, --perfcheck-control)
+     "errors": {"<name>": "<one-line error>"}           (optional: scenarios that ended
+    }                                                   in ERROR, without a verdict)
 
 Version 1 files (before host, git commit, labels, scenario hashes and a recording's other
 sessions were kept) are still read: those fields are then None, empty or absent.
@@ -382,6 +384,8 @@ class Results:
     labels: dict[str, str] = field(default_factory=dict)
     #: The schema version of the file read (older files lack host, commit, labels, hashes).
     schema_version: int = RESULTS_SCHEMA_VERSION
+    #: Scenario -> the one-line error that stopped its measurement (ERROR, no verdict).
+    errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_outcomes(
@@ -435,6 +439,8 @@ class Results:
         }
         if self.control is not None:
             data["control"] = self.control.to_dict()
+        if self.errors:
+            data["errors"] = dict(sorted(self.errors.items()))
         return data
 
     @classmethod
@@ -476,6 +482,7 @@ class Results:
             git_commit=data.get("git_commit"),
             labels=dict(data.get("labels") or {}),
             schema_version=int(data["schema_version"]),
+            errors=dict(data.get("errors", {})),
         )
 
 

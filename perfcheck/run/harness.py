@@ -69,6 +69,8 @@ class Harness(RunResources):
     outcomes: list[ScenarioOutcome] = field(default_factory=list)
     #: Where the history gate reads each scenario's series (set with the results store).
     history_source: SeriesHistory | None = None
+    #: Scenarios whose measurement stopped on a workload error (ERROR), with the error.
+    errors: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store = BaselineStore(self.settings.baseline_dir)
@@ -85,6 +87,7 @@ class Harness(RunResources):
             update=self.settings.update,
         )
         results.control = self.measured_control
+        results.errors = dict(self.errors)
         return results
 
     def sequential_plan(self, initial: int) -> SequentialPlan:

@@ -31,7 +31,10 @@ from perfcheck.system.cgroup import WorkloadCgroup
 from perfcheck.system.environment import block_device_facts
 from perfcheck.system.filesystems import MountedFilesystem
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, current_value
+from perfcheck.system.netns import NetnsTarget
+from perfcheck.system.processes import run_tempdir
 from perfcheck.system.targets import BlockTarget
+from perfcheck.workloads.command import CommandRunner, CommandWorkload
 from perfcheck.workloads.fio import FioJobFile, FioRunner, load_job_file
 from perfcheck.workloads.netload import NetworkSetup, whole_seconds
 from perfcheck.workloads.rounds import (
@@ -96,10 +99,15 @@ def fio_workload(
 
 
 def scenario_writes(scenario: Scenario) -> bool:
-    """Whether the scenario writes to its block target (network scenarios have none)."""
+    """Whether the scenario writes to its block target (network scenarios have none; a
+    command scenario says so with ``writes = true``)."""
     if scenario.workload.network is not None:
         return False
-    return scenario.filesystem is not None or fio_job(scenario).writes
+    if scenario.filesystem is not None:
+        return True
+    if scenario.workload.command is not None:
+        return scenario.workload.command.writes
+    return fio_job(scenario).writes
 
 
 def _keep_probe_series(names: Mapping[str, object], probes: tuple[str, ...]) -> set[str]:
@@ -125,9 +133,13 @@ def measure(
     they time it only; fio's own series are always kept; ``filesystem``: the scenario's
     filesystem, made on the block target and mounted, where fio works. A network ``target`` is the
     started load (namespace, server); the probes are filtered to the server's port and the
-    workload's cgroup. Series are kept as :func:`_measurement` says.
+    workload's cgroup. A command scenario runs its command in a cgroup of its own, with
+    the block target (and ``filesystem``'s mount point, when given) in its environment.
+    Series are kept as :func:`_measurement` says.
     """
     plan = _plan(scenario, rounds, seconds)
+    if isinstance(target, BlockTarget) and scenario.workload.command is not None:
+        return _measure_command(scenario, target, probes, plan, workload, progress, filesystem)
     if isinstance(target, BlockTarget):
         return _measure_block(scenario, target, probes, plan, workload, progress, filesystem)
     return _measure_network(scenario, target, probes, plan, workload, progress)
@@ -162,14 +174,74 @@ def _measure_block(
             block_sample=scenario.block_sample,
             progress=progress,
         )
-    extra.update(block_device_facts(target.disk))
-    extra["target.kind"] = "scratch" if target.created_by_harness else "given"
-    if filesystem is not None:
-        extra.update(filesystem.facts())
+    extra.update(_block_target_facts(target, filesystem))
     extra["round.seconds"] = plan.seconds
-    if WORKQUEUE_AFFINITY_SCOPE.exists():
-        extra["tune.workqueue_affinity_scope"] = current_value(WORKQUEUE_AFFINITY_SCOPE)
     return _measurement(scenario, results, probes, "fio.", {"fio": list(FIO_PROVENANCE)}, extra)
+
+
+def _block_target_facts(
+    target: BlockTarget, filesystem: MountedFilesystem | None
+) -> dict[str, object]:
+    facts: dict[str, object] = dict(block_device_facts(target.disk))
+    facts["target.kind"] = "scratch" if target.created_by_harness else "given"
+    if filesystem is not None:
+        facts.update(filesystem.facts())
+    if WORKQUEUE_AFFINITY_SCOPE.exists():
+        facts["tune.workqueue_affinity_scope"] = current_value(WORKQUEUE_AFFINITY_SCOPE)
+    return facts
+
+
+def _measure_command(
+    scenario: Scenario,
+    target: BlockTarget,
+    probes: ProbeBackend | None,
+    plan: RoundPlan,
+    workload: Workload | None,
+    progress: ProgressCallback | None,
+    filesystem: MountedFilesystem | None,
+) -> Measurement:
+    """A command scenario's rounds: the command in a cgroup of its own (probes that filter
+    on one time it only), in a temporary directory unless it names one, in a private
+    network namespace when it asks for one; all removed at the end, also on errors."""
+    spec = scenario.workload.command
+    if spec is None:
+        raise ValueError(f"{scenario.name} is not a command scenario")
+    extra: dict[str, object] = {}
+    with contextlib.ExitStack() as stack:
+        cgroup = stack.enter_context(WorkloadCgroup.create())
+        settings = {"dev": target.probe_dev, SAMPLE_SETTING: scenario.block_sample}
+        if filter_on(scenario.probes, "cgroup_id"):
+            settings["cgroup_id"] = cgroup.id
+            extra["probes.filter"] = "workload cgroup"
+        if probes is not None:
+            probes.configure(settings)
+        tmp = Path(stack.enter_context(run_tempdir("command")))
+        netns = stack.enter_context(NetnsTarget.create()) if spec.netns else None
+        runner = CommandRunner(
+            spec,
+            scenario.path,
+            cgroup,
+            cwd=tmp,
+            device=target.path,
+            netns=netns.name if netns is not None else None,
+            mount=filesystem.mount_point if filesystem is not None else None,
+            wrap=netns.command if netns is not None else None,
+        )
+        results = run_rounds(
+            plan,
+            workload or CommandWorkload(runner),
+            probes if scenario.probes else None,
+            # Only fio reports the requests it issued; a command's are its own business.
+            check_block_counts=False,
+            block_sample=scenario.block_sample,
+            progress=progress,
+        )
+    extra.update(_block_target_facts(target, filesystem))
+    extra.update(spec.describe())
+    if spec.seconds is not None:
+        extra["round.seconds"] = plan.seconds
+    provenance = {"command": spec.provenance()}
+    return _measurement(scenario, results, probes, "command.", provenance, extra)
 
 
 #: A probe series with fewer samples in a round is left out of that round: its

@@ -26,7 +26,8 @@ from perfcheck.stats.verdict import (
 )
 from perfcheck.store.baseline import Baseline
 
-#: Metrics that gate: every histogram percentile, fio's IOPS and iperf3's throughput.
+#: Metrics that gate: every histogram percentile, fio's IOPS, iperf3's throughput and a
+#: command scenario's wall time, runs per second and own metrics.
 #: Bandwidth is stored and shown but not gated (it is IOPS times a fixed block size);
 #: so are iperf3's retransmits and mean RTT (the probes' histograms gate RTT).
 GATED_PATTERNS: tuple[str, ...] = (
@@ -35,6 +36,7 @@ GATED_PATTERNS: tuple[str, ...] = (
     "*.p99",
     "fio.iops.*",
     "iperf3.bits_per_second",
+    "command.*",
 )
 
 ThresholdLookup = Callable[[str], "float | None"]

@@ -15,7 +15,9 @@ Definitions
   ``.p50`` +10%, ``.p90`` +15%, ``.p99`` +20% (higher is worse); names containing
   ``.iops.`` or ``.bw.`` or ending in ``iops``, ``bw_bytes`` or ``_per_second``
   (rates such as ``iperf3.bits_per_second``) are lower-is-worse with a 10%
-  threshold; anything else is higher-is-worse with 20%.
+  threshold; anything else is higher-is-worse with 20%. A name that says its
+  direction (a part ``higher_is_better`` or ``lower_is_better``, as a command's
+  own metrics have) gets that direction, with 20%.
 - **Effect size.** ``change`` is the signed relative change of the medians,
   ``(current - baseline) / |baseline|``; ``worse_by`` is the same number signed
   so that positive means worse whatever the direction. A baseline median of 0
@@ -74,6 +76,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
+
+from perfcheck.model.names import HIGHER_IS_BETTER_PART, LOWER_IS_BETTER_PART
 
 #: Fewer measured rounds than this on either side can never give a FAIL.
 MIN_ROUNDS = 3
@@ -147,6 +151,11 @@ def _is_throughput(metric: str) -> bool:
 
 def default_rule(metric: str) -> MetricRule:
     """The rule a metric gets unless a scenario overrides it (see the module docstring)."""
+    parts = metric.split(".")
+    if HIGHER_IS_BETTER_PART in parts:
+        return MetricRule(Direction.LOWER_IS_WORSE, _OTHER_THRESHOLD)
+    if LOWER_IS_BETTER_PART in parts:
+        return MetricRule(Direction.HIGHER_IS_WORSE, _OTHER_THRESHOLD)
     match = _WHOLE_PERCENTILE_SUFFIX.search(metric)
     if match is not None:
         threshold = _PERCENTILE_THRESHOLDS.get(match.group(1))
@@ -508,6 +517,8 @@ def format_value(metric: str, value: float) -> str:
         return str(value)
     if _PERCENTILE_SUFFIX.search(metric):
         return _scaled(value, _NANOSECOND_UNITS)
+    if metric.endswith("_seconds"):
+        return _scaled(value * 1e9, _NANOSECOND_UNITS)
     if metric.endswith("bw_bytes"):
         return _scaled(value, _BYTES_PER_SECOND_UNITS)
     if metric.endswith("bits_per_second"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,11 @@ class WorkloadCgroup:
         text = (self.path / "cgroup.procs").read_text()
         return [int(line) for line in text.split()]
 
+    def kill(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL every task inside, children that left their session or process group
+        included, and wait until none is left."""
+        kill_tasks(self.path, timeout_s)
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Move any task still inside to the parent cgroup, then remove the cgroup."""
         if not self.path.exists():
@@ -121,4 +127,26 @@ class WorkloadCgroup:
         self.close()
 
 
-__all__ = ["CGROUP_MARKER", "WorkloadCgroup", "cgroup2_root", "cgroup_id"]
+def kill_tasks(path: Path, timeout_s: float = 5.0) -> None:
+    """SIGKILL every task in the cgroup at ``path`` and wait until it is empty:
+    ``cgroup.kill`` (Linux 5.14+) kills them all at once, forks included; without it each
+    listed process is killed until none is left."""
+    procs = path / "cgroup.procs"
+    if not procs.read_text().split():
+        return
+    with contextlib.suppress(OSError):
+        (path / "cgroup.kill").write_text("1")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = [int(line) for line in procs.read_text().split()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            raise OSError(f"{path}: tasks {pids} still inside after SIGKILL")
+        time.sleep(0.005)
+
+
+__all__ = ["CGROUP_MARKER", "WorkloadCgroup", "cgroup2_root", "cgroup_id", "kill_tasks"]

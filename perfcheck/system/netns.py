@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perfcheck.errors import CapabilityError, TargetError
-from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
+from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root, kill_tasks
 from perfcheck.system.processes import pid_alive, run_tool
 
 #: Every namespace the harness creates is named ``<marker><pid>-<token>``.
@@ -260,7 +260,8 @@ def remove_leftover_namespaces(run_dir: Path = NETNS_RUN_DIR) -> list[str]:
 
 
 def remove_leftover_cgroups(root: Path | None = None) -> list[str]:
-    """Remove the empty workload cgroups (``perfcheck-<pid>-<token>``) of killed runs."""
+    """Remove the workload cgroups (``perfcheck-<pid>-<token>``) of killed runs, killing
+    what their workloads left running inside first."""
     root = root if root is not None else cgroup2_root()
     if root is None:
         return []
@@ -270,8 +271,10 @@ def remove_leftover_cgroups(root: Path | None = None) -> list[str]:
             match = _CGROUP_NAME_RE.match(path.name)
             if not match or not path.is_dir() or pid_alive(int(match.group(1))):
                 continue
+            with contextlib.suppress(OSError):
+                kill_tasks(path)  # what its dead owner's workload left running
             try:
-                path.rmdir()  # only an empty cgroup can go; a busy one is left alone
+                path.rmdir()
             except OSError:
                 continue
             removed.append(f"removed cgroup {path} (left by process {match.group(1)})")

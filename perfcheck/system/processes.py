@@ -23,6 +23,7 @@ TEMP_KINDS: tuple[str, ...] = (
     "sockperf-server",
     "sockperf",  # sockperf's full log of one round
     "refresh",  # `perfcheck refresh`'s results file
+    "command",  # where a command scenario's command runs, unless it names a directory
 )
 _TEMP_NAME = re.compile(rf"perfcheck-({'|'.join(map(re.escape, TEMP_KINDS))})-(\d+)-[^/]+")
 

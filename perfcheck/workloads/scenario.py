@@ -34,7 +34,8 @@ Keys (anything else is an error that names the closest allowed key):
 ``[workload]`` (table, required)
     ``kind`` (string, required): the workload tool: ``"fio"`` (disk I/O), or
     ``"sockperf"`` or ``"iperf3"`` (network load in a private network namespace, see
-    :mod:`perfcheck.workloads.netload`). The other keys depend on the kind.
+    :mod:`perfcheck.workloads.netload`), or ``"command"`` (any command). The other keys
+    depend on the kind.
 
     For ``kind = "fio"``:
     ``job`` (string, required): the fio job file, relative to the scenario file.
@@ -49,6 +50,21 @@ Keys (anything else is an error that names the closest allowed key):
 
     For ``kind = "iperf3"`` (bulk TCP throughput):
     ``streams`` (integer 1..128, default 1): parallel TCP streams (``iperf3 -P``).
+
+    For ``kind = "command"`` (any command, see :mod:`perfcheck.workloads.command`):
+    ``command`` (array of strings, an argv) or ``shell`` (string, run by ``/bin/sh -c``),
+    exactly one. ``seconds`` (number 0.5..3600, optional): repeat the command until the
+    round has lasted that long, which is then the round's length (``[rounds] seconds``
+    does not apply); without it, one run per round. ``cwd`` (string, optional): the
+    directory it runs in, relative to the scenario file (default: a temporary
+    directory of the run). ``[workload.env]`` (table, optional): ``NAME = "value"`` added
+    to its environment (not ``PERFCHECK_*``). ``timeout`` (number 0.1..86400, default
+    600): seconds one run may take. ``writes`` (boolean, default false): it writes to its
+    target. ``netns`` (boolean, default false): it runs in a private network namespace.
+    ``[[workload.metrics]]`` (array of tables, optional): ``name``, ``direction``
+    (``"lower"`` or ``"higher"`` is better), ``json`` (a path such as ``"a.b[0]"``) or
+    ``regex`` (one capture group), exactly one; ``stream`` (``"stdout"``, the default,
+    or ``"stderr"``), ``unit`` (string).
 
     For both network kinds:
     ``server_cpu``, ``client_cpu`` (integer, optional): pin the server or the client
@@ -122,6 +138,18 @@ from perfcheck.system.filesystems import (
 )
 from perfcheck.system.netns import parse_qdisc
 from perfcheck.text import COMMON_TYPE_NAMES, clipped_repr, one_line, type_name
+from perfcheck.workloads.command import (
+    DIRECTIONS,
+    ENV_NAME_RE,
+    METRIC_NAME_RE,
+    RESERVED_ENV_PREFIX,
+    STREAMS,
+    TIMEOUT_RANGE,
+    CommandMetricSpec,
+    CommandSpec,
+    parse_json_path,
+    regex_problem,
+)
 from perfcheck.workloads.fio import workload_option_problem
 from perfcheck.workloads.netload import (
     CPU_RANGE,
@@ -132,7 +160,7 @@ from perfcheck.workloads.netload import (
     NetworkSpec,
 )
 
-WORKLOAD_KINDS: tuple[str, ...] = ("fio", *NETWORK_KINDS)
+WORKLOAD_KINDS: tuple[str, ...] = ("fio", *NETWORK_KINDS, "command")
 DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
 DEFAULT_ROUND_SECONDS = 5.0
@@ -161,6 +189,19 @@ _NETWORK_WORKLOAD_KEYS = {
     "sockperf": (*_NETWORK_COMMON_KEYS, "protocol", "message_size"),
     "iperf3": (*_NETWORK_COMMON_KEYS, "streams"),
 }
+_COMMAND_KEYS = (
+    "kind",
+    "command",
+    "shell",
+    "seconds",
+    "cwd",
+    "env",
+    "timeout",
+    "writes",
+    "netns",
+    "metrics",
+)
+_COMMAND_METRIC_KEYS = ("name", "json", "regex", "unit", "direction", "stream")
 _ROUNDS_KEYS = ("count", "warmup", "seconds")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _OPTION_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -178,6 +219,7 @@ class WorkloadSpec:
     job: Path | None
     options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     network: NetworkSpec | None = None
+    command: CommandSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +353,8 @@ class _ScenarioReader:
         rounds = self.read_int(rounds_table, "count", DEFAULT_ROUNDS, ROUNDS_RANGE)
         warmup = self.read_int(rounds_table, "warmup", DEFAULT_WARMUP, WARMUP_RANGE)
         seconds = self.read_seconds(rounds_table)
+        if workload.command is not None:
+            seconds = self.command_round_seconds(workload.command, rounds_table)
 
         thresholds = self.read_thresholds(data.get("thresholds", {}))
         block_sample = self.read_block_sample(data, probes)
@@ -442,6 +486,8 @@ class _ScenarioReader:
         kind = table.get("kind")
         if isinstance(kind, str) and kind in NETWORK_KINDS:
             return self.read_network_workload(table, kind)
+        if kind == "command":
+            return self.read_command_workload(table)
         if isinstance(kind, str) and kind not in WORKLOAD_KINDS:
             self.fail(
                 f"'workload.kind' {_toml_repr(kind)} is not supported; supported kinds: "
@@ -474,6 +520,163 @@ class _ScenarioReader:
             )
         options = self.read_options(table.get("options", {}))
         return WorkloadSpec(kind=kind, job=job_path, options=options)
+
+    def command_round_seconds(self, spec: CommandSpec, rounds_table: Mapping[str, Any]) -> float:
+        # A command round is one run, or runs repeated for workload.seconds: one length.
+        if "seconds" in rounds_table:
+            self.fail(
+                "'rounds.seconds' does not apply to a command scenario (a round is one run);"
+                " set 'workload.seconds' to repeat the command for that long"
+            )
+        return spec.seconds if spec.seconds is not None else DEFAULT_ROUND_SECONDS
+
+    def read_command_workload(self, table: Mapping[str, Any]) -> WorkloadSpec:
+        self.check_keys(table, _COMMAND_KEYS, ("workload",))
+        if ("command" in table) == ("shell" in table):
+            self.fail(
+                "a command scenario needs exactly one of 'workload.command' (an argv array)"
+                " and 'workload.shell' (a string for /bin/sh -c)"
+            )
+        argv = shell = None
+        if "command" in table:
+            argv = table["command"]
+            self.check_type(argv, list, ("workload", "command"), "an array of strings (argv)")
+            if not argv:
+                self.fail("'workload.command' is empty; give the program and its arguments")
+            for index, word in enumerate(argv):
+                self.check_type(word, str, ("workload", "command", f"[{index}]"), "a string")
+                if "\0" in word:
+                    self.fail(f"'workload.command[{index}]' holds a NUL character")
+            if not argv[0]:
+                self.fail("'workload.command[0]' is empty; give the program to run")
+        else:
+            shell = table["shell"]
+            self.check_type(shell, str, ("workload", "shell"), "a string (run by /bin/sh -c)")
+            if not shell.strip() or "\0" in shell:
+                self.fail("'workload.shell' must be a non-empty command without NUL characters")
+        seconds = None
+        if "seconds" in table:
+            seconds = self.read_workload_number(table, "seconds", ROUND_SECONDS_RANGE)
+        timeout = self.read_workload_number(table, "timeout", TIMEOUT_RANGE)
+        spec = CommandSpec(
+            argv=None if argv is None else tuple(argv),
+            shell=shell,
+            seconds=seconds,
+            cwd=self.read_command_cwd(table),
+            env=self.read_command_env(table.get("env", {})),
+            writes=self.read_workload_bool(table, "writes"),
+            netns=self.read_workload_bool(table, "netns"),
+            metrics=self.read_command_metrics(table.get("metrics", [])),
+            **({} if timeout is None else {"timeout": timeout}),
+        )
+        return WorkloadSpec(kind="command", job=None, command=spec)
+
+    def read_workload_number(
+        self, table: Mapping[str, Any], key: str, bounds: tuple[float, float]
+    ) -> float | None:
+        if key not in table:
+            return None
+        value = table[key]
+        self.check_type(value, (int, float), ("workload", key), "a number of seconds")
+        low, high = bounds
+        if not low <= value <= high:
+            self.fail(f"'workload.{key}' must be from {low:g} to {high:g}, got {value}")
+        return float(value)
+
+    def read_workload_bool(self, table: Mapping[str, Any], key: str) -> bool:
+        value = table.get(key, False)
+        self.check_type(value, bool, ("workload", key), "true or false")
+        return bool(value)
+
+    def read_command_cwd(self, table: Mapping[str, Any]) -> Path | None:
+        if "cwd" not in table:
+            return None
+        cwd = table["cwd"]
+        self.check_type(cwd, str, ("workload", "cwd"), "a directory (string)")
+        if not cwd.strip() or "\0" in cwd:
+            self.fail(f"'workload.cwd' {_toml_repr(cwd)} is not a directory name")
+        path: Path = (self.path.parent / cwd).resolve()
+        if not path.is_dir():
+            self.fail(
+                f"'workload.cwd' {_toml_repr(cwd)} resolves to {path}, which is not an existing"
+                " directory; it is relative to the scenario file"
+            )
+        return path
+
+    def read_command_env(self, table: Any) -> Mapping[str, str]:
+        self.check_type(table, dict, ("workload", "env"), 'a table of NAME = "value"')
+        env: dict[str, str] = {}
+        for name, value in table.items():
+            key = ("workload", "env", name)
+            if not ENV_NAME_RE.fullmatch(name):
+                self.fail(f"{_key_path(*key)} is not an environment variable name")
+            if name.startswith(RESERVED_ENV_PREFIX):
+                self.fail(f"{_key_path(*key)}: {RESERVED_ENV_PREFIX}* variables are perfcheck's")
+            self.check_type(value, (str, int, float), key, "a string or a number")
+            if "\0" in str(value):
+                self.fail(f"{_key_path(*key)} holds a NUL character")
+            env[name] = str(value)
+        return MappingProxyType(dict(sorted(env.items())))
+
+    def read_command_metrics(self, metrics: Any) -> tuple[CommandMetricSpec, ...]:
+        self.check_type(metrics, list, ("workload", "metrics"), "an array of tables")
+        specs: list[CommandMetricSpec] = []
+        for index, table in enumerate(metrics):
+            where = ("workload", "metrics", f"[{index}]")
+            self.check_type(table, dict, where, "a table")
+            self.check_keys(table, _COMMAND_METRIC_KEYS, where)
+            for required in ("name", "direction"):
+                if required not in table:
+                    self.fail(f"missing key {_key_path(*where, required)}")
+            name = table["name"]
+            self.check_type(name, str, (*where, "name"), "a string")
+            if not METRIC_NAME_RE.fullmatch(name) or len(name) > 64:
+                self.fail(
+                    f"{_key_path(*where, 'name')} {_toml_repr(name)} must be up to 64 letters,"
+                    " digits, '_' or '-'"
+                )
+            if any(s.name == name for s in specs):
+                self.fail(f"metric {_toml_repr(name)} is defined twice in workload.metrics")
+            direction = table["direction"]
+            self.check_type(direction, str, (*where, "direction"), "a string")
+            if direction not in DIRECTIONS:
+                self.fail(
+                    f"{_key_path(*where, 'direction')} must be 'lower' or 'higher' (which is"
+                    f" better), got {_toml_repr(direction)}"
+                )
+            if ("json" in table) == ("regex" in table):
+                self.fail(f"{_key_path(*where)} needs exactly one of 'json' and 'regex'")
+            json_path = None
+            if "json" in table:
+                text = table["json"]
+                self.check_type(text, str, (*where, "json"), "a JSON path such as 'a.b[0].c'")
+                try:
+                    json_path = parse_json_path(text)
+                except ValueError as exc:
+                    self.fail(f"{_key_path(*where, 'json')}: {exc}")
+            regex = table.get("regex")
+            if regex is not None:
+                self.check_type(regex, str, (*where, "regex"), "a regular expression")
+                problem = regex_problem(regex)
+                if problem is not None:
+                    self.fail(f"{_key_path(*where, 'regex')} {problem}")
+            unit = table.get("unit", "")
+            self.check_type(unit, str, (*where, "unit"), "a string")
+            stream = table.get("stream", "stdout")
+            self.check_type(stream, str, (*where, "stream"), "a string")
+            if stream not in STREAMS:
+                self.fail(f"{_key_path(*where, 'stream')} must be 'stdout' or 'stderr'")
+            specs.append(
+                CommandMetricSpec(
+                    name=name,
+                    direction=direction,
+                    unit=one_line(unit, 32),
+                    json=json_path,
+                    regex=regex,
+                    stream=stream,
+                )
+            )
+        return tuple(specs)
 
     def read_network_workload(self, table: Mapping[str, Any], kind: str) -> WorkloadSpec:
         self.check_keys(table, _NETWORK_WORKLOAD_KEYS[kind], ("workload",))

@@ -3,6 +3,7 @@ and the broken one records no baseline."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -54,10 +55,23 @@ def written(p: pytest.Pytester) -> list[str]:
     return sorted(path.name for path in Path(p.path, "baselines").rglob("*.json"))
 
 
-def test_a_crashing_workload_fails_its_scenario_only(project: pytest.Pytester) -> None:
-    result = project.runpytest("-p", "no:cacheprovider", "--perfcheck-update", "scenarios/")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*crash*fio exited 1 on /dev/fake: killed*"])
+def test_a_crashing_workload_errors_its_scenario_only(project: pytest.Pytester) -> None:
+    result = project.runpytest(
+        "-p", "no:cacheprovider", "--perfcheck-update", "--perfcheck-save=out.json", "scenarios/"
+    )
+    # A broken workload is an error of the run, not a regression: pytest's ERROR.
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*crash*fio exited 1 on /dev/fake: killed*",
+            "perfcheck: 1 measured on *: 1 RECORDED, 1 ERROR",
+            "perfcheck: ERROR crash: scenarios/crash.fio: fio exited 1 on /dev/fake: killed",
+            "ERROR scenarios/crash.toml::crash*",
+        ]
+    )
+    saved = json.loads(Path(project.path, "out.json").read_text())
+    assert saved["errors"] == {"crash": "scenarios/crash.fio: fio exited 1 on /dev/fake: killed"}
+    assert list(saved["scenarios"]) == ["fine"]
     assert "Traceback" not in result.stdout.str()
     assert written(project) == ["fine.json"]
 

@@ -48,12 +48,16 @@ def scenario(slowdown: QueueSlowdown, tmp_path: Path) -> Path:
 
 
 def perfcheck(
-    pytester: pytest.Pytester, baselines: Path, scenario: Path, *args: str
+    pytester: pytest.Pytester,
+    baselines: Path,
+    scenario: Path,
+    *args: str,
+    fast: tuple[str, ...] = FAST,
 ) -> pytest.RunResult:
     return pytester.runpytest_subprocess(
         "--perfcheck",
         f"--perfcheck-baseline-dir={baselines}",
-        *FAST,
+        *fast,
         *args,
         str(scenario),
         timeout=300,
