@@ -359,6 +359,10 @@ def pytest_configure(config: pytest.Config) -> None:
         " baseline name (default: the test id), thresholds maps metric names or patterns"
         " to relative thresholds, e.g. {'block.latency.read.p99': 0.3}",
     )
+    from perfcheck.plugin import fixtures  # perfcheck_probes, perfcheck_scratch
+
+    if not config.pluginmanager.is_registered(fixtures):
+        config.pluginmanager.register(fixtures, "perfcheck-fixtures")
     if not _enabled(config):
         return
     if hasattr(config, "workerinput"):
