@@ -25,6 +25,7 @@ from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.model.names import baseline_name_for
 from perfcheck.model.outcome import Status
 from perfcheck.plugin import hookspecs
+from perfcheck.plugin.fixtures import ProbeFixtures
 from perfcheck.probes import probe_names
 from perfcheck.run.ab import AB_HINT, ABCommands, run_ab
 from perfcheck.run.harness import Harness
@@ -74,6 +75,8 @@ SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc an
 # The one place stash keys are declared: the run on the config, per-test state on items.
 RUN_KEY = pytest.StashKey["PerfcheckRun"]()
 RUN_PLUGIN_NAME = "perfcheck-run"
+#: perfcheck_probes and perfcheck_scratch (perfcheck.plugin.fixtures).
+FIXTURES_PLUGIN_NAME = "perfcheck-fixtures"
 GATE_KEY = pytest.StashKey["PendingGate"]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
 STORE_KEY = pytest.StashKey["StoreSettings"]()
@@ -359,10 +362,9 @@ def pytest_configure(config: pytest.Config) -> None:
         " baseline name (default: the test id), thresholds maps metric names or patterns"
         " to relative thresholds, e.g. {'block.latency.read.p99': 0.3}",
     )
-    from perfcheck.plugin import fixtures  # perfcheck_probes, perfcheck_scratch
-
-    if not config.pluginmanager.is_registered(fixtures):
-        config.pluginmanager.register(fixtures, "perfcheck-fixtures")
+    if not config.pluginmanager.has_plugin(FIXTURES_PLUGIN_NAME):
+        fixtures = ProbeFixtures(_harness, _apply_outcome, MARKER, SKIP_REASON)
+        config.pluginmanager.register(fixtures, FIXTURES_PLUGIN_NAME)
     if not _enabled(config):
         return
     if hasattr(config, "workerinput"):

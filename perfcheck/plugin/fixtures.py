@@ -8,11 +8,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from perfcheck import plugin as core
 from perfcheck.errors import PerfcheckError
 from perfcheck.model.measurement import Measurement
 from perfcheck.model.names import MAX_NAME_LENGTH, baseline_name_for
@@ -53,8 +53,9 @@ class PerfcheckProbes:
     """The ``perfcheck_probes`` fixture's value: call it to measure and gate the test's
     code, or use :meth:`collect` to get histograms without a gate."""
 
-    def __init__(self, item: pytest.Item, harness: Harness) -> None:
+    def __init__(self, item: pytest.Item, harness: Harness, marker: str) -> None:
         self._item = item
+        self._marker = marker
         self._harness = harness
         self._test = item.nodeid
         self._gated = False
@@ -102,7 +103,7 @@ class PerfcheckProbes:
                 return measurement, more_for(measurement)
 
             first = measure(count, warmup)
-            limits = {**_marker_thresholds(self._item), **dict(thresholds or {})}
+            limits = {**_marker_thresholds(self._item, self._marker), **dict(thresholds or {})}
             outcome = harness.check(
                 baseline_name(self._test),
                 first,
@@ -133,55 +134,66 @@ class PerfcheckProbes:
             yield collected
 
 
-def _marker_thresholds(item: pytest.Item) -> dict[str, float]:
-    marker = item.get_closest_marker(core.MARKER)
+def _marker_thresholds(item: pytest.Item, name: str) -> dict[str, float]:
+    marker = item.get_closest_marker(name)
     return dict((marker.kwargs.get("thresholds") or {}) if marker is not None else {})
 
 
-def _run_harness(request: pytest.FixtureRequest, what: str) -> Harness:
-    harness = core._harness(request.config)
-    if harness is None:
-        pytest.skip(core.SKIP_REASON)
-    if harness.settings.ab_commands is not None:
-        pytest.skip(f"perfcheck ab compares scenario files only, not {what} tests")
-    return harness
+@dataclass
+class ProbeFixtures:
+    """The fixtures as a plugin object: :mod:`perfcheck.plugin` registers one with its
+    own pieces (so this module never imports it back)."""
 
+    #: The run's harness, None without --perfcheck.
+    harness_of: Callable[[pytest.Config], Harness | None]
+    #: Turns an outcome into the test's result (fail, skip, properties).
+    apply_outcome: Callable[[pytest.Item, ScenarioOutcome], None]
+    marker: str
+    skip_reason: str
 
-@pytest.fixture
-def perfcheck_probes(request: pytest.FixtureRequest) -> PerfcheckProbes:
-    """Catalog probes around the test's own code, filtered to the test's process tree and
-    the device it names. Gated: each call of ``fn`` is a round, compared with the test's
-    baseline (record it with ``--perfcheck-update``); returns ``fn``'s last result::
+    def _run_harness(self, request: pytest.FixtureRequest, what: str) -> Harness:
+        harness = self.harness_of(request.config)
+        if harness is None:
+            pytest.skip(self.skip_reason)
+        if harness.settings.ab_commands is not None:
+            pytest.skip(f"perfcheck ab compares scenario files only, not {what} tests")
+        return harness
 
-        def test_reads(perfcheck_probes, perfcheck_scratch):
-            perfcheck_probes(read_4k, perfcheck_scratch.path, probes=["block.latency"],
-                             device=perfcheck_scratch, rounds=10)
+    @pytest.fixture
+    def perfcheck_probes(self, request: pytest.FixtureRequest) -> PerfcheckProbes:
+        """Catalog probes around the test's own code, filtered to the test's process tree
+        and the device it names. Gated: each call of ``fn`` is a round, compared with the
+        test's baseline (record it with ``--perfcheck-update``); returns ``fn``'s last
+        result::
 
-    Collection only: ``with perfcheck_probes.collect(probes=[...], device=...) as h:``
-    then ``h["block.latency.read"].percentile(99)`` (ns). Without ``--perfcheck`` the
-    test is skipped (it needs root and BPF), as scenario tests are.
-    """
-    return PerfcheckProbes(request.node, _run_harness(request, FIXTURE))
+            def test_reads(perfcheck_probes, perfcheck_scratch):
+                perfcheck_probes(read_4k, perfcheck_scratch.path, probes=["block.latency"],
+                                 device=perfcheck_scratch, rounds=10)
 
+        Collection only: ``with perfcheck_probes.collect(probes=[...], device=...) as h:``
+        then ``h["block.latency.read"].percentile(99)`` (ns). Without ``--perfcheck`` the
+        test is skipped (it needs root and BPF), as scenario tests are.
+        """
+        return PerfcheckProbes(request.node, self._run_harness(request, FIXTURE), self.marker)
 
-@pytest.fixture
-def perfcheck_scratch(request: pytest.FixtureRequest) -> Iterator[ScratchLoopDevice]:
-    """A scratch loop device of the test's own (128 MiB in RAM, filled with data), on the
-    run's ``--perfcheck-scheduler``/``--perfcheck-queue`` settings: write it freely
-    (``.path``; pass it as ``device=`` to ``perfcheck_probes``). Removed after the test."""
-    harness = _run_harness(request, "perfcheck_scratch")
-    with contextlib.ExitStack() as stack:
-        try:
-            device = stack.enter_context(harness.own_scratch(SCRATCH_SIZE_MIB))
-        except PerfcheckError as exc:
-            pytest.fail(f"{request.node.nodeid}: perfcheck_scratch: {exc}", pytrace=False)
-        yield device
+    @pytest.fixture
+    def perfcheck_scratch(self, request: pytest.FixtureRequest) -> Iterator[ScratchLoopDevice]:
+        """A scratch loop device of the test's own (128 MiB in RAM, filled with data), on
+        the run's ``--perfcheck-scheduler``/``--perfcheck-queue`` settings: write it freely
+        (``.path``; pass it as ``device=`` to ``perfcheck_probes``). Removed after the
+        test."""
+        harness = self._run_harness(request, "perfcheck_scratch")
+        with contextlib.ExitStack() as stack:
+            try:
+                device = stack.enter_context(harness.own_scratch(SCRATCH_SIZE_MIB))
+            except PerfcheckError as exc:
+                pytest.fail(f"{request.node.nodeid}: perfcheck_scratch: {exc}", pytrace=False)
+            yield device
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    result = yield
-    outcome = item.stash.get(DECIDED_KEY, None)
-    if outcome is not None:
-        core._apply_outcome(item, outcome)
-    return result
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        result = yield
+        outcome = item.stash.get(DECIDED_KEY, None)
+        if outcome is not None:
+            self.apply_outcome(item, outcome)
+        return result

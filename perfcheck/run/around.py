@@ -42,7 +42,6 @@ from perfcheck.probes.session import ProbeBackend
 from perfcheck.run.measure import keep_measured_series
 from perfcheck.run.resources import RunResources
 from perfcheck.system import environment
-from perfcheck.system.cgroup import WorkloadCgroup, cgroup2_root
 from perfcheck.system.environment import block_device_facts
 from perfcheck.system.targets import BlockTarget, disk_dev_numbers, disk_of, kernel_dev
 from perfcheck.workloads.rounds import RoundPlan, WorkloadReport, run_rounds
@@ -119,47 +118,6 @@ def checked_probes(
 
 
 @dataclass
-class TestCgroup:
-    """The test's process moved into a cgroup v2 of its own, and back to its own cgroup
-    on :meth:`close` (the cgroup is then removed)."""
-
-    cgroup: WorkloadCgroup
-    home: Path
-
-    @property
-    def id(self) -> int:
-        return self.cgroup.id
-
-    @classmethod
-    def join(cls) -> TestCgroup:
-        root = cgroup2_root()
-        cgroup = WorkloadCgroup.create(root)
-        home = _own_cgroup(cgroup.path.parent)
-        try:
-            cgroup.add(os.getpid())
-        except OSError as exc:
-            cgroup.close()
-            raise CapabilityError(
-                f"{cgroup.path}: cannot move the test's process in ({exc.strerror}); run as root"
-            ) from exc
-        return cls(cgroup, home)
-
-    def close(self) -> None:
-        try:
-            (self.home / "cgroup.procs").write_text(str(os.getpid()))
-        finally:
-            self.cgroup.close()
-
-
-def _own_cgroup(root: Path) -> Path:
-    """This process's cgroup v2 directory (``0::/path`` in /proc/self/cgroup)."""
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return root / line.removeprefix("0::").lstrip("/")
-    return root
-
-
-@dataclass
 class CodeRounds:
     """A test's function as a round workload: one call per round; its last return value
     is kept, as pytest-benchmark's fixture returns it."""
@@ -186,8 +144,8 @@ def probes_around_test(
     if backend is None:
         why = resources.probes_unavailable or "no probe of them can load here"
         raise CapabilityError(f"{test}: probes {', '.join(probes)} cannot start: {why}")
-    cgroup = TestCgroup.join()
-    try:
+    with contextlib.ExitStack() as stack:
+        cgroup = stack.enter_context(resources.join_cgroup())
         backend.configure(
             {
                 "dev": device.probe_dev if device is not None else 0,
@@ -195,12 +153,8 @@ def probes_around_test(
                 SUBMITTER_SETTING: cgroup.id,
             }
         )
+        stack.callback(backend.activate, ())  # nothing attached costs the next test anything
         yield backend
-    finally:
-        try:
-            backend.activate(())  # nothing attached costs the next test anything
-        finally:
-            cgroup.close()
 
 
 def round_histograms(

@@ -25,6 +25,7 @@ from perfcheck.probes.features import (
 from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.run.measure import measure, scenario_writes
 from perfcheck.run.settings import HarnessSettings
+from perfcheck.system.cgroup import WorkloadCgroup, process_in_own_cgroup
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.system.netns import remove_leftover_network
 from perfcheck.system.processes import remove_leftover_tempdirs
@@ -111,6 +112,11 @@ class RunResources:
     _control: ControlMeasurement | None = None
     #: Measures the drift control; replaceable for tests.
     control_factory: Callable[[], ControlMeasurement] = measure_control
+    #: Puts this process in a cgroup of its own while probes time a test's code
+    #: (perfcheck.run.around); replaceable for tests.
+    join_cgroup: Callable[[], contextlib.AbstractContextManager[WorkloadCgroup]] = (
+        process_in_own_cgroup
+    )
 
     # -- shared resources -------------------------------------------------------------
 
