@@ -88,6 +88,7 @@ class PerfcheckProbes:
         harness = self._harness
         count = rounds if rounds is not None else harness.settings.rounds or DEFAULT_ROUNDS
         code = CodeRounds(fn, args, kwargs)
+        error = None
         try:
             where = self._device(device)
             names = self._probes(probes, where)
@@ -112,7 +113,9 @@ class PerfcheckProbes:
                 again,
             )
         except PerfcheckError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = str(exc)
+        if error is not None:  # outside the except: the message alone, not its chain
+            pytest.fail(error, pytrace=False)
         self._item.stash[DECIDED_KEY] = outcome
         return code.last
 
@@ -124,13 +127,16 @@ class PerfcheckProbes:
         once the block ends (``h["block.latency.read"].percentile(99)``)."""
         __tracebackhide__ = True
         with contextlib.ExitStack() as stack:
+            error = None
             try:
                 where = self._device(device)
                 names = self._probes(probes, where)
                 around = collect_around_test(self._harness, self._test, names, where)
                 collected = stack.enter_context(around)
             except PerfcheckError as exc:
-                pytest.fail(str(exc), pytrace=False)
+                error = str(exc)
+            if error is not None:
+                pytest.fail(error, pytrace=False)
             yield collected
 
 
@@ -184,10 +190,13 @@ class ProbeFixtures:
         test."""
         harness = self._run_harness(request, "perfcheck_scratch")
         with contextlib.ExitStack() as stack:
+            error = None
             try:
                 device = stack.enter_context(harness.own_scratch(SCRATCH_SIZE_MIB))
             except PerfcheckError as exc:
-                pytest.fail(f"{request.node.nodeid}: perfcheck_scratch: {exc}", pytrace=False)
+                error = f"{request.node.nodeid}: perfcheck_scratch: {exc}"
+            if error is not None:
+                pytest.fail(error, pytrace=False)
             yield device
 
     @pytest.hookimpl(wrapper=True)
