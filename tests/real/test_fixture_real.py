@@ -152,18 +152,19 @@ def reads(path, per_thread):
 @pytest.mark.perfcheck(thresholds={thresholds!r})
 def test_my_reads(perfcheck_probes, perfcheck_scratch):
     done = perfcheck_probes(
-        reads, perfcheck_scratch.path, 4000 // QD, probes=["block.bio_latency"],
+        reads, perfcheck_scratch.path, 16000 // QD, probes=["block.bio_latency"],
         device=perfcheck_scratch, rounds=10,
     )
-    assert done == 4000 // QD * QD
+    assert done == 16000 // QD * QD
 """
 
 #: A bio's latency includes its wait for a request tag and the time a scheduler holds
-#: its request: what every offered slow-down lengthens. Measured here (mq-deadline,
-#: nr_requests=4, 16 threads): block.bio_latency.read p99 128-135 us -> 230-380 us, its
-#: p50 moving either way (bimodal at depth); so the p99 gates at +50%, the rest only on
-#: gross changes.
-THRESHOLDS = {"*.p99": 0.5, "*.p90": 3.0, "*.p50": 3.0}
+#: its request: what every offered slow-down lengthens. Measured here with 16,000 reads
+#: a round (mq-deadline, nr_requests=4, 16 threads; 12 rounds each, two runs apart):
+#: block.bio_latency.read p90 112-153 us -> 386-532 us, p99 155-246 us -> 619-1017 us,
+#: the code's own time +30%. The p50 lands in either of two modes (8-17 us or ~83 us)
+#: from round to round at this depth, with or without the slow-down: not gated.
+THRESHOLDS = {"*.p90": 0.5, "*.p99": 0.5, "*.p50": 50.0}
 
 
 def test_gated_fixture_fails_under_a_real_slowdown_and_not_without(
@@ -191,7 +192,7 @@ def test_gated_fixture_fails_under_a_real_slowdown_and_not_without(
 
     slowed = run("--perfcheck", *slowdown.pytest_args())
     assert slowed.ret == pytest.ExitCode.TESTS_FAILED, slowed.stdout.str()
-    slowed.stdout.fnmatch_lines(["*block.bio_latency.read.p99*FAIL*"])
+    slowed.stdout.fnmatch_lines(["*block.bio_latency.read.p9?*FAIL*"])
 
     plain = run("--perfcheck")
     assert plain.ret == pytest.ExitCode.OK, plain.stdout.str()
