@@ -7,7 +7,8 @@ As root, with bcc (see docs/fixtures.md)::
     pytest --perfcheck-update tests/examples/   # record the gated test's baseline
     pytest --perfcheck tests/examples/          # measure again and gate on it
 
-Without ``--perfcheck`` both tests are skipped.
+Without ``--perfcheck`` both tests are skipped. The gated test's baseline for the
+machine class perfcheck was developed on is in ``baselines/``; on another, record yours.
 """
 
 from __future__ import annotations
