@@ -21,7 +21,6 @@ import statistics
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.harness_cost import ROOT, TimedWorkload, spread
@@ -30,7 +29,7 @@ from perfcheck.run.measure import FioWorkload
 from perfcheck.run.resources import RunResources
 from perfcheck.run.settings import HarnessSettings
 from perfcheck.workloads.fio import FioRunner, load_job_file
-from perfcheck.workloads.rounds import RoundPlan, WorkloadReport, run_rounds
+from perfcheck.workloads.rounds import RoundPlan, run_rounds
 
 BLOCK = 4096
 
@@ -46,26 +45,11 @@ def direct_reads(path: Path, count: int) -> None:
         os.close(fd)
 
 
-@dataclass
-class TimedCode:
-    """The fixture's round workload, remembering how long the code itself took."""
-
-    inner: CodeRounds
-    durations: list[float] = field(default_factory=list)
-
-    def run(self, seconds: float) -> WorkloadReport:
-        started = time.perf_counter()
-        try:
-            return self.inner.run(seconds)
-        finally:
-            self.durations.append(time.perf_counter() - started)
-
-
 def fixture_rounds(
     resources: RunResources, device: Path, probes: tuple[str, ...], rounds: int, reads: int
 ) -> tuple[list[float], float]:
     """Per-round costs of one fixture call of ``rounds`` rounds, and its set-up time."""
-    code = TimedCode(CodeRounds(direct_reads, (device, reads)))
+    code = TimedWorkload(CodeRounds(direct_reads, (device, reads)))
     where = probed_device("bench", device)
     started = time.perf_counter()
     round_times: list[float] = []
@@ -132,7 +116,9 @@ def main() -> int:
     print(f"fixture per round (round - the code's own run):     {spread(fixture, 'ms', 1e3)}")
     print(f"  ratio fixture / scenario harness (medians): {ratio:.3f}")
     print(f"  with syscall.latency too: {spread(with_syscalls, 'ms', 1e3)}")
-    print(f"fixture set-up once per call (cgroup in and out, configure): {spread(set_ups, 'ms', 1e3)}")
+    print(
+        f"fixture set-up once per call (cgroup in and out, configure): {spread(set_ups, 'ms', 1e3)}"
+    )
     return 0
 
 
