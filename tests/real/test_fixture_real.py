@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import mmap
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from perfcheck.run.settings import HarnessSettings
 from perfcheck.system.kernel_config import scratch_io_schedulers
 from perfcheck.system.slowdowns import QueueSlowdown, choose_slowdown
 from perfcheck.system.targets import ScratchLoopDevice
-from tests.realcaps import requires_bpf
+from tests.realcaps import requires_bpf, sigint_as_a_terminal_would
 
 pytestmark = [pytest.mark.realbpf, requires_bpf]
 
@@ -196,4 +198,64 @@ def test_gated_fixture_fails_under_a_real_slowdown_and_not_without(
 
     plain = run("--perfcheck")
     assert plain.ret == pytest.ExitCode.OK, plain.stdout.str()
-    assert sys.executable  # the runs above used this interpreter (pytester's subprocess)
+
+
+# -- a run killed while the test's process is in its cgroup --------------------------------
+
+HANGING_TEST = """
+import time
+from pathlib import Path
+
+
+def test_hangs(perfcheck_probes, perfcheck_scratch):
+    with perfcheck_probes.collect(probes=["block.latency"], device=perfcheck_scratch):
+        Path("{ready}").write_text(str(perfcheck_scratch.path))
+        time.sleep(120)
+"""
+
+
+def perfcheck_leftovers(pid: int) -> list[str]:
+    """Cgroups and scratch loop devices a run with this pid made and did not remove."""
+    from perfcheck.system.cgroup import CGROUP_MARKER, cgroup2_root
+    from perfcheck.system.targets import SCRATCH_DIR, SCRATCH_MARKER
+
+    root = cgroup2_root()
+    cgroups = sorted(str(p) for p in root.glob(f"{CGROUP_MARKER}{pid}-*")) if root else []
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
+    scratch = [line for line in loops.splitlines() if f"{SCRATCH_MARKER}{pid}-" in line]
+    return cgroups + scratch + sorted(str(p) for p in SCRATCH_DIR.glob(f"{SCRATCH_MARKER}{pid}-*"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_run_killed_inside_the_fixture_leaves_no_cgroup_or_device(
+    pytester: pytest.Pytester, tmp_path: Path, signum: int
+) -> None:
+    ready = tmp_path / "ready"
+    pytester.makepyfile(test_hang=textwrap.dedent(HANGING_TEST).format(ready=ready))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--perfcheck", "--perfcheck-store=none", "-p",
+         "no:cacheprovider", "test_hang.py"],
+        cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=sigint_as_a_terminal_would,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600  # another run may hold the host lock
+        while not ready.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), "the test never reached its collect block"
+        assert perfcheck_leftovers(run.pid), "nothing to clean: the test checks nothing"
+        run.send_signal(signum)
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    if signum == signal.SIGKILL:
+        # The next run that needs a device removes what the killed one left.
+        pytester.makepyfile(test_next="def test_next(perfcheck_scratch):\n    pass\n")
+        result = pytester.runpytest_subprocess(
+            "--perfcheck", "--perfcheck-store=none", "-p", "no:cacheprovider", "test_next.py",
+            timeout=600,
+        )  # fmt: skip
+        result.assert_outcomes(passed=1)
+    assert perfcheck_leftovers(run.pid) == []
