@@ -145,7 +145,7 @@ def _marker_thresholds(item: pytest.Item, name: str) -> dict[str, float]:
     return dict((marker.kwargs.get("thresholds") or {}) if marker is not None else {})
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin is hashed by identity, as pluggy's registry needs
 class ProbeFixtures:
     """The fixtures as a plugin object: :mod:`perfcheck.plugin` registers one with its
     own pieces (so this module never imports it back)."""

@@ -4,6 +4,7 @@ The real kernel's side is ``tests/real/test_fixture_real.py``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import textwrap
 import xml.etree.ElementTree as ET
@@ -109,8 +110,17 @@ def test_record_gate_regress_with_results_file_and_junit(
     assert "perfcheck.block.latency.read.p50" in props
 
     monkeypatch.setenv("FAKE_SLOWDOWN", "1.6")
-    result = run(project, "--perfcheck", "--perfcheck-store=none", "--perfcheck-no-repeat")
+    html = "--html=ph.html" if importlib.util.find_spec("pytest_html") else "-q"
+    result = run(
+        project, "--perfcheck", "--perfcheck-store=none", "--perfcheck-no-repeat",
+        "--perfcheck-report=r.html", html,
+    )  # fmt: skip
     result.assert_outcomes(passed=1, failed=1)
+    assert "test_mine.py-test_code" in (project.path / "r.html").read_text()
+    if html != "-q":  # pytest-html's page holds the test's table and plots
+        page = (project.path / "ph.html").read_text()
+        assert "pc-scenario" in page
+        assert "latency histogram" in page
     result.stdout.fnmatch_lines(
         ["*block.latency.read.p50*FAIL*", "*pytest --perfcheck-update*test_mine.py::test_code*"]
     )
