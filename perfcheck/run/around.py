@@ -106,7 +106,9 @@ def checked_probes(
                 f"{test}: unknown probe {name!r}; the catalog has {', '.join(sorted(CATALOG))}"
                 " (`perfcheck probes` describes them)"
             )
-    for name, reason in unavailable(list(names)).items():
+    unloadable = sorted(unavailable(list(names)).items())
+    if unloadable:
+        name, reason = unloadable[0]
         raise CapabilityError(f"{test}: probe {name} cannot load on this kernel: {reason}")
     if device is None and filter_on(names, "dev"):
         needing = [n for n in names if "dev" in getattr(CATALOG[n], "filters", ())]
@@ -126,11 +128,9 @@ class CodeRounds:
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     last: Any = None
-    calls: int = 0
 
     def run(self, seconds: float) -> WorkloadReport:
         self.last = self.fn(*self.args, **self.kwargs)
-        self.calls += 1
         return WorkloadReport()
 
 
@@ -140,7 +140,10 @@ def probes_around_test(
 ) -> Iterator[ProbeBackend]:
     """The run's probe session with only ``probes`` attached, filtered to the test's
     process tree and ``device``, while the block runs; detached afterwards."""
-    backend = resources.probes(probes)
+    try:
+        backend = resources.probes(probes)
+    except CapabilityError as exc:  # --perfcheck-require bpf
+        raise CapabilityError(f"{test}: {exc}") from None
     if backend is None:
         why = resources.probes_unavailable or "no probe of them can load here"
         raise CapabilityError(f"{test}: probes {', '.join(probes)} cannot start: {why}")

@@ -18,12 +18,18 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 CONFTEST = """
 import fakecode
+from perfcheck.probes.features import Unavailable
 from perfcheck.run.fake import use_fakes
+
+# As on a kernel without kprobes.
+NO_KPROBES = Unavailable("kprobes are absent on this kernel", "boot one with CONFIG_KPROBES=y")
 
 
 def pytest_perfcheck_harness(config, harness):
     use_fakes(harness, lambda round_no, i: 10_000, fakecode.BACKEND)
-    harness.probe_availability = lambda names: {}
+    harness.probe_availability = lambda names: {
+        name: NO_KPROBES for name in names if name == "func.latency"
+    }
 """
 
 # The test's "code": it makes the fake kernel see 200 reads around 10 us (times the
@@ -144,6 +150,11 @@ def test_without_perfcheck_the_tests_are_skipped_and_their_code_not_run(
         (
             'perfcheck_probes(print, probes=["block.latency"])',
             "test_bad.py::test_bad: probe block.latency times one disk's requests: pass device=*",
+        ),
+        (
+            'perfcheck_probes(print, probes=["func.latency"])',
+            "test_bad.py::test_bad: probe func.latency cannot load on this kernel: kprobes are"
+            " absent on this kernel; fix: boot one with CONFIG_KPROBES=y",
         ),
         (
             'perfcheck_probes(print, probes=["block.latency"], device="/proc/self/status")',
