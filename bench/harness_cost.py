@@ -22,7 +22,7 @@ from perfcheck.probes.session import ProbeSession
 from perfcheck.run.measure import FioWorkload
 from perfcheck.system.targets import ScratchLoopDevice
 from perfcheck.workloads.fio import FioRunner, load_job_file
-from perfcheck.workloads.rounds import RoundPlan, WorkloadReport, run_rounds
+from perfcheck.workloads.rounds import RoundPlan, Workload, WorkloadReport, run_rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class TimedWorkload:
     """Wraps a workload and remembers how long each of its runs took."""
 
-    inner: FioWorkload
+    inner: Workload
     durations: list[float] = field(default_factory=list)
 
     def run(self, seconds: float) -> WorkloadReport:

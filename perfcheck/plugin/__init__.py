@@ -26,6 +26,7 @@ from perfcheck.model.measurement import Measurement, RoundResult
 from perfcheck.model.names import baseline_name_for
 from perfcheck.model.outcome import ERROR, Status
 from perfcheck.plugin import hookspecs
+from perfcheck.plugin.fixtures import ProbeFixtures
 from perfcheck.probes import probe_names
 from perfcheck.run.ab import AB_HINT, ABCommands, run_ab
 from perfcheck.run.harness import Harness
@@ -89,6 +90,8 @@ SKIP_REASON = f"perfcheck measurement: run with {OPT_ENABLE} (needs root, bcc an
 RUN_KEY = pytest.StashKey["PerfcheckRun"]()
 RUN_PLUGIN_NAME = "perfcheck-run"
 BISECT_PLUGIN_NAME = "perfcheck-bisect"
+#: perfcheck_probes and perfcheck_scratch (perfcheck.plugin.fixtures).
+FIXTURES_PLUGIN_NAME = "perfcheck-fixtures"
 GATE_KEY = pytest.StashKey["PendingGate"]()
 OUTCOME_KEY = pytest.StashKey[ScenarioOutcome]()
 STORE_KEY = pytest.StashKey["StoreSettings"]()
@@ -429,6 +432,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from perfcheck.plugin.bisect import BisectMode
 
         config.pluginmanager.register(BisectMode(lambda: _statuses(config)), BISECT_PLUGIN_NAME)
+    if not config.pluginmanager.has_plugin(FIXTURES_PLUGIN_NAME):
+        fixtures = ProbeFixtures(_harness, _apply_outcome, MARKER, SKIP_REASON)
+        config.pluginmanager.register(fixtures, FIXTURES_PLUGIN_NAME)
     if not _enabled(config):
         return
     if hasattr(config, "workerinput"):

@@ -158,6 +158,17 @@ FEATURE_BIO = 8
 FEATURE_STAMPED = 16
 #: Count which of its timestamps the target's requests carry (the run-time check).
 FEATURE_DETECT = 32
+#: Only the I/O that tasks of one cgroup submitted (:data:`SUBMITTER_SETTING`).
+FEATURE_SUBMITTER = 64
+
+#: The probe setting of the submitter filter: a cgroup v2 id. The block probes then time
+#: only requests whose first bio a task of that cgroup submitted (and bios it submitted):
+#: a test's own I/O among other processes' on the same disk. I/O that a kernel thread
+#: submits for it (page-cache writeback) is not its own.
+SUBMITTER_SETTING = "submitter_cgroup_id"
+#: How provenance says the submitter filter was on: such series count only part of a
+#: disk's I/O and are never compared with unfiltered ones.
+SUBMITTER_PROVENANCE = "filter:submitter-cgroup"
 
 #: The probe setting (and scenario key) of 1-in-N sampling: ``block_sample = N``.
 SAMPLE_SETTING = "block_sample"
@@ -173,6 +184,7 @@ RAW_TRACEPOINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("block_rq_complete", ("struct request *", "blk_status_t", "unsigned int")),
     ("block_bio_queue", ("struct bio *",)),
     ("block_bio_complete", ("struct request_queue *", "struct bio *")),
+    ("block_getrq", ("struct bio *",)),
 )
 
 #: Kernel struct members the program reads, at offsets taken from BTF.
@@ -212,6 +224,7 @@ BLOCK_PROGRAM_C = r"""
 #define PC_BLK_F_BIO 8
 #define PC_BLK_F_STAMPED 16 /* block.latency from the request's own timestamp */
 #define PC_BLK_F_DETECT 32  /* count which timestamps the target's requests carry */
+#define PC_BLK_F_SUBMITTER 64 /* only I/O a task of cfg->submitter_cgroup submitted */
 #define PC_BLK_WINDOW_WORDS 8
 #define PC_BLK_STAMP_WORDS 16
 
@@ -263,6 +276,7 @@ struct pc_blk_config {
     u32 stamp_word_cmd_flags;
     u32 stamp_word_data_len;
     u32 stamp_word_io_start;
+    u64 submitter_cgroup; /* PC_BLK_F_SUBMITTER: the cgroup v2 id whose I/O is timed */
 };
 
 /*
@@ -300,6 +314,9 @@ BPF_PERCPU_ARRAY(pc_blk_counts, u64, PC_BLK_OPS + 1);
 /* Target requests with data completed with [0] io_start_time_ns set, [1] not: what the
  * run-time check of the kernel's stamp counts. */
 BPF_ARRAY(pc_blk_stamps_seen, u64, 2);
+/* PC_BLK_F_SUBMITTER: first bios of requests a task of the submitter cgroup allocated
+ * (block_getrq runs in the submitter's context; completions run anywhere). */
+BPF_TABLE("lru_hash", u64, u32, pc_blk_submitted, 65536);
 
 static __always_inline struct pc_blk_config *pc_blk_cfg(void)
 {
@@ -502,6 +519,33 @@ static __always_inline struct pc_blk_request *pc_blk_state(struct pc_blk_config 
     return pc_blk_slot_state(cfg, rq, claim, 0);
 }
 
+/* Whether request rq is timed under the submitter filter (always without it). */
+static __always_inline int pc_blk_submitted_here(struct pc_blk_config *cfg, u64 rq)
+{
+    if (!(cfg->features & PC_BLK_F_SUBMITTER))
+        return 1;
+    u64 bio = 0;
+    bpf_probe_read_kernel(&bio, sizeof(bio), (void *)(rq + cfg->off_rq_bio));
+    return bio && pc_blk_submitted.lookup(&bio);
+}
+
+/* A request gets its first bio in the context of the task that submitted it. */
+RAW_TRACEPOINT_PROBE(block_getrq)
+{
+    struct pc_blk_config *cfg = pc_blk_cfg();
+    if (!cfg || !(cfg->features & PC_BLK_F_SUBMITTER))
+        return 0;
+    u64 bio = ctx->args[0];
+    if (bpf_get_current_cgroup_id() == cfg->submitter_cgroup) {
+        u32 one = 1;
+        pc_blk_submitted.update(&bio, &one);
+    } else {
+        /* The address of a bio of ours merged away and freed, now another's. */
+        pc_blk_submitted.delete(&bio);
+    }
+    return 0;
+}
+
 RAW_TRACEPOINT_PROBE(block_rq_insert)
 {
     struct pc_blk_config *cfg = pc_blk_cfg();
@@ -510,7 +554,7 @@ RAW_TRACEPOINT_PROBE(block_rq_insert)
     u64 rq = ctx->args[0];
     u64 q = 0;
     bpf_probe_read_kernel(&q, sizeof(q), (void *)(rq + cfg->off_rq_q));
-    if (!pc_blk_wanted(cfg, q))
+    if (!pc_blk_wanted(cfg, q) || !pc_blk_submitted_here(cfg, rq))
         return 0;
     struct pc_blk_request *r = pc_blk_state(cfg, rq, 1);
     if (r) {
@@ -536,7 +580,7 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
     }
     struct pc_blk_fields f;
     pc_blk_read_fields(cfg, rq, &f);
-    if (!pc_blk_wanted(cfg, f.q))
+    if (!pc_blk_wanted(cfg, f.q) || !pc_blk_submitted_here(cfg, rq))
         return 0;
     u32 op = pc_blk_op_index(cfg, f.cmd_flags);
     if ((cfg->features & PC_BLK_F_SIZE) && op < PC_BLK_OPS)
@@ -692,7 +736,7 @@ static __always_inline void pc_blk_end_stamped(struct pc_blk_config *cfg, u64 rq
     u32 data_len = (u32)(w[cfg->stamp_word_data_len & (PC_BLK_STAMP_WORDS - 1)]
                          >> (cfg->shift_data_len & 32));
     /* A partial completion (nr_bytes short of what is left) is not the request's end. */
-    if (nr_bytes < data_len)
+    if (nr_bytes < data_len || !pc_blk_submitted_here(cfg, rq))
         return;
     u32 op = pc_blk_op_index(cfg, cmd_flags);
     if (op >= PC_BLK_OPS)
@@ -727,6 +771,11 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     /* After the request's clock read, so a bio never ends before its request. */
     if (cfg->features & PC_BLK_F_BIO)
         pc_blk_end_request_bios(cfg, ctx->args[0], (u32)ctx->args[2]);
+    if (cfg->features & PC_BLK_F_SUBMITTER) {
+        u64 bio = 0;
+        bpf_probe_read_kernel(&bio, sizeof(bio), (void *)(ctx->args[0] + cfg->off_rq_bio));
+        pc_blk_submitted.delete(&bio);
+    }
     return 0;
 }
 
@@ -740,6 +789,9 @@ RAW_TRACEPOINT_PROBE(block_bio_queue)
 {
     struct pc_blk_config *cfg = pc_blk_cfg();
     if (!cfg || !(cfg->features & PC_BLK_F_BIO) || !cfg->dev)
+        return 0;
+    if ((cfg->features & PC_BLK_F_SUBMITTER)
+        && bpf_get_current_cgroup_id() != cfg->submitter_cgroup)
         return 0;
     u64 bio = ctx->args[0];
     struct pc_blk_fields f;
@@ -1098,6 +1150,19 @@ def check_sample(sample_every: int) -> None:
         )
 
 
+def configure_submitter(bpf: Any, cgroup: int) -> None:
+    """Switch the submitter filter on for cgroup v2 id ``cgroup`` (0: off). Called after
+    :func:`configure_block_program`, whose new target resets the features."""
+    config = bpf[b"pc_blk_config"]
+    features = int(read_config(config).features)
+    if cgroup:
+        bpf[b"pc_blk_submitted"].clear()
+        fields = {"off_rq_bio": bio_layout().off_rq_bio, "submitter_cgroup": cgroup}
+        write_config(config, {**fields, "features": features | FEATURE_SUBMITTER})
+    elif features & FEATURE_SUBMITTER:
+        write_config(config, {"submitter_cgroup": 0, "features": features & ~FEATURE_SUBMITTER})
+
+
 def configure_block_program(
     bpf: Any, dev: int, feature: int, layout: BlockLayout, sample_every: int = 1
 ) -> None:
@@ -1133,7 +1198,7 @@ class _BlockProbe(CatalogProbe):
     )
     C_SOURCE: ClassVar[str] = BLOCK_PROGRAM_C
     attach: ClassVar[str] = ATTACH_RAW_TRACEPOINT
-    filters: ClassVar[tuple[str, ...]] = ("dev",)
+    filters: ClassVar[tuple[str, ...]] = ("dev", SUBMITTER_SETTING)
     feature: ClassVar[int]
     #: The tracepoints this probe's numbers come from (its handlers; the program has four).
     sources: ClassVar[tuple[str, ...]]
@@ -1146,7 +1211,22 @@ class _BlockProbe(CatalogProbe):
         # Not all four: block_rq_insert fires for every request even under "none"
         # (plugged I/O is inserted when the plug is flushed), so block.latency alone
         # would run three programs per request instead of two (bench/RESULTS.md).
-        return tuple((ATTACH_RAW_TRACEPOINT, name) for name in self.sources)
+        return tuple((ATTACH_RAW_TRACEPOINT, name) for name in self.sources) + self._getrq()
+
+    #: Whether the last configure switched the submitter filter on.
+    submitter: bool = False
+
+    def _getrq(self) -> tuple[Handler, ...]:
+        # The submitter filter learns each request's submitter where it gets its bio.
+        return ((ATTACH_RAW_TRACEPOINT, "block_getrq"),) if self.submitter else ()
+
+    def _configure_submitter(self, bpf: Any, settings: Mapping[str, int]) -> None:
+        cgroup = setting(settings, SUBMITTER_SETTING)
+        configure_submitter(bpf, cgroup)
+        self.submitter = cgroup != 0
+
+    def _filter_provenance(self) -> list[str]:
+        return [SUBMITTER_PROVENANCE] if self.submitter else []
 
     def release(self, bpf: Any) -> None:
         """Switch this probe's part of the shared program off (see :meth:`configure`)."""
@@ -1165,13 +1245,14 @@ class _BlockProbe(CatalogProbe):
     def configure(self, bpf: Any, settings: Mapping[str, int]) -> None:
         sample = setting(settings, SAMPLE_SETTING) or 1
         configure_block_program(bpf, setting(settings, "dev"), self.feature, block_layout(), sample)
+        self._configure_submitter(bpf, settings)
         self.sample_every = sample
 
     def provenance(self) -> list[str]:
         events = self.events()
         if self.sample_every > 1:
             events.append(f"{SAMPLE_PROVENANCE}{self.sample_every}")
-        return events
+        return events + self._filter_provenance()
 
 
 class BlockLatencyProbe(_BlockProbe):
@@ -1217,6 +1298,7 @@ class BlockLatencyProbe(_BlockProbe):
         configure_block_program(bpf, dev, feature, layout, sample)
         config = bpf[b"pc_blk_config"]
         write_config(config, {"features": int(read_config(config).features) & ~other})
+        self._configure_submitter(bpf, settings)
         self.sample_every = sample
 
     def release(self, bpf: Any) -> None:
@@ -1227,7 +1309,7 @@ class BlockLatencyProbe(_BlockProbe):
 
     def handlers(self) -> tuple[Handler, ...]:
         if self.stamp is not None:
-            return ((ATTACH_RAW_TRACEPOINT, "block_rq_complete"),)
+            return ((ATTACH_RAW_TRACEPOINT, "block_rq_complete"), *self._getrq())
         return super().handlers()
 
     def provenance(self) -> list[str]:
@@ -1236,7 +1318,7 @@ class BlockLatencyProbe(_BlockProbe):
         events = [f"{self.attach}:block:block_rq_complete", f"request.{self.stamp}"]
         if self.sample_every > 1:
             events.append(f"{SAMPLE_PROVENANCE}{self.sample_every}")
-        return events
+        return events + self._filter_provenance()
 
     def series_names(self) -> list[str]:
         return [f"block.latency.{op}" for op in BLOCK_OPS]
@@ -1345,6 +1427,7 @@ class BlockConfigStruct(ctypes.Structure):
         *((name, ctypes.c_uint32) for name in BlockLayout.__dataclass_fields__),
         *((name, ctypes.c_uint32) for name in BioLayout.__dataclass_fields__),
         *((name, ctypes.c_uint32) for name in StampLayout.__dataclass_fields__),
+        ("submitter_cgroup", ctypes.c_uint64),
     ]
 
 
@@ -1353,6 +1436,7 @@ __all__ = [
     "BLOCK_PROGRAM_C",
     "SAMPLED_PROBES",
     "SAMPLE_SETTING",
+    "SUBMITTER_SETTING",
     "BioLayout",
     "BlockBioLatencyProbe",
     "BlockConfigStruct",

@@ -17,6 +17,9 @@ Settings keys a probe reads in ``configure(bpf, settings)`` (all ints; absent or
     only tasks in that cgroup.
 ``port``
     a TCP port: only connections with this local or remote port.
+``submitter_cgroup_id``
+    a cgroup v2 id: block probes time only the I/O tasks of that cgroup submitted (a
+    test's own, see :mod:`perfcheck.run.around`).
 """
 
 from __future__ import annotations

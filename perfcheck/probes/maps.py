@@ -20,7 +20,8 @@ def percpu_array_sums(table: Any, length: int) -> list[int]:
     sums = [0] * length
     try:
         for key, value in table.items_lookup_batch():
-            index = int(key.value)
+            # bcc 0.26 yields an array's keys as plain ints (a ctypes key in older fakes).
+            index = int(getattr(key, "value", key))
             if index < length:
                 sums[index] = sum(int(v) for v in value)
         return sums

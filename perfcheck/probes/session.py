@@ -236,10 +236,13 @@ class ProbeSession:
             ) from exc
 
     def snapshot(self) -> ProbeCounters:
+        """The attached probes' maps (a detached probe's do not change meanwhile, and
+        reading them cost a round of a scenario that does not measure them)."""
         bpf = self._require()
         out = ProbeCounters()
         for probe in self.probes:
-            out = out.merged(probe.read(bpf))
+            if probe.name in self._active:
+                out = out.merged(probe.read(bpf))
         return out
 
     def provenance(self) -> dict[str, list[str]]:

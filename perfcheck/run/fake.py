@@ -7,14 +7,16 @@ tested separately against the kernel; this never replaces those tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from perfcheck.model.histogram import LogLinearHistogram
 from perfcheck.probes.base import ProbeCounters
 from perfcheck.probes.block import BLOCK_OPS
+from perfcheck.system.cgroup import WorkloadCgroup
 from perfcheck.system.targets import BlockTarget
 from perfcheck.workloads.rounds import WorkloadReport
 
@@ -114,6 +116,12 @@ def fake_target() -> BlockTarget:
     )
 
 
+@contextlib.contextmanager
+def fake_cgroup() -> Iterator[WorkloadCgroup]:
+    """A cgroup that is none: the process stays where it is (for fake probes)."""
+    yield WorkloadCgroup(path=Path(os.devnull), id=1)
+
+
 def use_fakes(
     harness: Harness,
     latency_ns: Callable[[int, int], int],
@@ -130,4 +138,5 @@ def use_fakes(
     harness.probe_factory = lambda names: probes
     harness.target_factory = lambda writes: fake_target()
     harness.workload_factory = lambda scenario, target: FakeBlockWorkload(probes, latency_ns)
+    harness.join_cgroup = fake_cgroup
     return probes

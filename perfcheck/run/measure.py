@@ -259,6 +259,22 @@ def _plan(scenario: Scenario, rounds: int | None, seconds: float | None) -> Roun
     )
 
 
+def keep_measured_series(
+    results: list[RoundResult], probes: tuple[str, ...], tool_prefix: str = ""
+) -> None:
+    """Keep in each round the workload tool's own series (names starting ``tool_prefix``;
+    none when empty) and the series of ``probes`` (a shared probe session may hold more)
+    with enough samples to be statistics."""
+    for rnd in results:
+        keep = _keep_probe_series(rnd.histograms, probes)
+        rnd.histograms = {
+            k: h
+            for k, h in rnd.histograms.items()
+            if (tool_prefix and k.startswith(tool_prefix))
+            or (k in keep and (k.startswith("block.") or h.total >= MIN_PROBE_SAMPLES_PER_ROUND))
+        }
+
+
 def _measurement(
     scenario: Scenario,
     results: list[RoundResult],
@@ -270,14 +286,7 @@ def _measurement(
     """The measurement of ``results``: per round the workload tool's own series (names
     starting ``tool_prefix``) and the series of the probes the scenario names (a shared
     probe session may hold more) with enough samples; the probes' provenance."""
-    for rnd in results:
-        keep = _keep_probe_series(rnd.histograms, scenario.probes)
-        rnd.histograms = {
-            k: h
-            for k, h in rnd.histograms.items()
-            if k.startswith(tool_prefix)
-            or (k in keep and (k.startswith("block.") or h.total >= MIN_PROBE_SAMPLES_PER_ROUND))
-        }
+    keep_measured_series(results, scenario.probes, tool_prefix)
     if probes is not None:
         provenance.update({k: v for k, v in probes.provenance().items() if k in scenario.probes})
     return Measurement(

@@ -10,7 +10,7 @@ Nothing here knows pytest.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from perfcheck.probes.features import (
 from perfcheck.probes.session import ProbeBackend, ProbeSession
 from perfcheck.run.measure import measure, scenario_writes
 from perfcheck.run.settings import HarnessSettings
+from perfcheck.system.cgroup import WorkloadCgroup, process_in_own_cgroup
 from perfcheck.system.filesystems import MountedFilesystem, remove_leftover_mounts
 from perfcheck.system.knobs import WORKQUEUE_AFFINITY_SCOPE, restore_leftover_knobs, sysfs_setting
 from perfcheck.system.netns import remove_leftover_network
@@ -116,6 +117,11 @@ class RunResources:
     #: The scenario whose filesystem is mounted, and the filesystem, until another
     #: scenario is measured (a filesystem scenario's extra rounds reuse it).
     _filesystem: tuple[str, MountedFilesystem] | None = None
+    #: Puts this process in a cgroup of its own while probes time a test's code
+    #: (perfcheck.run.around); replaceable for tests.
+    join_cgroup: Callable[[], contextlib.AbstractContextManager[WorkloadCgroup]] = (
+        process_in_own_cgroup
+    )
 
     # -- shared resources -------------------------------------------------------------
 
@@ -160,10 +166,18 @@ class RunResources:
             self._cleanup.callback(backend.close)
         missing = set(names) - set(self._probe_names)
         if missing:
-            raise RuntimeError(f"probes {sorted(missing)} were not declared before the session")
+            # A test's own code names its probes only when it runs (perfcheck_probes): the
+            # session is compiled again with them, once.
+            self._cleanup_probes()
+            return self._probe_session(names)
         if self._probes is None or not set(names) - set(self.skipped_probes):
             return None
         return self._probes
+
+    def _cleanup_probes(self) -> None:
+        if self._probes is not None:
+            backend, self._probes = self._probes, None
+            backend.close()
 
     def _skip_unavailable_probes(self) -> None:
         """Leave out the declared probes this machine cannot load, each with a notice.
@@ -174,6 +188,8 @@ class RunResources:
         """
         skipped = self.probe_availability(list(self._probe_names))
         for name, reason in sorted(skipped.items()):
+            if name in self.skipped_probes:
+                continue  # said when the session was first compiled
             optional = bool(getattr(CATALOG.get(name), "optional", False))
             if self.settings.require_bpf and not optional:
                 raise CapabilityError(f"probe {name} cannot load here: {reason}")
@@ -248,6 +264,15 @@ class RunResources:
                 self._scratch = ScratchLoopDevice.create(self.settings.scratch_size_mib)
                 self._scratch_stack.callback(self._scratch.close)
             target = self._scratch
+        if target.disk not in self._scheduled_disks:
+            stack = self._scratch_stack if target is self._scratch else self._cleanup
+            self._set_up_queue(target, stack)
+            self._scheduled_disks.add(target.disk)
+        return target
+
+    def _set_up_queue(self, target: BlockTarget, stack: contextlib.ExitStack) -> None:
+        """The run's noise control, scheduler and queue settings on ``target``'s disk, put
+        back when ``stack`` closes (the noise control at the end of the run)."""
         if self.settings.tune and not self._tuned and target.disk.startswith("loop"):
             # A loop device's I/O runs in a kworker: keep it on the submitting CPU.
             self._tuned = True
@@ -257,15 +282,23 @@ class RunResources:
         # put on a known scheduler ("none") unless the run asks for another.
         default = "none" if isinstance(target, ScratchLoopDevice) else None
         scheduler = self.settings.scheduler or default
-        if target.disk not in self._scheduled_disks:
-            stack = self._scratch_stack if target is self._scratch else self._cleanup
-            if scheduler:
-                stack.enter_context(io_scheduler(target.disk, scheduler))
-            # After the scheduler: changing it resets queue attributes such as nr_requests.
-            for name, value in self.settings.queue:
-                stack.enter_context(queue_setting(target.disk, name, value))
-            self._scheduled_disks.add(target.disk)
-        return target
+        if scheduler:
+            stack.enter_context(io_scheduler(target.disk, scheduler))
+        # After the scheduler: changing it resets queue attributes such as nr_requests.
+        for name, value in self.settings.queue:
+            stack.enter_context(queue_setting(target.disk, name, value))
+
+    @contextlib.contextmanager
+    def own_scratch(self, size_mib: int) -> Iterator[ScratchLoopDevice]:
+        """A scratch loop device of its own, for a test's code to write freely: on the
+        run's scheduler and queue settings, released (with them) on the way out. Not the
+        run's shared device, which a FAIL's fresh session replaces under the code's feet."""
+        self._clean_leftovers()
+        with contextlib.ExitStack() as stack:
+            device = ScratchLoopDevice.create(size_mib)
+            stack.callback(device.close)
+            self._set_up_queue(device, stack)
+            yield device
 
     @property
     def mount_point(self) -> Path | None:

@@ -19,7 +19,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,4 +149,40 @@ def kill_tasks(path: Path, timeout_s: float = 5.0) -> None:
         time.sleep(0.005)
 
 
-__all__ = ["CGROUP_MARKER", "WorkloadCgroup", "cgroup2_root", "cgroup_id", "kill_tasks"]
+def _own_cgroup(root: Path) -> Path:
+    """This process's cgroup v2 directory (``0::/path`` in /proc/self/cgroup)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return root / line.removeprefix("0::").lstrip("/")
+    return root
+
+
+@contextlib.contextmanager
+def process_in_own_cgroup() -> Iterator[WorkloadCgroup]:
+    """This process (all its threads, and children it forks meanwhile) in a new cgroup v2
+    while the block runs; back in its own cgroup afterwards, the new one removed."""
+    cgroup = WorkloadCgroup.create()
+    home = _own_cgroup(cgroup.path.parent)
+    try:
+        try:
+            cgroup.add(os.getpid())
+        except OSError as exc:
+            raise CapabilityError(
+                f"{cgroup.path}: cannot move process {os.getpid()} in ({exc.strerror}); run as root"
+            ) from exc
+        try:
+            yield cgroup
+        finally:
+            (home / "cgroup.procs").write_text(str(os.getpid()))
+    finally:
+        cgroup.close()
+
+
+__all__ = [
+    "CGROUP_MARKER",
+    "WorkloadCgroup",
+    "cgroup2_root",
+    "cgroup_id",
+    "kill_tasks",
+    "process_in_own_cgroup",
+]

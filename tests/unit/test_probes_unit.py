@@ -95,6 +95,7 @@ class FakeArray:
         self.values: list[Any] = [leaf() for _ in range(length)]
         self.per_cpu: list[list[int]] = [[0] * cpus for _ in range(length)] if cpus else []
         self.batch_works = True
+        self.key_reads = 0
 
     def __getitem__(self, key: Any) -> Any:
         return self.values[int(key.value)]
@@ -105,10 +106,11 @@ class FakeArray:
     def items_lookup_batch(self) -> Iterator[tuple[Any, list[int]]]:
         if not self.batch_works:
             raise Exception("BPF_MAP_LOOKUP_BATCH has failed: Invalid argument")
-        for i, values in enumerate(self.per_cpu):
-            yield ctypes.c_int(i), values
+        # As bcc 0.26 does: an array's keys come back as plain ints.
+        yield from enumerate(self.per_cpu)
 
     def sum(self, key: Any) -> Any:
+        self.key_reads += 1
         return ctypes.c_uint64(sum(self.per_cpu[int(key.value)]))
 
     def clear(self) -> None:  # bcc zeroes every entry of an array
@@ -356,6 +358,9 @@ def test_percpu_arrays_are_summed_over_cpus_with_or_without_batch_reads() -> Non
     table.per_cpu[3] = [5, 7]
     table.per_cpu[7] = [0, 1]
     assert percpu_array_sums(table, 8) == [0, 0, 0, 12, 0, 0, 0, 1]
+    # One batch syscall, not a syscall per slot: 4096 key reads per snapshot of the block
+    # histograms cost 35 ms of every round.
+    assert table.key_reads == 0
     table.batch_works = False
     assert percpu_array_sums(table, 8) == [0, 0, 0, 12, 0, 0, 0, 1]
 
@@ -470,6 +475,9 @@ def test_every_handler_a_probe_names_is_in_its_c_source(name: str) -> None:
     }
     assert set(probe.handlers()) <= in_source
     sharing = [p() for p in CATALOG.values() if p.C_SOURCE == probe.C_SOURCE]
+    for shared in sharing:  # the block submitter filter adds a handler when it is on
+        if hasattr(shared, "submitter"):
+            shared.submitter = True
     assert {h for p in sharing for h in p.handlers()} == in_source
 
 
