@@ -387,3 +387,62 @@ def test_a_command_asking_for_a_namespace_runs_inside_it(tmp_path: Path) -> None
     assert name.startswith("perfcheck-net-") and links == "1"
     assert measurement.environment["command.netns"] == "private"
     assert not Path("/run/netns", name).exists()  # deleted with the measurement
+
+
+# -- a command on a filesystem of the scratch device -----------------------------------------
+
+#: sqlite3 inserts, each its own transaction with synchronous=FULL (an fsync per commit), in
+#: a database on an ext4 filesystem perfcheck makes on the scratch device: the command finds
+#: the filesystem through PERFCHECK_MOUNT, and block.latency sees its writes.
+SQLITE_ON_EXT4 = """\
+probes = ["block.latency"]
+
+[target]
+filesystem = "ext4"
+
+[workload]
+kind = "command"
+shell = '''
+test -d "$PERFCHECK_MOUNT" || exit 3
+db="$PERFCHECK_MOUNT/bench.db"
+rm -f "$db"
+{ echo "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t(x);";
+  for i in $(seq 200); do echo "INSERT INTO t VALUES($i);"; done; } | sqlite3 "$db"
+'''
+
+[rounds]
+count = 3
+warmup = 1
+"""
+
+
+@pytest.mark.realbpf
+@pytest.mark.realfio
+@requires_bpf
+@requires_fio
+@pytest.mark.skipif(
+    not Path("/usr/bin/sqlite3").exists(), reason="needs sqlite3 (apt-get install sqlite3)"
+)
+def test_a_command_runs_on_the_scenarios_filesystem(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    scenario = write_scenario(tmp_path / "scenarios", "sqlite-ext4", SQLITE_ON_EXT4)
+    result = perfcheck(
+        pytester,
+        tmp_path / "b",
+        scenario,
+        "--perfcheck-update",
+        f"--perfcheck-save={tmp_path / 'out.json'}",
+    )
+    assert result.ret == 0, result.stdout.str()
+    measurement = load_results(tmp_path / "out.json").scenarios["sqlite-ext4"].measurement
+    assert measurement.environment["target.filesystem"] == "ext4"
+    for rnd in measurement.rounds:
+        # 200 commits, each made durable: at least as many writes reach the device.
+        assert rnd.histograms["block.latency.write"].total >= 200
+        assert rnd.scalars[WALL_METRIC] > 0
+    assert not [
+        line
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if "/run/perfcheck/mnt-" in line
+    ]
