@@ -36,6 +36,8 @@ PACKAGES=(
   stress-ng
   chromium      # renders the HTML report in tests
   postgresql    # the results store's PostgreSQL tests run a private server
+  e2fsprogs     # mkfs.ext4 and dumpe2fs for ext4 filesystem targets
+  sqlite3       # a real test runs sqlite3 on an ext4 filesystem target
 )
 
 DEBUGFS_DIR=/sys/kernel/debug

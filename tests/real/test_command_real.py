@@ -9,6 +9,7 @@ message; an interrupted or killed run leaves no process, cgroup or directory beh
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -421,7 +422,7 @@ warmup = 1
 @requires_bpf
 @requires_fio
 @pytest.mark.skipif(
-    not Path("/usr/bin/sqlite3").exists(), reason="needs sqlite3 (apt-get install sqlite3)"
+    shutil.which("sqlite3") is None, reason="needs sqlite3 (apt-get install sqlite3)"
 )
 def test_a_command_runs_on_the_scenarios_filesystem(
     pytester: pytest.Pytester, tmp_path: Path
